@@ -1,0 +1,21 @@
+"""polynn: multilayer perceptrons from scratch, written once against the Python array API
+standard and run on NumPy, JAX, CuPy, PyTorch or array-api-strict."""
+
+from polynn import backend as backends
+from polynn import datasets
+from polynn.backend import BackendUnavailableError, available_backends, get_backend
+from polynn.model import MLP
+from polynn.train import DivergenceError, History
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MLP",
+    "BackendUnavailableError",
+    "DivergenceError",
+    "History",
+    "available_backends",
+    "backends",
+    "datasets",
+    "get_backend",
+]

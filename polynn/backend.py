@@ -1,0 +1,335 @@
+"""The only module that knows backends.
+
+A :class:`Backend` maps a name ("numpy", "jax", "cupy", "torch", "array_api_strict") to its
+array namespace and device, moves arrays between the host (NumPy) and the device, and supplies
+``compile`` (``jax.jit`` on JAX, identity elsewhere). Everything else in polynn talks to arrays
+through ``backend.xp`` and the functions here.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+BACKENDS = ("numpy", "jax", "cupy", "torch", "array_api_strict")
+DTYPES = ("float32", "float64", "bfloat16")
+_EXTRA = {
+    "jax": "jax",
+    "cupy": "cupy",
+    "torch": "torch",
+    "array_api_strict": "strict",
+}
+ENV_VAR = "POLYNN_BACKEND"
+
+
+class BackendUnavailableError(ImportError):
+    """A backend was asked for but cannot run here; the message says why and what to install."""
+
+
+def default_backend_name() -> str:
+    return os.environ.get(ENV_VAR) or "numpy"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Hashable by (name, namespace, device): equal backends share compiled code."""
+
+    name: str
+    xp: Any  # the array namespace
+    device: Any  # the namespace's own device object, or None for its default
+
+    # -- arrays in and out -----------------------------------------------------------------------
+    def dtype(self, name: str):
+        """The namespace's dtype object for "float32", "float64" or "bfloat16"."""
+        if name not in DTYPES:
+            raise ValueError(f"unknown dtype {name!r}; choose one of {DTYPES}")
+        if name == "float64" and self.name == "jax":
+            _enable_jax_x64()
+        if name == "bfloat16":
+            if self.name not in ("jax", "torch"):
+                raise ValueError(f"dtype 'bfloat16' is not supported by backend {self.name!r}")
+            return self.xp.bfloat16
+        return getattr(self.xp, name)
+
+    def asarray(self, host, dtype=None, copy: bool = True):
+        """Move a host array (anything NumPy accepts) to this backend's device, optionally cast.
+
+        Casting happens on the host where NumPy has the dtype, so every backend receives the
+        same bits. ``copy=True`` guarantees the result never shares memory with ``host``."""
+        host = np.asarray(host)
+        if dtype is not None and dtype != "bfloat16":
+            host = host.astype(dtype, copy=False)
+        if self.name == "cupy":
+            with self.device:
+                out = self.xp.asarray(host)
+        elif self.name == "torch":
+            out = self.xp.asarray(np.array(host, copy=copy), device=self.device)
+        else:
+            out = self.xp.asarray(host, device=self.device, copy=copy)
+        if dtype == "bfloat16":
+            out = self.xp.astype(out, self.dtype("bfloat16"))
+        return out
+
+    def to_host(self, x) -> np.ndarray:
+        """A NumPy copy (or view, on CPU backends) of a backend array or Python scalar."""
+        return to_host(x)
+
+    # -- compiled execution ---------------------------------------------------------------------
+    def compile(self, fn, **jit_options):
+        """``jax.jit(fn)`` on JAX; ``fn`` itself on eager backends."""
+        if self.name == "jax":
+            import jax
+
+            return jax.jit(fn, **jit_options)
+        return fn
+
+    def repeat(self, body, max_steps: int):
+        """Build ``run(carry, n, *args, stop=None) -> (carry, outs, n_done)`` applying
+        ``carry, out = body(carry, *args)`` ``n <= max_steps`` times.
+
+        ``out`` is a tuple of 0-d arrays; ``outs`` stacks them (length ``max_steps`` on JAX, of
+        which the first ``n_done`` are valid; ``n_done`` elsewhere). On JAX the whole loop is one
+        compiled ``lax.fori_loop`` with a dynamic trip count, so changing ``n`` never recompiles.
+        Eager loops check ``stop()`` after every step and end early when it returns True."""
+        if self.name == "jax":
+            import jax
+            from jax import lax
+
+            def run_jax(carry, n, *args):
+                shapes = jax.eval_shape(body, carry, *args)[1]
+                buffers = tuple(self.xp.zeros((max_steps,), dtype=s.dtype) for s in shapes)
+
+                def one(i, state):
+                    carry, buffers = state
+                    carry, out = body(carry, *args)
+                    return carry, tuple(b.at[i].set(o) for b, o in zip(buffers, out))
+
+                return lax.fori_loop(0, n, one, (carry, buffers))
+
+            compiled = jax.jit(run_jax)
+
+            def run(carry, n, *args, stop=None):
+                carry, outs = compiled(carry, n, *args)
+                return carry, outs, n
+
+            return run
+
+        def run_eager(carry, n, *args, stop=None):
+            outs = []
+            for _ in range(n):
+                carry, out = body(carry, *args)
+                outs.append(out)
+                if stop is not None and stop():
+                    break
+            return carry, _stack(self.xp, outs), len(outs)
+
+        return run_eager
+
+    def scan(self, body, carry, xs, stop=None):
+        """``lax.scan`` on JAX (call it inside a compiled function); a Python loop elsewhere.
+
+        ``body(carry, *x) -> (carry, out)`` is applied to each slice ``x`` of the arrays in ``xs``
+        along their first axis; returns ``(carry, stacked outs, n_done)``. Eager loops check
+        ``stop()`` after every step."""
+        if self.name == "jax":
+            from jax import lax
+
+            carry, outs = lax.scan(lambda c, x: body(c, *x), carry, xs)
+            return carry, outs, xs[0].shape[0]
+        outs = []
+        for i in range(xs[0].shape[0]):
+            carry, out = body(carry, *(x[i, ...] for x in xs))
+            outs.append(out)
+            if stop is not None and stop():
+                break
+        return carry, _stack(self.xp, outs), len(outs)
+
+    def sync(self, x):
+        """Block until the device work producing ``x`` is done (for timing); returns x."""
+        if self.name == "jax":
+            import jax
+
+            jax.block_until_ready(x)
+        elif self.name == "cupy":
+            self.xp.cuda.get_current_stream().synchronize()
+        elif self.name == "torch" and getattr(self.device, "type", "cpu") == "cuda":
+            import torch
+
+            torch.cuda.synchronize(self.device)
+        return x
+
+    @property
+    def device_name(self) -> str:
+        return str(self.device) if self.device is not None else "default"
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r}, device={self.device_name!r})"
+
+
+def _stack(xp, outs):
+    """Stack a list of tuples of 0-d arrays into a tuple of 1-d arrays."""
+    if not outs:
+        return ()
+    return tuple(xp.stack(column) for column in zip(*outs))
+
+
+def to_host(x) -> np.ndarray:
+    """Copy any supported backend array (NumPy, CuPy, JAX, PyTorch, array-api-strict) to NumPy."""
+    if isinstance(x, np.ndarray):
+        return x
+    module = type(x).__module__.split(".")[0]
+    if module == "cupy":
+        return x.get()
+    if module == "torch":
+        return x.detach().cpu().numpy()
+    if module in ("jax", "jaxlib"):
+        return np.asarray(x)
+    if module == "array_api_strict":
+        return np.from_dlpack(x)
+    return np.asarray(x)
+
+
+def _unavailable(name: str, reason: str) -> BackendUnavailableError:
+    extra = _EXTRA.get(name)
+    hint = f" Install it with: pip install 'polynn[{extra}]'." if extra else ""
+    return BackendUnavailableError(f"backend {name!r} is not available: {reason}.{hint}")
+
+
+_x64_announced = False
+
+
+def _enable_jax_x64() -> None:
+    """float64 on JAX needs x64 mode, which is global: turn it on and say so, once."""
+    global _x64_announced
+    import jax
+
+    if not jax.config.jax_enable_x64:
+        jax.config.update("jax_enable_x64", True)
+        if not _x64_announced:
+            warnings.warn(
+                "dtype='float64' on JAX: enabled jax_enable_x64 for this process "
+                "(JAX computes in float32 otherwise)",
+                stacklevel=4,
+            )
+            _x64_announced = True
+
+
+def _parse_index(device, default=0) -> int:
+    """'gpu:1' / 'cuda:1' / 1 -> 1; 'gpu' / None -> default."""
+    if device is None:
+        return default
+    if isinstance(device, int):
+        return device
+    _, _, index = str(device).partition(":")
+    return int(index) if index else default
+
+
+@functools.cache
+def _namespace(name: str):
+    if name == "numpy":
+        import array_api_compat.numpy as xp
+    elif name == "jax":
+        try:
+            import jax.numpy as xp
+        except ImportError as e:
+            raise _unavailable(name, f"JAX is not installed ({e})") from None
+    elif name == "torch":
+        try:
+            importlib.import_module("torch")
+        except ImportError as e:
+            raise _unavailable(name, f"PyTorch is not installed ({e})") from None
+        import array_api_compat.torch as xp
+    elif name == "cupy":
+        try:
+            cupy = importlib.import_module("cupy")
+        except ImportError as e:
+            raise _unavailable(name, f"CuPy is not installed ({e})") from None
+        # CuPy imports on a machine without a GPU and fails at the first array.
+        try:
+            usable = cupy.cuda.is_available()
+            reason = "cupy.cuda.is_available() is False (no NVIDIA GPU or CUDA driver)"
+        except Exception as e:  # noqa: BLE001 - any CUDA runtime error means "not usable"
+            usable, reason = False, f"no usable NVIDIA GPU ({type(e).__name__}: {e})"
+        if not usable:
+            raise _unavailable(name, reason)
+        import array_api_compat.cupy as xp
+    elif name == "array_api_strict":
+        try:
+            xp = importlib.import_module("array_api_strict")
+        except ImportError as e:
+            raise _unavailable(name, f"array-api-strict is not installed ({e})") from None
+    else:
+        raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
+    return xp
+
+
+def _device(name: str, xp, device):
+    if name == "numpy":
+        if device not in (None, "cpu"):
+            raise ValueError(f"backend 'numpy' runs on 'cpu' only, not {device!r}")
+        return None
+    if name == "jax":
+        import jax
+
+        if device is None or not isinstance(device, (str, int)):
+            return device  # None (JAX's default) or a jax.Device
+        platform = str(device).partition(":")[0].replace("cuda", "gpu")
+        try:
+            devices = jax.devices(platform)
+        except RuntimeError as e:
+            raise _unavailable(name, f"JAX has no {platform!r} device ({e})") from None
+        index = _parse_index(device)
+        if index >= len(devices):
+            raise ValueError(f"JAX has {len(devices)} {platform} device(s); no index {index}")
+        return devices[index]
+    if name == "torch":
+        import torch
+
+        dev = torch.device(device if device is not None else "cpu")
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise _unavailable(name, "torch.cuda.is_available() is False (no usable GPU)")
+        return dev
+    if name == "cupy":
+        import cupy
+
+        index = _parse_index(device)
+        if index >= cupy.cuda.runtime.getDeviceCount():
+            raise ValueError(f"CuPy sees {cupy.cuda.runtime.getDeviceCount()} GPU(s); no {index}")
+        return cupy.cuda.Device(index)
+    if name == "array_api_strict":
+        if device is None:
+            return None
+        return device if not isinstance(device, str) else xp.Device(device)
+    raise AssertionError(name)
+
+
+def get_backend(name: str | Backend | None = None, device=None) -> Backend:
+    """Resolve a backend by name (default: ``$POLYNN_BACKEND`` or "numpy") and device.
+
+    Raises :class:`BackendUnavailableError` naming the backend, the reason and the extra to
+    install when it cannot run here; ValueError for an unknown name or device."""
+    if isinstance(name, Backend):
+        return name if device is None else get_backend(name.name, device)
+    name = name or default_backend_name()
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
+    xp = _namespace(name)
+    return Backend(name, xp, _device(name, xp, device))
+
+
+def available_backends() -> dict[str, str | None]:
+    """Every known backend mapped to None when usable here, or to the reason it is not."""
+    status = {}
+    for name in BACKENDS:
+        try:
+            get_backend(name)
+            status[name] = None
+        except BackendUnavailableError as e:
+            status[name] = str(e)
+    return status

@@ -1,0 +1,37 @@
+"""Weight initialisation, drawn on the host so that one seed gives the same bits everywhere.
+
+Weights are drawn in float64 with ``numpy.random.default_rng(seed)``, layer by layer, cast to the
+target dtype on the host, and only then moved to a backend. Biases start at zero.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _he(rng, n_in, n_out):
+    """He/Kaiming normal: N(0, 2 / n_in) — the reference program's ``randn * sqrt(2 / n_in)``."""
+    return rng.standard_normal((n_in, n_out)) * math.sqrt(2.0 / n_in)
+
+
+def _glorot(rng, n_in, n_out):
+    """Glorot/Xavier uniform: U(-a, a) with a = sqrt(6 / (n_in + n_out)) (Keras' default)."""
+    limit = math.sqrt(6.0 / (n_in + n_out))
+    return rng.uniform(-limit, limit, size=(n_in, n_out))
+
+
+INITIALIZERS = {"he": _he, "glorot": _glorot}
+
+
+def init_params(layer_sizes, init: str = "he", seed=0):
+    """Host float64 parameters: a tuple of ``(W (n_in, n_out), b (n_out,))``, one per layer."""
+    if init not in INITIALIZERS:
+        raise ValueError(f"unknown init {init!r}; choose one of {sorted(INITIALIZERS)}")
+    draw = INITIALIZERS[init]
+    rng = np.random.default_rng(seed)
+    return tuple(
+        (draw(rng, n_in, n_out), np.zeros(n_out))
+        for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:])
+    )

@@ -1,0 +1,346 @@
+"""The MLP class: configuration + parameters + backend; fit / predict / score / save."""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral
+
+import numpy as np
+
+from polynn.backend import get_backend, to_host
+from polynn.init import INITIALIZERS, init_params
+from polynn.nn import mlp as nn_mlp
+from polynn.nn.activations import ACTIVATIONS, get_activation
+from polynn.nn.losses import OUTPUTS
+from polynn.nn.optim import make_optimizer
+from polynn.train import DivergenceError, History, TrainSpec, run
+
+
+class MLP:
+    """A multilayer perceptron whose math runs on any array API backend.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int, length >= 2
+        ``[n_features, hidden..., n_outputs]``. Layer l has ``W`` ``(n_{l-1}, n_l)`` and ``b``
+        ``(n_l,)``.
+    activation : "relu" | "leaky_relu" | "tanh" | "sigmoid" | "identity"
+        Hidden-layer activation (``negative_slope`` configures leaky_relu; default 0.01).
+    output : "softmax" | "sigmoid" | "identity"
+        Output/loss pair: softmax + cross-entropy (integer labels 0..k-1), sigmoid + binary
+        cross-entropy (one output unit, 0/1 labels), identity + mean squared error.
+    backend : "numpy" | "jax" | "cupy" | "torch" | "array_api_strict", default ``$POLYNN_BACKEND``
+        or "numpy".
+    device : backend-specific device ("cpu", "gpu:0", "cuda:1", ...) or None for the default.
+    dtype : "float32" | "float64" | "bfloat16" (JAX and PyTorch only).
+    init : "he" (N(0, 2/n_in)) | "glorot" (uniform); drawn on the host, so a seed gives the same
+        initial weights, bit for bit, on every backend.
+    seed : int; fixes the initial weights and the shuffling of every later ``fit``.
+    """
+
+    def __init__(self, layer_sizes, *, activation="relu", output="softmax", backend=None,
+                 device=None, dtype="float32", init="he", seed=0, negative_slope=0.01):
+        self.layer_sizes = _check_layer_sizes(layer_sizes)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose one of "
+                             f"{sorted(ACTIVATIONS)}")
+        if output not in OUTPUTS:
+            raise ValueError(f"unknown output {output!r}; choose one of {sorted(OUTPUTS)}")
+        if output == "sigmoid" and self.layer_sizes[-1] != 1:
+            raise ValueError("output='sigmoid' (binary cross-entropy) needs exactly one output "
+                             f"unit, but layer_sizes ends with {self.layer_sizes[-1]}")
+        if init not in INITIALIZERS:
+            raise ValueError(f"unknown init {init!r}; choose one of {sorted(INITIALIZERS)}")
+        self.activation, self.output, self.init = activation, output, init
+        self.negative_slope = float(negative_slope)
+        self.seed = seed
+        self.backend = get_backend(backend, device)
+        self.dtype = dtype
+        self._dtype = self.backend.dtype(dtype)  # validates the name, enables x64 on JAX
+        self.params = self._to_backend(init_params(self.layer_sizes, init, seed))
+        self._reset_training_state()
+
+    # -- construction ----------------------------------------------------------------------------
+    @classmethod
+    def from_params(cls, params, *, activation="relu", output="softmax", backend=None,
+                    device=None, dtype=None, seed=0, negative_slope=0.01):
+        """Build a model around existing parameters: a sequence of ``(W, b)`` pairs as NumPy or
+        any backend's arrays (copied to the chosen backend). ``dtype`` defaults to W's dtype."""
+        host = tuple((to_host(W), to_host(b)) for W, b in params)
+        if not host:
+            raise ValueError("params is empty: need at least one (W, b) layer")
+        sizes = [host[0][0].shape[0]] if host[0][0].ndim == 2 else None
+        for layer, (W, b) in enumerate(host):
+            if W.ndim != 2 or b.shape != (W.shape[1],) or W.shape[0] != sizes[-1]:
+                raise ValueError(f"layer {layer}: W {W.shape} and b {b.shape} do not chain "
+                                 f"(expected W ({sizes[-1]}, n_out) and b (n_out,))")
+            sizes.append(W.shape[1])
+        if dtype is None:
+            dtype = str(host[0][0].dtype)
+            dtype = dtype if dtype in ("float32", "float64", "bfloat16") else "float32"
+        model = cls(sizes, activation=activation, output=output, backend=backend,
+                    device=device, dtype=dtype, seed=seed, negative_slope=negative_slope)
+        model.params = model._to_backend(host)
+        return model
+
+    def _to_backend(self, host_params):
+        return tuple((self.backend.asarray(W, self.dtype), self.backend.asarray(b, self.dtype))
+                     for W, b in host_params)
+
+    def _reset_training_state(self):
+        self._optimizer = None
+        self._opt_state = None
+        self._shuffle_rng = np.random.default_rng(self.seed)
+
+    @property
+    def _act(self):
+        return get_activation(self.activation, negative_slope=self.negative_slope)
+
+    @property
+    def n_features(self) -> int:
+        return self.layer_sizes[0]
+
+    @property
+    def n_outputs(self) -> int:
+        return self.layer_sizes[-1]
+
+    def __repr__(self) -> str:
+        return (f"MLP({self.layer_sizes}, activation={self.activation!r}, output={self.output!r}, "
+                f"backend={self.backend.name!r}, device={self.backend.device_name!r}, "
+                f"dtype={self.dtype!r})")
+
+    # -- data ------------------------------------------------------------------------------------
+    def _inputs(self, X, name="X"):
+        """Validated host array (m, n_features) of the model's dtype, moved to the backend."""
+        X = check_X(X, self.n_features, name)
+        return self.backend.asarray(X, self.dtype, copy=False)
+
+    def _targets(self, y, m, name="y"):
+        T = encode_targets(y, self.output, self.n_outputs, m, name)
+        return self.backend.asarray(T, self.dtype, copy=False)
+
+    # -- the math, exposed -----------------------------------------------------------------------
+    def forward(self, X):
+        """The output layer's pre-activation Z ``(m, n_outputs)`` as a backend array."""
+        Z, _ = nn_mlp.forward(self.params, self._inputs(X), self._act)
+        return Z
+
+    def value_and_grad(self, X, y, *, l2=0.0):
+        """The regularised loss (float) and the hand-derived gradients: a tuple of ``(dW, db)``
+        backend arrays per layer, shaped like ``params``."""
+        Xd = self._inputs(X)
+        loss, grads = nn_mlp.value_and_grad(self.params, Xd, self._targets(y, Xd.shape[0]),
+                                            self._act, self.output, _check_l2(l2))
+        return float(to_host(loss)), grads
+
+    def loss(self, X, y, *, l2=0.0) -> float:
+        """The regularised loss of the current parameters on (X, y), as a float."""
+        Xd = self._inputs(X)
+        value = nn_mlp.loss(self.params, Xd, self._targets(y, Xd.shape[0]), self._act,
+                            self.output, _check_l2(l2))
+        return float(to_host(value))
+
+    # -- training --------------------------------------------------------------------------------
+    def fit(self, X, y, *, lr=None, l2=0.0, epochs=100, batch_size=None, shuffle=True, seed=None,
+            optimizer="sgd", momentum=0.9, schedule=None, validation_split=None,
+            validation_data=None, patience=None, min_delta=0.0, restore_best_weights=True,
+            progress=False) -> History:
+        """Train on ``X`` ``(m, n_features)`` and labels/targets ``y``; returns a :class:`History`.
+
+        Full batch when ``batch_size`` is None (each step is an epoch; ``history.loss[k]`` is the
+        loss of step k's forward pass, before its update), mini-batches otherwise (per-epoch mean
+        loss). Calling ``fit`` again continues from the current weights, and from the optimizer
+        state and shuffling stream when the optimizer settings are unchanged.
+
+        ``optimizer``: "sgd", "momentum", "nesterov" or "adam"; ``lr`` defaults to 0.1 for sgd,
+        0.01 for momentum/nesterov and 0.001 for adam; ``schedule`` is None (constant) or a
+        schedule object from ``polynn.nn.optim``. ``validation_split`` (a fraction, taken from
+        the end of the data like Keras) or ``validation_data=(X_val, y_val)`` add validation
+        loss/accuracy per epoch; ``patience`` stops after that many epochs without improvement of
+        the validation loss by more than ``min_delta`` and restores the best weights.
+        ``seed`` reseeds the shuffling; Ctrl-C stops after the current step and keeps the
+        weights. A loss that becomes NaN/inf raises :class:`DivergenceError` and keeps the weights
+        from before the divergence.
+        """
+        X = check_X(X, self.n_features)
+        m = X.shape[0]
+        y = np.asarray(y)
+        if y.shape[:1] != (m,):
+            raise ValueError(f"X has {m} rows but y has shape {y.shape}: they must have the "
+                             "same number of rows")
+        validation = None
+        if validation_split is not None and validation_data is not None:
+            raise ValueError("give validation_split or validation_data, not both")
+        if validation_split is not None:
+            if not 0 < validation_split < 1:
+                raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
+            n_val = max(1, int(round(m * validation_split)))
+            if n_val >= m:
+                raise ValueError(f"validation_split={validation_split} leaves no training rows")
+            validation_data = (X[m - n_val:], y[m - n_val:])
+            X, y, m = X[: m - n_val], y[: m - n_val], m - n_val
+        if validation_data is not None:
+            X_val, y_val = validation_data
+            X_val = check_X(X_val, self.n_features, "X_val")
+            validation = (self.backend.asarray(X_val, self.dtype, copy=False),
+                          self._targets(y_val, X_val.shape[0], "y_val"))
+        if patience is not None and validation is None:
+            raise ValueError("early stopping (patience=...) needs validation_split or "
+                             "validation_data")
+        if batch_size is not None and (not isinstance(batch_size, Integral) or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+        if not isinstance(epochs, Integral) or epochs < 0:
+            raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+        T = self._targets(y, m)
+        Xd = self.backend.asarray(X, self.dtype, copy=False)
+        opt = self._optimizer_for(optimizer, lr, momentum, schedule)
+        if seed is not None:
+            self._shuffle_rng = np.random.default_rng(seed)
+        spec = TrainSpec(self.backend, self._act, self.output, _check_l2(l2), opt, int(epochs),
+                         batch_size, shuffle, self._shuffle_rng, patience, min_delta,
+                         restore_best_weights, progress)
+        try:
+            self.params, self._opt_state, history = run(spec, self.params, self._opt_state, Xd,
+                                                        T, validation)
+        except DivergenceError as err:
+            self.params, self._opt_state = err.params, err.opt_state
+            raise
+        return history
+
+    def _optimizer_for(self, name, lr, momentum, schedule):
+        defaults = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adam": 0.001}
+        if lr is None:
+            lr = defaults.get(name, 0.1)
+        options = {"momentum": momentum} if name in ("momentum", "nesterov") else {}
+        opt = make_optimizer(name, schedule if schedule is not None else lr, **options)
+        if opt != self._optimizer or self._opt_state is None:
+            self._optimizer, self._opt_state = opt, opt.init(self.params)
+        return opt
+
+    # -- inference -------------------------------------------------------------------------------
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities as a host NumPy array: ``(m, k)`` for softmax; ``(m, 2)`` columns
+        [P(0), P(1)] for sigmoid."""
+        if self.output == "identity":
+            raise ValueError("predict_proba needs a classifier (output='softmax' or 'sigmoid')")
+        P = to_host(nn_mlp.predict_output(self.params, self._inputs(X), self._act, self.output))
+        if self.output == "sigmoid":
+            P = np.concatenate([1.0 - P, P], axis=1)
+        return P
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted labels (int64 ``(m,)``) for classifiers, or values for regression (``(m,)``
+        with one output, else ``(m, k)``), as a host NumPy array."""
+        if self.output == "identity":
+            Z = to_host(self.forward(X))
+            return Z[:, 0] if Z.shape[1] == 1 else Z
+        Z = to_host(self.forward(X))
+        if self.output == "sigmoid":
+            return (Z[:, 0] > 0).astype(np.int64)
+        return np.argmax(Z, axis=1).astype(np.int64)
+
+    def score(self, X, y) -> float:
+        """Accuracy for classifiers; the coefficient of determination R² for regression."""
+        X = check_X(X, self.n_features)
+        pred = self.predict(X)
+        if self.output != "identity":
+            labels = encode_targets(y, self.output, self.n_outputs, X.shape[0])
+            truth = labels.argmax(axis=1) if self.output == "softmax" else labels[:, 0]
+            return float(np.mean(pred == truth))
+        y = np.asarray(y, dtype=np.float64).reshape(pred.shape)
+        ss_res = np.sum((y - pred) ** 2)
+        ss_tot = np.sum((y - y.mean(axis=0)) ** 2)
+        return float(1.0 - ss_res / ss_tot) if ss_tot > 0 else 0.0
+
+    def to(self, backend=None, device=None, dtype=None) -> MLP:
+        """A copy of this model on another backend/device/dtype (same weights)."""
+        return MLP.from_params(self.params, activation=self.activation, output=self.output,
+                               backend=backend, device=device, dtype=dtype or self.dtype,
+                               seed=self.seed, negative_slope=self.negative_slope)
+
+    def host_params(self):
+        """The parameters as host NumPy arrays: a tuple of ``(W, b)``."""
+        return tuple((to_host(W), to_host(b)) for W, b in self.params)
+
+
+# --- validation (host side, before anything reaches a backend) ---------------------------------
+def _check_layer_sizes(layer_sizes):
+    try:
+        sizes = [int(n) for n in layer_sizes]
+    except (TypeError, ValueError):
+        raise ValueError(f"layer_sizes must be a sequence of positive integers, got "
+                         f"{layer_sizes!r}") from None
+    if len(sizes) < 2 or any(n < 1 for n in sizes) or any(
+            isinstance(n, float) and not float(n).is_integer() for n in layer_sizes):
+        raise ValueError(f"layer_sizes needs at least 2 positive integers [n_features, ..., "
+                         f"n_outputs], got {list(layer_sizes)!r}")
+    return sizes
+
+
+def _check_l2(l2):
+    l2 = float(l2)
+    if not (math.isfinite(l2) and l2 >= 0):
+        raise ValueError(f"l2 must be a non-negative finite number, got {l2!r}")
+    return l2
+
+
+def check_X(X, n_features, name="X") -> np.ndarray:
+    """``X`` as a host floating array of shape ``(m, n_features)`` with finite values."""
+    X = to_host(X) if not isinstance(X, np.ndarray) else X
+    X = np.asarray(X)
+    if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+        raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (m examples, n_features), got shape {X.shape}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} has no rows")
+    if X.shape[1] != n_features:
+        raise ValueError(f"{name} has {X.shape[1]} features but the model's first layer expects "
+                         f"{n_features} (layer_sizes[0])")
+    if np.issubdtype(X.dtype, np.floating) and not np.isfinite(X).all():
+        bad = np.argwhere(~np.isfinite(X))[0]
+        raise ValueError(f"{name} contains NaN or infinity (first at row {bad[0]}, column "
+                         f"{bad[1]})")
+    return X
+
+
+def encode_targets(y, output, n_outputs, m, name="y") -> np.ndarray:
+    """Labels/targets as the float64 target matrix ``(m, n_outputs)`` the loss pairs expect:
+    one-hot rows (softmax), one 0/1 column (sigmoid), the values themselves (identity)."""
+    y = to_host(y) if not isinstance(y, np.ndarray) else y
+    y = np.asarray(y)
+    if y.shape[:1] != (m,):
+        raise ValueError(f"X has {m} rows but {name} has shape {y.shape}: they must have the "
+                         "same number of rows")
+    if output == "identity":
+        if not np.issubdtype(y.dtype, np.number):
+            raise TypeError(f"{name} must hold numbers for regression, got dtype {y.dtype}")
+        T = y.reshape(m, -1).astype(np.float64)
+        if T.shape[1] != n_outputs:
+            raise ValueError(f"{name} has {T.shape[1]} target column(s) but the model has "
+                             f"{n_outputs} output unit(s) (layer_sizes[-1])")
+        if not np.isfinite(T).all():
+            raise ValueError(f"{name} contains NaN or infinity")
+        return T
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of class labels, got shape {y.shape}")
+    if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.bool_)):
+        if not np.issubdtype(y.dtype, np.floating):
+            raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype}")
+        if not np.isfinite(y).all() or not np.all(y == np.round(y)):
+            raise ValueError(f"{name} must hold integer class labels 0..k-1; it has non-integer "
+                             f"values such as {y[~(y == np.round(y))][:3]}")
+    labels = y.astype(np.int64)
+    n_classes = 2 if output == "sigmoid" else n_outputs
+    if labels.min() < 0 or labels.max() >= n_classes:
+        bad = labels[(labels < 0) | (labels >= n_classes)][:3]
+        raise ValueError(f"{name} has labels outside 0..{n_classes - 1} (e.g. {bad.tolist()}); "
+                         f"output={output!r} with {n_outputs} output unit(s) takes labels "
+                         f"0..{n_classes - 1}")
+    if output == "sigmoid":
+        return labels.reshape(m, 1).astype(np.float64)
+    T = np.zeros((m, n_outputs))
+    T[np.arange(m), labels] = 1.0
+    return T

@@ -1,0 +1,89 @@
+"""Hidden-layer activations, each a (forward, backward) pair in one registry.
+
+``forward(Z) -> A`` applies g elementwise. ``backward(A, dA) -> dZ`` returns ``dA * g'(Z)``
+written in terms of the layer's *output* ``A = g(Z)``, so the backward pass needs only the
+cached activations (one array per layer) and relu can route gradients with a single ``where``
+instead of building and multiplying by a 0/1 mask (the seeds' "ReLU as a gradient router").
+All arrays keep the shape and floating dtype of their input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+from array_api_compat import array_namespace
+
+Array = object
+
+
+class Activation(NamedTuple):
+    forward: Callable[[Array], Array]
+    backward: Callable[[Array, Array], Array]
+
+
+def _relu(Z):
+    return array_namespace(Z).maximum(Z, 0.0)
+
+
+def _relu_backward(A, dA):
+    return array_namespace(A).where(A > 0, dA, 0.0)
+
+
+def _tanh(Z):
+    return array_namespace(Z).tanh(Z)
+
+
+def _tanh_backward(A, dA):
+    return dA * (1.0 - A * A)
+
+
+def sigmoid(Z):
+    """Logistic function, overflow-free: 1/(1+e^-z) = (1 + tanh(z/2)) / 2."""
+    xp = array_namespace(Z)
+    return 0.5 * (1.0 + xp.tanh(0.5 * Z))
+
+
+def _sigmoid_backward(A, dA):
+    return dA * A * (1.0 - A)
+
+
+def _identity(Z):
+    return Z
+
+
+def _identity_backward(A, dA):
+    return dA
+
+
+def leaky_relu(negative_slope: float = 0.01) -> Activation:
+    """Leaky ReLU with the given slope for z < 0 (0.01, PyTorch's default). The slope must be
+    positive so that ``A > 0`` exactly when ``Z > 0`` and the derivative can be read from A."""
+    if not negative_slope > 0:
+        raise ValueError(f"leaky_relu negative_slope must be > 0, got {negative_slope!r}")
+
+    def forward(Z):
+        return array_namespace(Z).where(Z > 0, Z, negative_slope * Z)
+
+    def backward(A, dA):
+        return array_namespace(A).where(A > 0, dA, negative_slope * dA)
+
+    return Activation(forward, backward)
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "relu": Activation(_relu, _relu_backward),
+    "leaky_relu": leaky_relu(0.01),
+    "tanh": Activation(_tanh, _tanh_backward),
+    "sigmoid": Activation(sigmoid, _sigmoid_backward),
+    "identity": Activation(_identity, _identity_backward),
+}
+
+
+def get_activation(name: str, *, negative_slope: float = 0.01) -> Activation:
+    """Look up an activation by name; ``negative_slope`` configures leaky_relu only."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
+    if name == "leaky_relu" and negative_slope != 0.01:
+        return leaky_relu(negative_slope)
+    return ACTIVATIONS[name]

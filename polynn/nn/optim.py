@@ -1,0 +1,170 @@
+"""Optimizers as pure ``(init, update)`` pairs, and learning-rate schedules.
+
+``init(params) -> state`` and ``update(grads, state, params) -> (new_params, new_state)`` never
+mutate their arguments. ``params`` and ``grads`` are tuples of ``(W, b)`` pairs; the state is a
+tuple whose first entry is the step count ``t`` (a Python int in eager loops, a 0-d integer array
+inside a compiled JAX loop; everything here is written with operators that accept both).
+
+Optimizers and schedules are frozen dataclasses: hashable by value, so a compiled training loop
+can be cached per configuration and reused across ``fit`` calls.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Union
+
+from array_api_compat import array_namespace
+
+
+# --- learning-rate schedules: callables t -> learning rate --------------------------------------
+@dataclass(frozen=True)
+class Constant:
+    lr: float
+
+    def __call__(self, t):
+        return self.lr
+
+
+@dataclass(frozen=True)
+class InverseScaling:
+    """``lr / (t + 1) ** power`` (scikit-learn's ``invscaling``, counted in steps)."""
+
+    lr: float
+    power: float = 0.5
+
+    def __call__(self, t):
+        return self.lr / (t + 1) ** self.power
+
+
+@dataclass(frozen=True)
+class StepDecay:
+    """``lr * gamma ** floor(t / every)``: multiply by gamma every ``every`` steps."""
+
+    lr: float
+    gamma: float = 0.5
+    every: int = 1000
+
+    def __call__(self, t):
+        return self.lr * self.gamma ** (t // self.every)
+
+
+@dataclass(frozen=True)
+class ExponentialDecay:
+    """``lr * gamma ** (t / every)``: smooth decay by gamma per ``every`` steps."""
+
+    lr: float
+    gamma: float = 0.5
+    every: int = 1000
+
+    def __call__(self, t):
+        return self.lr * self.gamma ** (t / self.every)
+
+
+Schedule = Union[Constant, InverseScaling, StepDecay, ExponentialDecay]
+SCHEDULES = {
+    "constant": Constant,
+    "invscaling": InverseScaling,
+    "step": StepDecay,
+    "exponential": ExponentialDecay,
+}
+
+
+def as_schedule(learning_rate) -> Schedule:
+    """A float becomes a constant schedule; a schedule is returned as is."""
+    if callable(learning_rate):
+        return learning_rate
+    lr = float(learning_rate)
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"learning rate must be a positive finite number, got {learning_rate!r}")
+    return Constant(lr)
+
+
+# --- optimizers ---------------------------------------------------------------------------------
+def _zeros_like(params):
+    xp = array_namespace(params[0][0])
+    return tuple((xp.zeros_like(W), xp.zeros_like(b)) for W, b in params)
+
+
+@dataclass(frozen=True)
+class SGD:
+    """Plain gradient descent: ``W ← W − η(t)·dW``."""
+
+    learning_rate: Schedule
+
+    def init(self, params):
+        return (0,)
+
+    def update(self, grads, state, params):
+        (t,) = state
+        eta = self.learning_rate(t)
+        new = tuple((W - eta * dW, b - eta * db) for (W, b), (dW, db) in zip(params, grads))
+        return new, (t + 1,)
+
+
+@dataclass(frozen=True)
+class Momentum:
+    """Heavy-ball momentum as PyTorch writes it: ``v ← μv + g``; ``W ← W − η·v``, or with
+    Nesterov ``W ← W − η·(g + μv)``."""
+
+    learning_rate: Schedule
+    momentum: float = 0.9
+    nesterov: bool = False
+
+    def init(self, params):
+        return (0, _zeros_like(params))
+
+    def update(self, grads, state, params):
+        t, velocity = state
+        eta, mu = self.learning_rate(t), self.momentum
+        new_params, new_velocity = [], []
+        for (W, b), (dW, db), (vW, vb) in zip(params, grads, velocity):
+            vW, vb = mu * vW + dW, mu * vb + db
+            stepW, stepb = (dW + mu * vW, db + mu * vb) if self.nesterov else (vW, vb)
+            new_params.append((W - eta * stepW, b - eta * stepb))
+            new_velocity.append((vW, vb))
+        return tuple(new_params), (t + 1, tuple(new_velocity))
+
+
+@dataclass(frozen=True)
+class Adam:
+    """Adam (Kingma & Ba) with bias correction."""
+
+    learning_rate: Schedule
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+    def init(self, params):
+        return (0, _zeros_like(params), _zeros_like(params))
+
+    def update(self, grads, state, params):
+        t, first, second = state
+        xp = array_namespace(params[0][0])
+        b1, b2 = self.beta1, self.beta2
+        # Fold both bias corrections into the step size: η·sqrt(1−β2^t)/(1−β1^t).
+        eta = self.learning_rate(t) * (1 - b2 ** (t + 1)) ** 0.5 / (1 - b1 ** (t + 1))
+        new_params, new_first, new_second = [], [], []
+        for p, g, m1, m2 in zip(params, grads, first, second):
+            m1 = tuple(b1 * m + (1 - b1) * d for m, d in zip(m1, g))
+            m2 = tuple(b2 * v + (1 - b2) * (d * d) for v, d in zip(m2, g))
+            new_params.append(
+                tuple(w - eta * m / (xp.sqrt(v) + self.eps) for w, m, v in zip(p, m1, m2))
+            )
+            new_first.append(m1)
+            new_second.append(m2)
+        return tuple(new_params), (t + 1, tuple(new_first), tuple(new_second))
+
+
+OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Momentum, "adam": Adam}
+
+
+def make_optimizer(name: str = "sgd", learning_rate=0.1, **options):
+    """Build an optimizer by name: "sgd", "momentum", "nesterov" (momentum with Nesterov), "adam".
+    ``learning_rate`` is a float or a schedule; ``options`` are the optimizer's own fields."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
+    if name == "nesterov":
+        options.setdefault("nesterov", True)
+    return OPTIMIZERS[name](as_schedule(learning_rate), **options)
