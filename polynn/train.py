@@ -205,7 +205,7 @@ def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None)
         spec.backend, spec.activation, spec.output, spec.l2, spec.optimizer, batch_size
     )
     classify = _correct_counter(spec.output) is not None
-    xp, to_host = spec.backend.xp, spec.backend.to_host
+    to_host = spec.backend.to_host
     carry = (params, opt_state)
     best = (math.inf, None, None)  # (val loss, epoch, carry)
     bar = _progress_bar(spec.progress, spec.epochs)
@@ -250,7 +250,8 @@ def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None)
                 val_loss = float(to_host(val_loss))
                 history.val_loss.append(val_loss)
                 if classify:
-                    history.val_accuracy.append(float(to_host(val_correct)) / validation[0].shape[0])
+                    n_val = validation[0].shape[0]
+                    history.val_accuracy.append(float(to_host(val_correct)) / n_val)
                 if val_loss < best[0] - spec.min_delta:
                     best = (val_loss, history.epochs - 1, carry)
                 elif spec.patience is not None and history.epochs - 1 - best[1] >= spec.patience:

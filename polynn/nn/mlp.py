@@ -1,7 +1,8 @@
 """Forward pass, hand-derived backward pass, and the regularised loss of an MLP.
 
 Shapes (examples are rows): ``X`` is ``(m, n_0)``; layer l has ``W`` ``(n_{l-1}, n_l)`` and
-``b`` ``(n_l,)``; ``Z_l = A_{l-1} @ W_l + b_l`` and ``A_l = g(Z_l)`` for hidden layers. ``params`` is
+``b`` ``(n_l,)``; ``Z_l = A_{l-1} @ W_l + b_l`` and ``A_l = g(Z_l)`` for hidden layers.
+``params`` is
 a tuple of ``(W, b)`` pairs, one per layer, all in one floating dtype on one device.
 
 Loss = mean data loss + ``0.5 * l2 * Σ‖W‖²`` (weights only), so ``dW = A_prevᵀ · dZ + l2 · W``

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Union
 
 from array_api_compat import array_namespace
 
@@ -62,7 +61,7 @@ class ExponentialDecay:
         return self.lr * self.gamma ** (t / self.every)
 
 
-Schedule = Union[Constant, InverseScaling, StepDecay, ExponentialDecay]
+Schedule = Constant | InverseScaling | StepDecay | ExponentialDecay
 SCHEDULES = {
     "constant": Constant,
     "invscaling": InverseScaling,
