@@ -9,6 +9,19 @@ from polynn.train import DivergenceError, History
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # load and gradcheck pull in their modules only when used.
+    if name == "load":
+        from polynn.io import load
+
+        return load
+    if name == "gradcheck":
+        from polynn.gradcheck import gradcheck
+
+        return gradcheck
+    raise AttributeError(f"module 'polynn' has no attribute {name!r}")
+
 __all__ = [
     "MLP",
     "BackendUnavailableError",
@@ -18,4 +31,6 @@ __all__ = [
     "backends",
     "datasets",
     "get_backend",
+    "gradcheck",
+    "load",
 ]

@@ -207,6 +207,20 @@ class MLP:
             raise
         return history
 
+    def partial_fit(self, X, y, **fit_options) -> History:
+        """One epoch over (X, y) that continues the weights, optimizer state and shuffling
+        stream: for data that arrives in pieces. Takes ``fit``'s options except ``epochs``."""
+        if "epochs" in fit_options:
+            raise TypeError("partial_fit runs exactly one epoch; use fit(epochs=...) for more")
+        return self.fit(X, y, epochs=1, **fit_options)
+
+    def save(self, path) -> None:
+        """Write weights and configuration to one ``.npz`` file (no pickle), atomically; see
+        :func:`polynn.load`."""
+        from polynn.io import save
+
+        save(self, path)
+
     def _optimizer_for(self, name, lr, momentum, schedule):
         defaults = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adam": 0.001}
         if lr is None:
