@@ -1,0 +1,112 @@
+"""Pictures of a model: its decision boundary on 2-D data, and its training curves.
+
+matplotlib is an optional extra (``pip install "polynn[plot]"``). Figures are drawn on
+matplotlib's Agg canvas without pyplot, so nothing here opens a window or changes the caller's
+matplotlib backend. Both functions write an image file (PNG unless the path's suffix names
+another format matplotlib knows) and return its path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _figure(**kw):
+    """A pyplot-free Agg figure; ImportError with the install hint when matplotlib is missing."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as err:
+        raise ImportError('plotting needs matplotlib: pip install "polynn[plot]"') from err
+    fig = Figure(**kw)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    fig.savefig(path, format=None if path.suffix else "png", dpi=100, bbox_inches="tight")
+    return path
+
+
+def decision_boundary(model, X, y, path, *, resolution=200, title=None) -> Path:
+    """Draw the model's predicted class over the plane around ``X`` (filled contours) with the
+    points of ``X`` coloured by their labels ``y`` on top, like the reference program's
+    ``plot_contour``; regression models (output="identity") show their first output instead.
+
+    ``X`` is ``(m, 2)``; ``y`` is ``(m,)`` (labels, or values for regression). ``resolution``
+    is the number of grid points per axis. Raises ValueError unless X has exactly two columns.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError("decision_boundary needs 2-D data: X of shape (m, 2), got shape "
+                         f"{X.shape}; plot the training curves with history_curves instead")
+    if y.shape[:1] != X.shape[:1]:
+        raise ValueError(f"X has {X.shape[0]} rows but y has shape {y.shape}")
+    if int(resolution) < 2:
+        raise ValueError(f"resolution must be >= 2, got {resolution!r}")
+    fig = _figure(figsize=(6, 5))
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    pad = 0.1 * np.maximum(hi - lo, 1e-3)
+    xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], int(resolution))
+    ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], int(resolution))
+    gx, gy = np.meshgrid(xs, ys)
+    Z = np.asarray(model.predict(np.c_[gx.ravel(), gy.ravel()]))
+    Z = (Z[:, 0] if Z.ndim == 2 else Z).reshape(gx.shape)
+    ax = fig.add_subplot()
+    if getattr(model, "output", "softmax") == "identity":
+        filled = ax.contourf(gx, gy, Z, levels=20, cmap="viridis", alpha=0.8)
+        fig.colorbar(filled, ax=ax, label="prediction")
+        ax.scatter(X[:, 0], X[:, 1], c=y.reshape(len(y), -1)[:, 0], cmap="viridis",
+                   edgecolors="k", s=25)
+    else:
+        from matplotlib.colors import ListedColormap
+
+        k = max(int(getattr(model, "n_outputs", 0)), 2, int(Z.max()) + 1, int(y.max()) + 1)
+        cmap = ListedColormap([f"C{i % 10}" for i in range(k)])
+        levels = np.arange(k + 1) - 0.5
+        ax.contourf(gx, gy, Z, levels=levels, cmap=cmap, alpha=0.35)
+        ax.scatter(X[:, 0], X[:, 1], c=y, cmap=cmap, vmin=-0.5, vmax=k - 0.5, edgecolors="k",
+                   s=25)
+    ax.set_xlim(xs[0], xs[-1])
+    ax.set_ylim(ys[0], ys[-1])
+    ax.set_xlabel("x1")
+    ax.set_ylabel("x2")
+    ax.set_title(title if title is not None else "decision boundary")
+    return _save(fig, path)
+
+
+def _series(history, name):
+    values = history.get(name) if isinstance(history, dict) else getattr(history, name, None)
+    return list(values or [])
+
+
+def history_curves(history, path, *, title=None) -> Path:
+    """Plot the loss and, when recorded, the accuracy per epoch, for training and (when present)
+    validation. ``history`` is a :class:`polynn.train.History` or its ``as_dict()`` (e.g. read
+    back from JSON)."""
+    loss = _series(history, "loss")
+    if not loss:
+        raise ValueError("history has no loss values to plot (was the model trained?)")
+    curves = [("loss", loss, _series(history, "val_loss"))]
+    accuracy = _series(history, "accuracy")
+    if accuracy:
+        curves.append(("accuracy", accuracy, _series(history, "val_accuracy")))
+    fig = _figure(figsize=(6 * len(curves), 4))
+    for i, (name, train, val) in enumerate(curves):
+        ax = fig.add_subplot(1, len(curves), i + 1)
+        ax.plot(np.arange(len(train)), train, label=f"train {name}")
+        if val:
+            ax.plot(np.arange(len(val)), val, label=f"validation {name}")
+        if name == "loss" and min(train) > 0:
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
