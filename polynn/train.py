@@ -211,7 +211,8 @@ def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None)
     bar = _progress_bar(spec.progress, spec.epochs)
     n_done, chunk, chunks_run = 0, 1, 0
     previous = None  # (carry, steps) of the chunk before this one, for divergence replay
-    with _InterruptFlag() as interrupted:
+    # Overflow on the way to a divergence is reported by the loop itself (DivergenceError).
+    with _InterruptFlag() as interrupted, np.errstate(over="ignore", invalid="ignore"):
         while n_done < spec.epochs and not interrupted():
             start = carry
             tic = time.perf_counter()

@@ -1,0 +1,208 @@
+"""The MLP class: shapes and dtypes of what it returns, and clear errors for bad input."""
+
+import sys
+
+import numpy as np
+import pytest
+
+import polynn as pn
+from polynn import backend as backend_module
+
+
+@pytest.fixture
+def spiral():
+    return pn.datasets.spiral(n_per_class=20, seed=0)
+
+
+def test_shapes_and_dtypes(backend):
+    X, y = pn.datasets.spiral(n_per_class=20, seed=0)
+    model = pn.MLP([2, 8, 5, 3], backend=backend.name, seed=0)
+    assert len(model.params) == 3
+    for (W, b), (n_in, n_out) in zip(model.params, [(2, 8), (8, 5), (5, 3)]):
+        assert W.shape == (n_in, n_out) and b.shape == (n_out,)
+        assert W.dtype == b.dtype == backend.dtype("float32")
+    history = model.fit(X, y, lr=0.1, epochs=3)
+    assert len(history.loss) == 3 and all(isinstance(v, float) for v in history.loss)
+    proba = model.predict_proba(X)
+    assert isinstance(proba, np.ndarray) and proba.shape == (60, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    pred = model.predict(X)
+    assert pred.dtype == np.int64 and pred.shape == (60,)
+    assert 0.0 <= model.score(X, y) <= 1.0
+
+
+def test_sigmoid_output_binary_labels():
+    X, y = pn.datasets.moons(n_samples=100, seed=0)
+    model = pn.MLP([2, 16, 1], output="sigmoid", dtype="float64", seed=0)
+    model.fit(X, y.reshape(-1, 1), lr=0.5, epochs=500)  # (m, 1) labels are accepted too
+    proba = model.predict_proba(X)
+    assert proba.shape == (100, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert set(np.unique(model.predict(X))) <= {0, 1}
+    assert model.score(X, y) > 0.85
+
+
+def test_identity_output_regression():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (200, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.3
+    model = pn.MLP([3, 16, 1], activation="tanh", output="identity", dtype="float64", seed=0)
+    history = model.fit(X, y, lr=0.05, epochs=800)
+    assert history.accuracy == []  # no accuracy for regression
+    assert model.predict(X).shape == (200,)
+    assert model.score(X, y) > 0.95
+    with pytest.raises(ValueError, match="predict_proba needs a classifier"):
+        model.predict_proba(X)
+
+
+def test_from_params_accepts_any_backend_arrays(backend):
+    source = pn.MLP([2, 6, 3], backend=backend.name, dtype="float64", seed=4)
+    copy = pn.MLP.from_params(source.params, activation="relu", output="softmax",
+                              backend="numpy")
+    assert copy.layer_sizes == [2, 6, 3] and copy.dtype == "float64"
+    for (W, b), (W0, b0) in zip(copy.host_params(), source.host_params()):
+        np.testing.assert_array_equal(W, W0)
+        np.testing.assert_array_equal(b, b0)
+
+
+def test_from_params_copies_numpy_input():
+    W, b = np.ones((2, 3)), np.zeros(3)
+    model = pn.MLP.from_params([(W, b)], backend="numpy")
+    model.fit(np.ones((4, 2)), np.array([0, 1, 2, 0]), lr=0.1, epochs=2)
+    assert (W == 1).all() and not b.any()  # the caller's arrays are untouched
+
+
+def test_from_params_rejects_layers_that_do_not_chain():
+    with pytest.raises(ValueError, match="do not chain"):
+        pn.MLP.from_params([(np.ones((2, 3)), np.zeros(3)), (np.ones((4, 2)), np.zeros(2))])
+
+
+def test_value_and_grad_shapes():
+    X, y = pn.datasets.spiral(n_per_class=10, seed=0)
+    model = pn.MLP([2, 25, 3], dtype="float64")
+    loss, grads = model.value_and_grad(X, y, l2=1e-3)
+    assert isinstance(loss, float) and loss > 0
+    assert [(dW.shape, db.shape) for dW, db in grads] == [((2, 25), (25,)), ((25, 3), (3,))]
+
+
+def test_default_backend_comes_from_environment(monkeypatch):
+    monkeypatch.setenv("POLYNN_BACKEND", "array_api_strict")
+    pytest.importorskip("array_api_strict")
+    assert pn.MLP([2, 3]).backend.name == "array_api_strict"
+    monkeypatch.setenv("POLYNN_BACKEND", "numpy")
+    assert pn.MLP([2, 3]).backend.name == "numpy"
+
+
+# --- bad input --------------------------------------------------------------------------------
+@pytest.mark.parametrize("X, y, match", [
+    (np.ones((5, 2)), np.zeros(4, int), "5 rows but y has shape"),
+    (np.ones(10), np.zeros(10, int), "must be 2-D"),
+    (np.ones((2, 5, 2)), np.zeros(2, int), "must be 2-D"),
+    (np.array([[0.0, np.nan], [1, 1]]), np.zeros(2, int), "NaN or infinity.*row 0, column 1"),
+    (np.array([[0.0, 1], [np.inf, 1]]), np.zeros(2, int), "NaN or infinity"),
+    (np.ones((3, 2)), np.array([0, 1, 3]), r"outside 0\.\.2"),
+    (np.ones((3, 2)), np.array([0, -1, 2]), r"outside 0\.\.2"),
+    (np.ones((3, 2)), np.array([0, 1.5, 2]), "non-integer"),
+    (np.ones((3, 4)), np.array([0, 1, 2]), "4 features but the model's first layer expects 2"),
+    (np.ones((0, 2)), np.zeros(0, int), "no rows"),
+])
+def test_bad_input_raises_clear_errors(X, y, match):
+    model = pn.MLP([2, 4, 3])
+    with pytest.raises(ValueError, match=match):
+        model.fit(X, y, lr=0.1, epochs=1)
+
+
+def test_non_numeric_inputs_are_refused():
+    model = pn.MLP([2, 4, 3])
+    with pytest.raises(TypeError, match="must hold numbers"):
+        model.fit(np.array([["a", "b"]]), np.array([0]), epochs=1)
+    with pytest.raises(TypeError, match="integer class labels"):
+        model.fit(np.ones((1, 2)), np.array(["cat"]), epochs=1)
+
+
+def test_sigmoid_labels_must_be_binary():
+    model = pn.MLP([2, 4, 1], output="sigmoid")
+    with pytest.raises(ValueError, match=r"outside 0\.\.1"):
+        model.fit(np.ones((3, 2)), np.array([0, 1, 2]), epochs=1)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(activation="swish"), "unknown activation 'swish'"),
+    (dict(output="softplus"), "unknown output 'softplus'"),
+    (dict(backend="tensorflow"), "unknown backend 'tensorflow'"),
+    (dict(init="zeros"), "unknown init 'zeros'"),
+    (dict(dtype="float16"), "unknown dtype 'float16'"),
+    (dict(backend="numpy", device="cuda:0"), "runs on 'cpu' only"),
+])
+def test_unknown_names_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        pn.MLP([2, 4, 3], **kwargs)
+
+
+@pytest.mark.parametrize("sizes", [[2], [], [2, 0, 3], [2, -1], "abc"])
+def test_bad_layer_sizes(sizes):
+    with pytest.raises(ValueError, match="layer_sizes"):
+        pn.MLP(sizes)
+
+
+def test_sigmoid_output_needs_one_unit():
+    with pytest.raises(ValueError, match="exactly one output unit"):
+        pn.MLP([2, 4, 2], output="sigmoid")
+
+
+def test_regression_target_columns_must_match():
+    model = pn.MLP([2, 4, 2], output="identity")
+    with pytest.raises(ValueError, match="1 target column.*2 output unit"):
+        model.fit(np.ones((3, 2)), np.ones(3), epochs=1)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(lr=-1.0), "learning rate must be a positive"),
+    (dict(l2=-0.1), "l2 must be a non-negative"),
+    (dict(batch_size=0), "batch_size must be a positive integer"),
+    (dict(epochs=-3), "epochs must be a non-negative integer"),
+    (dict(optimizer="lbfgs"), "unknown optimizer 'lbfgs'"),
+    (dict(patience=3), "needs validation_split or validation_data"),
+    (dict(validation_split=1.5), r"validation_split must be in \(0, 1\)"),
+])
+def test_bad_fit_options(kwargs, match):
+    X, y = pn.datasets.spiral(n_per_class=5, seed=0)
+    with pytest.raises(ValueError, match=match):
+        pn.MLP([2, 4, 3]).fit(X, y, **{"epochs": 1, **kwargs})
+
+
+def test_missing_backend_names_reason_and_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "jax", None)
+    monkeypatch.setitem(sys.modules, "jax.numpy", None)
+    backend_module._namespace.cache_clear()
+    try:
+        with pytest.raises(pn.BackendUnavailableError,
+                           match=r"backend 'jax' is not available.*pip install 'polynn\[jax\]'"):
+            pn.MLP([2, 3], backend="jax")
+    finally:
+        backend_module._namespace.cache_clear()
+
+
+def test_cupy_without_gpu_names_the_reason(monkeypatch):
+    class FakeCuda:
+        @staticmethod
+        def is_available():
+            raise RuntimeError("CUDA driver not found")
+
+    class FakeCupy:
+        cuda = FakeCuda
+
+    monkeypatch.setitem(sys.modules, "cupy", FakeCupy)
+    backend_module._namespace.cache_clear()
+    try:
+        with pytest.raises(pn.BackendUnavailableError,
+                           match=r"'cupy'.*no usable NVIDIA GPU.*CUDA driver not found"
+                                 r".*polynn\[cupy\]"):
+            pn.get_backend("cupy")
+    finally:
+        backend_module._namespace.cache_clear()
+
+
+def test_available_backends_reports_numpy():
+    status = pn.available_backends()
+    assert status["numpy"] is None and set(status) == set(pn.backends.BACKENDS)
