@@ -1,0 +1,190 @@
+"""The ``polynn`` command, called in-process through ``main([...])`` (and once as a process)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import polynn as pn
+from polynn.cli import main
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+QUICK = ["--epochs", "200", "--quiet"]
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def needs_io():
+    try:
+        import polynn.io  # noqa: F401
+    except ImportError:
+        pytest.skip("polynn.io is not there yet")
+
+
+def test_train_spiral_prints_final_loss_and_accuracy(capsys):
+    code, out, err = run(capsys, "train", "--epochs", "500", "--print-every", "250",
+                         "--lr", "1.0")
+    assert code == 0, err
+    assert "MLP([2, 25, 3]" in out and "dtype='float64'" in out
+    assert "300 training examples" in out and "3 classes" in out
+    lines = [line for line in out.splitlines() if line.startswith("epoch")]
+    assert [line.split()[1] for line in lines] == ["0", "250", "500"]
+    final = [line for line in out.splitlines() if line.startswith("final loss")]
+    assert len(final) == 1
+    words = final[0].split()
+    loss, accuracy = float(words[2]), float(words[5].rstrip("%"))
+    assert 0 < loss < 1.0 and 50 < accuracy <= 100
+    assert "500 epochs" in final[0]
+
+
+def test_train_options_and_validation(capsys, tmp_path):
+    history_path = tmp_path / "h.json"
+    code, out, err = run(capsys, "train", "--dataset", "moons", "--layers", "8", "8",
+                         "--activation", "tanh", "--output", "sigmoid", "--optimizer", "adam",
+                         "--lr", "0.01", "--batch-size", "32", "--epochs", "20", "--dtype",
+                         "float32", "--validation-split", "0.25", "--patience", "50",
+                         "--history", str(history_path), "--quiet", "--seed", "3")
+    assert code == 0, err
+    assert "MLP([2, 8, 8, 1]" in out and "150 training examples, 50 validation" in out
+    assert "validation accuracy" in out and "adam, lr 0.01" in out
+    history = json.loads(history_path.read_text())
+    assert len(history["loss"]) == len(history["val_loss"]) == 20
+
+
+def test_plot_writes_png(capsys, tmp_path):
+    path, curves = tmp_path / "boundary.png", tmp_path / "curves.png"
+    code, out, err = run(capsys, "train", *QUICK, "--plot", str(path), "--plot-history",
+                         str(curves))
+    assert code == 0, err
+    for p in (path, curves):
+        data = p.read_bytes()
+        assert data[:8] == PNG_MAGIC and len(data) > 1000
+    assert "decision boundary" in out
+
+
+def test_save_then_predict_round_trip(capsys, tmp_path):
+    needs_io()
+    model_path = tmp_path / "model.npz"
+    code, out, err = run(capsys, "train", *QUICK, "--save", str(model_path))
+    assert code == 0, err
+    model = pn.load(model_path)
+    X, y = pn.datasets.spiral()
+
+    code, out, err = run(capsys, "predict", str(model_path), "spiral")
+    assert code == 0, err
+    pred = np.array([int(v) for v in out.split()])
+    np.testing.assert_array_equal(pred, model.predict(X))
+    assert "accuracy" in err and "300 labelled" in err
+
+    csv_path, out_path = tmp_path / "points.csv", tmp_path / "pred.txt"
+    np.savetxt(csv_path, np.c_[X[:10], y[:10]], delimiter=",", header="x1,x2,label",
+               comments="")
+    code, out, err = run(capsys, "predict", str(model_path), str(csv_path), "--out",
+                         str(out_path))
+    assert code == 0, err
+    assert out_path.read_text().split() == [str(v) for v in model.predict(X[:10])]
+
+    np.savetxt(csv_path, X[:4], delimiter=",")  # features only, no header
+    code, out, err = run(capsys, "predict", str(model_path), str(csv_path), "--proba")
+    assert code == 0, err
+    proba = np.array([[float(v) for v in line.split(",")] for line in out.split()])
+    np.testing.assert_allclose(proba, model.predict_proba(X[:4]), rtol=1e-5)
+
+
+def test_gradcheck_exit_codes(capsys):
+    code, out, err = run(capsys, "gradcheck", "--method", "fd")
+    assert code == 0, err
+    assert "W1" in out and "OK" in out
+    code, out, err = run(capsys, "gradcheck", "--method", "fd", "--tol", "0")
+    assert code == 1 and "FAILED" in out
+
+
+def test_gradcheck_against_jax(capsys):
+    pytest.importorskip("jax")
+    code, out, err = run(capsys, "gradcheck", "--activation", "tanh", "--output", "identity",
+                         "--layers", "4", "4")
+    assert code == 0, err
+    assert "vs jax" in out and "vs fd" in out
+
+
+def test_backends_lists_numpy_as_usable(capsys):
+    code, out, err = run(capsys, "backends")
+    assert code == 0
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert "usable" in lines["numpy"] and "not usable" not in lines["numpy"]
+    assert set(lines) == set(pn.backends.BACKENDS)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--backend", "tensorflow"], "invalid choice: 'tensorflow'"),
+    (["train", "--activation", "swish"], "invalid choice: 'swish'"),
+    (["train", "--dataset", "csv:/no/such/file.csv"], "not found"),
+    (["train", "--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+    (["train", "--lr", "-1"], "must be"),
+    (["train", "--patience", "3", "--epochs", "2"], "validation"),
+    (["train", "--output", "sigmoid"], "needs 2 classes"),
+    (["predict", "/no/such/model.npz", "spiral"], "No such file"),
+    (["frobnicate"], "invalid choice"),
+    ([], "required"),
+])
+def test_bad_input_exits_2_with_one_clear_line(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("polynn: error: "), err
+    assert message in lines[0]
+    assert "Traceback" not in err
+
+
+def test_unusable_backend_from_environment(capsys, monkeypatch):
+    monkeypatch.setenv("POLYNN_BACKEND", "nonesuch")
+    code, out, err = run(capsys, "train", *QUICK)
+    assert code == 2 and err.startswith("polynn: error: unknown backend 'nonesuch'")
+
+
+def test_divergence_exits_1(capsys):
+    code, out, err = run(capsys, "train", "--quiet", "--epochs", "200", "--lr", "1e6")
+    assert code == 1
+    assert err.startswith("polynn: error: training diverged") and len(err.splitlines()) == 1
+
+
+def test_ctrl_c_keeps_and_saves_what_was_trained(capsys, tmp_path):
+    needs_io()
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals need the main thread")
+    default = signal.getsignal(signal.SIGINT)
+
+    def interrupt_once_training_runs():
+        deadline = time.monotonic() + 30
+        while signal.getsignal(signal.SIGINT) is default and time.monotonic() < deadline:
+            time.sleep(0.005)  # wait for fit's Ctrl-C handler
+        time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_once_training_runs, daemon=True).start()
+    path = tmp_path / "m.npz"
+    code, out, err = run(capsys, "train", "--epochs", "10000000", "--quiet", "--save",
+                         str(path))
+    assert code == 0, err
+    assert "interrupted after" in out and "final loss" in out
+    assert pn.load(path).layer_sizes == [2, 25, 3]
+
+
+def test_help_and_python_dash_m():
+    assert main(["train", "--help"]) == 0
+    proc = subprocess.run([sys.executable, "-m", "polynn", "--version"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.startswith("polynn ")
+    proc = subprocess.run([sys.executable, "-m", "polynn", "train", "--layers", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith("polynn: error: ")
