@@ -12,10 +12,10 @@ __version__ = "0.1.0"
 
 def __getattr__(name):
     # load and gradcheck pull in their modules only when used.
-    if name == "load":
-        from polynn.io import load
+    if name in ("load", "load_checkpoint"):
+        from polynn import io
 
-        return load
+        return getattr(io, name)
     if name == "gradcheck":
         from polynn.gradcheck import gradcheck
 
@@ -33,4 +33,5 @@ __all__ = [
     "get_backend",
     "gradcheck",
     "load",
+    "load_checkpoint",
 ]

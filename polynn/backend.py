@@ -187,7 +187,11 @@ def to_host(x) -> np.ndarray:
     if module == "cupy":
         return x.get()
     if module == "torch":
-        return x.detach().cpu().numpy()
+        import torch
+
+        x = x.detach().cpu()
+        # NumPy has no bfloat16: widen it (exactly) to float32.
+        return (x.float() if x.dtype == torch.bfloat16 else x).numpy()
     if module in ("jax", "jaxlib"):
         return np.asarray(x)
     if module == "array_api_strict":

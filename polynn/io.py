@@ -32,6 +32,7 @@ fsyncs it and renames it onto the target, so a crash mid-save never leaves a bro
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -233,6 +234,8 @@ def _create_temporary(target: str):
             return tmp, os.open(tmp, flags, 0o666)
         except FileExistsError:
             continue
+        except FileNotFoundError:
+            raise FileNotFoundError(errno.ENOENT, "directory does not exist", target) from None
     raise FileExistsError(f"could not create a temporary file next to {target!r}")
 
 

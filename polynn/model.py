@@ -8,6 +8,7 @@ from numbers import Integral
 import numpy as np
 
 from polynn.backend import get_backend, to_host
+from polynn.datasets import train_test_split
 from polynn.init import INITIALIZERS, init_params
 from polynn.nn import mlp as nn_mlp
 from polynn.nn.activations import ACTIVATIONS, get_activation
@@ -174,11 +175,16 @@ class MLP:
         if validation_split is not None:
             if not 0 < validation_split < 1:
                 raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
-            n_val = max(1, int(round(m * validation_split)))
-            if n_val >= m:
+            # A seeded random (stratified for classifiers) split, not the last rows: data sets
+            # often come sorted by class. The same seed gives the same split on every fit call.
+            stratify = self.output != "identity" and y.ndim == 1 and np.issubdtype(
+                y.dtype, np.integer)
+            X, X_val, y, y_val = train_test_split(
+                X, y, test_size=validation_split, stratify=stratify,
+                seed=self.seed if seed is None else seed)
+            if X.shape[0] == 0:
                 raise ValueError(f"validation_split={validation_split} leaves no training rows")
-            validation_data = (X[m - n_val:], y[m - n_val:])
-            X, y, m = X[: m - n_val], y[: m - n_val], m - n_val
+            validation_data, m = (X_val, y_val), X.shape[0]
         if validation_data is not None:
             X_val, y_val = validation_data
             X_val = check_X(X_val, self.n_features, "X_val")
@@ -220,6 +226,13 @@ class MLP:
         from polynn.io import save
 
         save(self, path)
+
+    def save_checkpoint(self, path) -> None:
+        """Like :meth:`save`, plus the optimizer, its state and the shuffling stream, so that
+        :func:`polynn.io.load_checkpoint` resumes training exactly where it stopped."""
+        from polynn.io import save_checkpoint
+
+        save_checkpoint(self, path)
 
     def _optimizer_for(self, name, lr, momentum, schedule):
         defaults = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adam": 0.001}

@@ -112,8 +112,10 @@ def test_validation_split_and_history(backend):
     assert len(history.loss) == len(history.val_loss) == len(history.accuracy) == 6
     assert len(history.val_accuracy) == 6 and history.epochs == 6
     assert all(0 <= a <= 1 for a in history.accuracy + history.val_accuracy)
-    # The validation rows are the last 25 % and were not trained on: evaluate them directly.
-    assert history.val_loss[-1] == pytest.approx(model.loss(X[90:], y[90:]), rel=1e-4)
+    # The validation rows are a seeded stratified 25 %: evaluate them directly.
+    _, X_val, _, y_val = pn.datasets.train_test_split(X, y, test_size=0.25, seed=0, stratify=True)
+    assert np.bincount(y_val).tolist() == [10, 10, 10]
+    assert history.val_loss[-1] == pytest.approx(model.loss(X_val, y_val), rel=1e-4)
 
 
 def test_early_stopping_restores_the_best_weights():
