@@ -1,0 +1,349 @@
+"""polynn.sklearn: scikit-learn's estimator checks, the model-selection tools, label handling,
+the alpha/learning-rate mapping against scikit-learn's own updates, and the digits bar."""
+
+import pickle
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn", minversion="1.6")
+
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
+from sklearn.neural_network import MLPClassifier as SkMLPClassifier  # noqa: E402
+from sklearn.neural_network import MLPRegressor as SkMLPRegressor  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402  (a scikit-learn dependency)
+
+import polynn as pn  # noqa: E402
+from polynn.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+FAST = dict(hidden_layer_sizes=(16,), max_iter=60, learning_rate_init=0.02, random_state=0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """These matrices are small: multi-threaded BLAS only adds overhead, and on a shared 2-core
+    machine its oversubscription made both polynn and scikit-learn 10-30x slower."""
+    with threadpool_limits(limits=1):
+        yield
+
+
+def _expected_failed_checks(estimator):
+    if estimator.dtype == "float64" or not isinstance(estimator, MLPRegressor):
+        return {}  # the classifier's probabilities, all in [0, 1], stay within atol
+    return {
+        # Predicting rows in batches of different sizes runs float32 matmuls whose BLAS kernels
+        # (blocking, FMA) depend on the batch shape, so results differ in the last float32 bits
+        # (~5e-7 absolute, above the check's atol=1e-7). In float64 it passes (test below).
+        "check_methods_subset_invariance": "float32 matmul results depend on the batch size",
+    }
+
+
+@parametrize_with_checks([MLPClassifier(**FAST), MLPRegressor(**FAST)],
+                         expected_failed_checks=_expected_failed_checks)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
+def test_methods_subset_invariance_in_float64(Estimator):
+    from sklearn.utils.estimator_checks import check_methods_subset_invariance
+
+    check_methods_subset_invariance(Estimator.__name__, Estimator(**FAST, dtype="float64"))
+
+
+# --- model selection ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def moons():
+    X, y = pn.datasets.moons(n_samples=200, noise=0.15, seed=0)
+    order = np.random.default_rng(0).permutation(200)  # moons come sorted along the arcs
+    return X[order] * 5.0 + 3.0, y[order]  # off-centre and wide, so the scaler matters
+
+
+def test_pipeline_grid_search_and_cross_val_score(moons):
+    X, y = moons
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(max_iter=40, batch_size=32,
+                                                         learning_rate_init=0.03, random_state=0))
+    grid = GridSearchCV(pipe, {"mlpclassifier__hidden_layer_sizes": [(2,), (32,)]}, cv=2)
+    grid.fit(X, y)
+    assert grid.best_params_ == {"mlpclassifier__hidden_layer_sizes": (32,)}
+    assert grid.best_estimator_[-1].model_.layer_sizes == [2, 32, 1]
+    assert grid.best_score_ > 0.9
+    assert grid.score(X, y) > 0.9
+    scores = cross_val_score(pipe, X, y, cv=2)
+    assert scores.shape == (2,) and scores.min() > 0.85
+
+
+def test_get_set_params_and_clone_keep_polynn_parameters():
+    from sklearn.base import clone
+
+    clf = MLPClassifier(hidden_layer_sizes=(7, 3), solver="nesterov", backend="numpy",
+                        dtype="float64")
+    params = clf.get_params()
+    assert params["hidden_layer_sizes"] == (7, 3) and params["backend"] == "numpy"
+    assert params["dtype"] == "float64" and params["solver"] == "nesterov"
+    other = clone(clf).set_params(alpha=0.5, device="cpu")
+    assert other.alpha == 0.5 and other.device == "cpu" and clf.alpha == 1e-4
+
+
+# --- labels ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("labels", [np.array(["bird", "cat", "dog"]), np.array([3, 7, 42]),
+                                    np.array([-1.0, 0.0, 2.0])],
+                         ids=["strings", "sparse-ints", "whole-floats"])
+def test_labels_round_trip(labels):
+    X, codes = pn.datasets.spiral(n_per_class=40, n_classes=3, noise=0.1, seed=0)
+    y = labels[codes]
+    clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=150, learning_rate_init=0.02,
+                        random_state=0).fit(X, y)
+    np.testing.assert_array_equal(clf.classes_, np.sort(labels))
+    pred = clf.predict(X)
+    assert pred.dtype == y.dtype and pred.shape == y.shape
+    assert set(np.unique(pred)) <= set(labels)
+    assert clf.model_.output == "softmax" and clf.model_.n_outputs == 3
+    assert clf.score(X, y) > 0.9
+    proba = clf.predict_proba(X)
+    assert proba.shape == (120, 3) and proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    assert (proba >= 0).all()
+    np.testing.assert_array_equal(clf.classes_[proba.argmax(axis=1)], pred)
+
+
+def test_binary_labels_train_one_sigmoid_unit(moons):
+    X, y = moons
+    X = StandardScaler().fit_transform(X)
+    labels = np.array([True, False])[y]
+    clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=100, batch_size=50,
+                        learning_rate_init=0.02, random_state=0).fit(X, labels)
+    np.testing.assert_array_equal(clf.classes_, [False, True])
+    assert clf.model_.output == "sigmoid" and clf.model_.n_outputs == 1
+    assert clf.out_activation_ == "logistic"
+    assert clf.predict(X).dtype == bool and clf.score(X, labels) > 0.85
+    proba = clf.predict_proba(X)
+    assert proba.shape == (200, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+
+
+def test_multilabel_targets_are_refused():
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    Y = np.random.default_rng(1).integers(0, 2, size=(20, 2))
+    with pytest.raises(ValueError, match="1d array|multilabel"):
+        MLPClassifier(max_iter=2).fit(X, Y)
+
+
+def test_partial_fit_needs_classes_then_continues(moons):
+    X, y = moons
+    clf = MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.02, random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed"):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X[:50], y[:50], classes=[0, 1])
+    W0 = clf.coefs_[0]
+    for _ in range(30):
+        clf.partial_fit(X, y)
+    assert clf.n_iter_ == 31 and len(clf.loss_curve_) == 31 and clf.t_ == 50 + 30 * 200
+    assert not np.allclose(W0, clf.coefs_[0])
+    assert clf.score(X, y) > 0.8
+    with pytest.raises(ValueError, match="not in `self.classes_`"):
+        clf.partial_fit(X[:3], np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="not the same"):
+        clf.partial_fit(X, y, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="features"):
+        clf.partial_fit(X[:, :1], y)
+
+
+def test_bad_parameters_raise_at_fit_not_init(moons):
+    X, y = moons
+    for bad in [dict(solver="lbfgs"), dict(activation="swish"), dict(alpha=-1.0),
+                dict(batch_size=0), dict(max_iter=0), dict(learning_rate="optimal"),
+                dict(hidden_layer_sizes=(4, 0)), dict(momentum=1.5),
+                dict(early_stopping=True, validation_fraction=1.0)]:
+        clf = MLPClassifier(**bad)  # storing is never an error
+        with pytest.raises(ValueError):
+            clf.fit(X, y)
+
+
+# --- training semantics -----------------------------------------------------------------------
+def test_tol_stopping_and_convergence_warning(moons):
+    X, y = moons
+    # A tolerance nothing can meet: the first epoch improves on inf, the next
+    # n_iter_no_change + 1 do not, then training stops -- as in scikit-learn.
+    kw = dict(hidden_layer_sizes=(8,), tol=10.0, n_iter_no_change=3, max_iter=50, random_state=0)
+    clf = MLPClassifier(**kw).fit(X, y)
+    assert clf.n_iter_ == 5 and len(clf.loss_curve_) == 5
+    assert SkMLPClassifier(**kw).fit(X, y).n_iter_ == 5
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+        MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X, y)
+
+
+def test_adaptive_learning_rate_stops_like_scikit_learn(moons, capsys):
+    X, y = moons
+    # tol=10 never improves after the first epoch: each stall divides the rate by 5 until it
+    # is <= 1e-6, then training stops. scikit-learn's solver="sgd" is polynn's "nesterov".
+    kw = dict(hidden_layer_sizes=(4,), learning_rate="adaptive", tol=10.0, n_iter_no_change=1,
+              max_iter=100, random_state=0)
+    clf = MLPClassifier(solver="nesterov", verbose=True, **kw).fit(X, y)
+    assert clf.n_iter_ == SkMLPClassifier(solver="sgd", **kw).fit(X, y).n_iter_ == 13
+    out = capsys.readouterr().out
+    assert "Iteration 13, loss = " in out and "Setting learning rate to 0.000200" in out
+    assert out.rstrip().endswith("Stopping.")
+
+
+def test_early_stopping_restores_best_weights(moons):
+    X, y = moons
+    clf = MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.02, early_stopping=True,
+                        validation_fraction=0.2, n_iter_no_change=5, max_iter=300,
+                        random_state=0).fit(X, y)
+    assert clf.best_loss_ is None and len(clf.validation_scores_) == clf.n_iter_
+    assert clf.n_iter_ < 300
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    # The restored weights score the best validation score on the same held-out rows.
+    from sklearn.model_selection import train_test_split
+
+    _, X_val, _, y_val = train_test_split(X, y, test_size=0.2, stratify=y, random_state=0)
+    assert clf.score(X_val, y_val) == pytest.approx(clf.best_validation_score_)
+    # partial_fit never holds data out (as scikit-learn): it tracks the training loss instead.
+    inc = MLPClassifier(hidden_layer_sizes=(4,), early_stopping=True).partial_fit(X, y, [0, 1])
+    assert inc.validation_scores_ is None and inc.best_loss_ == inc.loss_curve_[0]
+
+
+def test_fit_is_deterministic_and_pickles(moons):
+    X, y = moons
+    a = MLPClassifier(hidden_layer_sizes=(8,), max_iter=20, random_state=3).fit(X, y)
+    b = MLPClassifier(hidden_layer_sizes=(8,), max_iter=20, random_state=3).fit(X, y)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    assert a.loss_curve_ == b.loss_curve_
+    c = pickle.loads(pickle.dumps(a))
+    np.testing.assert_array_equal(a.predict_proba(X), c.predict_proba(X))
+    c.partial_fit(X, y)  # an unpickled model keeps training
+    assert c.n_iter_ == 21
+
+
+def _sklearn_twin(sk, X, y, polynn_est):
+    """Run ``sk`` from polynn_est's initial weights: fit once to build it, then overwrite its
+    weights and fit again with warm_start."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sk.set_params(max_iter=1).fit(X, y)
+    init = pn.MLP(sk.coefs_[0].shape[:1] + tuple(W.shape[1] for W in sk.coefs_),
+                  activation="relu", output="identity", dtype="float64", init="glorot",
+                  seed=polynn_est.random_state).host_params()
+    sk.coefs_ = [W.copy() for W, _ in init]
+    sk.intercepts_ = [b.copy() for _, b in init]
+    sk.t_ = 0
+    sk.set_params(warm_start=True, max_iter=polynn_est.max_iter)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sk.fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        polynn_est.fit(X, y)
+    return sk
+
+
+@pytest.mark.parametrize("case", ["multiclass-nesterov", "binary-adam", "regression-momentum",
+                                  "regression-2-outputs-sgd", "regression-invscaling"])
+def test_updates_match_scikit_learn(case):
+    """Same initial weights, unshuffled mini-batches of equal size, float64: every update of
+    polynn.sklearn equals scikit-learn's, which pins the alpha -> l2 mapping (alpha / batch
+    size), the squared-error scaling and the learning-rate conventions."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 5))
+    common = dict(hidden_layer_sizes=(6, 4), alpha=0.3, batch_size=10, shuffle=False,
+                  max_iter=3, tol=0.0, n_iter_no_change=100, learning_rate_init=0.05)
+    mine = dict(common, random_state=1, dtype="float64")
+    if case == "multiclass-nesterov":
+        y = rng.integers(0, 3, size=40)
+        est = MLPClassifier(**mine, solver="nesterov", momentum=0.8)
+        sk = SkMLPClassifier(**common, solver="sgd", momentum=0.8, nesterovs_momentum=True)
+    elif case == "binary-adam":
+        y = np.array(["no", "yes"])[rng.integers(0, 2, size=40)]
+        est = MLPClassifier(**mine, solver="adam")
+        sk = SkMLPClassifier(**common, solver="adam")
+    elif case == "regression-momentum":
+        y = rng.normal(size=40)
+        est = MLPRegressor(**mine, solver="momentum", momentum=0.5)
+        sk = SkMLPRegressor(**common, solver="sgd", momentum=0.5, nesterovs_momentum=False)
+    elif case == "regression-2-outputs-sgd":
+        y = rng.normal(size=(40, 2))
+        est = MLPRegressor(**mine, solver="sgd")
+        sk = SkMLPRegressor(**common, solver="sgd", momentum=0.0)
+    else:
+        y = rng.normal(size=40)
+        est = MLPRegressor(**mine, solver="sgd", learning_rate="invscaling", power_t=0.3)
+        sk = SkMLPRegressor(**common, solver="sgd", momentum=0.0, learning_rate="invscaling",
+                            power_t=0.3)
+    sk = _sklearn_twin(sk, X, y, est)
+    for mine_W, sk_W in zip(est.coefs_ + est.intercepts_, sk.coefs_ + sk.intercepts_):
+        np.testing.assert_allclose(mine_W, sk_W, rtol=1e-9, atol=1e-12)
+    if case != "regression-2-outputs-sgd":  # scikit-learn's loss value for k > 1 is its own
+        np.testing.assert_allclose(est.loss_curve_, sk.loss_curve_[-3:], rtol=1e-9)
+
+
+# --- regression -------------------------------------------------------------------------------
+def test_regressor_learns_a_smooth_function():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-2, 2, size=(400, 2))
+    y = np.sin(1.5 * X[:, 0]) + 0.5 * X[:, 1] ** 2
+    reg = MLPRegressor(hidden_layer_sizes=(32, 32), learning_rate_init=0.01, max_iter=200,
+                       random_state=0).fit(X[:300], y[:300])
+    pred = reg.predict(X[300:])
+    assert pred.shape == (100,) and pred.dtype == np.float64
+    assert reg.score(X[300:], y[300:]) > 0.95
+    assert reg.loss_curve_[-1] < 0.1 * reg.loss_curve_[0]
+
+
+def test_regressor_two_outputs():
+    rng = np.random.default_rng(1)
+    X = rng.uniform(-1, 1, size=(200, 3))
+    Y = np.column_stack([X[:, 0] + X[:, 1], X[:, 2] * 2.0])
+    reg = MLPRegressor(hidden_layer_sizes=(16,), learning_rate_init=0.01, max_iter=100,
+                       random_state=0).fit(X, Y)
+    assert reg.predict(X).shape == (200, 2) and reg.n_outputs_ == 2
+    assert reg.score(X, Y) > 0.9
+    reg1 = MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X, Y[:, :1])
+    assert reg1.predict(X).shape == (200,)  # one output column: 1-D, as scikit-learn
+    n_iter = reg.n_iter_
+    reg.partial_fit(X, Y)
+    assert reg.n_iter_ == n_iter + 1 and len(reg.loss_curve_) == n_iter + 1
+    with pytest.raises(ValueError, match="output"):
+        reg.partial_fit(X, Y[:, 0])
+
+
+# --- backends ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["jax", "torch"])
+def test_backend_reaches_the_model(name, moons):
+    pytest.importorskip(name)
+    X, y = moons
+    kw = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
+    clf = MLPClassifier(backend=name, **kw).fit(X, y)
+    assert clf.model_.backend.name == name
+    ref = MLPClassifier(backend="numpy", **kw).fit(X, y)
+    np.testing.assert_allclose(clf.loss_curve_, ref.loss_curve_, rtol=1e-4)
+    proba = clf.predict_proba(X)
+    assert isinstance(proba, np.ndarray)
+    np.testing.assert_allclose(proba, ref.predict_proba(X), atol=1e-4)
+
+
+# --- the bar from the issue -------------------------------------------------------------------
+def test_digits_default_classifier_matches_scikit_learn():
+    X, y = pn.datasets.digits()
+    X_tr, X_te, y_tr, y_te = pn.datasets.train_test_split(X, y, test_size=0.25, seed=0,
+                                                          stratify=True)
+    tic = time.perf_counter()
+    ours = MLPClassifier(random_state=0).fit(X_tr, y_tr)
+    ours_time = time.perf_counter() - tic
+    tic = time.perf_counter()
+    ref = SkMLPClassifier(hidden_layer_sizes=ours.hidden_layer_sizes, random_state=0,
+                          max_iter=ours.max_iter).fit(X_tr, y_tr)
+    ref_time = time.perf_counter() - tic
+    acc, ref_acc = ours.score(X_te, y_te), ref.score(X_te, y_te)
+    print(f"\ndigits test accuracy: polynn {acc:.4f} ({ours.model_.backend.name} "
+          f"{ours.dtype}, {ours.n_iter_} epochs, {ours_time:.2f} s) vs scikit-learn "
+          f"{ref_acc:.4f} (float64, {ref.n_iter_} epochs, {ref_time:.2f} s), one BLAS thread")
+    assert acc >= ref_acc
