@@ -164,6 +164,10 @@ class Backend:
             torch.cuda.synchronize(self.device)
         return x
 
+    def __reduce__(self):
+        # Modules and device objects do not pickle: rebuild from the name and a device spec.
+        return get_backend, (self.name, _device_spec(self.name, self.device))
+
     @property
     def device_name(self) -> str:
         return str(self.device) if self.device is not None else "default"
@@ -222,6 +226,17 @@ def _enable_jax_x64() -> None:
                 stacklevel=4,
             )
             _x64_announced = True
+
+
+def _device_spec(name: str, device):
+    """A picklable description of a backend's device that ``_device`` turns back into it."""
+    if device is None:
+        return None
+    if name == "jax":
+        return f"{device.platform}:{device.id}"
+    if name == "cupy":
+        return int(device.id)
+    return str(device)
 
 
 def _parse_index(device, default=0) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from numbers import Integral
 
@@ -240,8 +241,14 @@ class MLP:
             lr = defaults.get(name, 0.1)
         options = {"momentum": momentum} if name in ("momentum", "nesterov") else {}
         opt = make_optimizer(name, schedule if schedule is not None else lr, **options)
-        if opt != self._optimizer or self._opt_state is None:
-            self._optimizer, self._opt_state = opt, opt.init(self.params)
+        previous = self._optimizer
+        same_kind = previous is not None and dataclasses.replace(
+            previous, learning_rate=opt.learning_rate) == opt
+        if not same_kind or self._opt_state is None:
+            # A new optimizer (or new hyper-parameters) starts from a fresh state; a changed
+            # learning rate alone keeps the momentum / moment buffers and the step count.
+            self._opt_state = opt.init(self.params)
+        self._optimizer = opt
         return opt
 
     # -- inference -------------------------------------------------------------------------------

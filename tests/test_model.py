@@ -206,3 +206,29 @@ def test_cupy_without_gpu_names_the_reason(monkeypatch):
 def test_available_backends_reports_numpy():
     status = pn.available_backends()
     assert status["numpy"] is None and set(status) == set(pn.backends.BACKENDS)
+
+
+def test_models_pickle_and_keep_their_backend(backend):
+    import pickle
+
+    X, y = pn.datasets.spiral(n_per_class=10, seed=0)
+    model = pn.MLP([2, 6, 3], backend=backend.name, dtype="float64", seed=0)
+    model.fit(X, y, lr=0.1, epochs=3, optimizer="momentum")
+    clone = pickle.loads(pickle.dumps(model))
+    assert clone.backend == model.backend
+    np.testing.assert_array_equal(clone.predict_proba(X), model.predict_proba(X))
+    model.fit(X, y, lr=0.1, epochs=2, optimizer="momentum")
+    clone.fit(X, y, lr=0.1, epochs=2, optimizer="momentum")
+    for (W, _), (W0, _) in zip(clone.host_params(), model.host_params()):
+        np.testing.assert_array_equal(W, W0)
+
+
+def test_changing_only_the_learning_rate_keeps_the_optimizer_state():
+    X, y = pn.datasets.spiral(n_per_class=10, seed=0)
+    model = pn.MLP([2, 6, 3], dtype="float64", seed=0)
+    model.fit(X, y, lr=0.1, epochs=3, optimizer="momentum")
+    t, velocity = model._opt_state
+    model.fit(X, y, lr=0.02, epochs=1, optimizer="momentum")
+    assert model._opt_state[0] == t + 1  # continued, not restarted
+    model.fit(X, y, lr=0.02, epochs=1, optimizer="momentum", momentum=0.5)
+    assert model._opt_state[0] == 1  # other hyper-parameters: a fresh state
