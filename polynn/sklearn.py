@@ -104,32 +104,6 @@ class EpochInverseScaling:
         return self.lr / ((t // self.steps_per_epoch) * float(self.n_samples) + 1.0) ** self.power
 
 
-@dataclass(frozen=True)
-class _PickledMLP:
-    """A fitted ``polynn.MLP`` as host arrays and configuration (``MLP`` holds its backend's
-    array module, which does not pickle); rebuilt with ``MLP.from_params`` on unpickling. The
-    optimizer state and shuffling stream are not kept: a later ``partial_fit`` starts them anew."""
-
-    params: tuple
-    activation: str
-    output: str
-    backend: str
-    dtype: str
-    seed: object
-    negative_slope: float
-
-    @classmethod
-    def of(cls, model):
-        params = tuple((np.array(W), np.array(b)) for W, b in model.host_params())
-        return cls(params, model.activation, model.output, model.backend.name, model.dtype,
-                   model.seed, model.negative_slope)
-
-    def restore(self, device):
-        return MLP.from_params(self.params, activation=self.activation, output=self.output,
-                               backend=self.backend, device=device, dtype=self.dtype,
-                               seed=self.seed, negative_slope=self.negative_slope)
-
-
 def _check_number(name, value, low, high=math.inf, *, integer=False, low_open=False,
                   high_open=False):
     kind = numbers.Integral if integer else numbers.Real
@@ -144,7 +118,7 @@ def _check_number(name, value, low, high=math.inf, *, integer=False, low_open=Fa
 
 
 class _BaseMLP(BaseEstimator):
-    """Parameters, training loop and pickling shared by the classifier and the regressor."""
+    """Parameters and training loop shared by the classifier and the regressor."""
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=1e-4, batch_size="auto", learning_rate="constant",
@@ -368,18 +342,6 @@ class _BaseMLP(BaseEstimator):
         """Bias vectors ``(n_out,)`` per layer, as host NumPy arrays."""
         check_is_fitted(self, "model_")
         return [np.array(b) for _, b in self.model_.host_params()]
-
-    # -- pickling ---------------------------------------------------------------------------
-    def __getstate__(self):
-        state = dict(super().__getstate__())
-        if isinstance(state.get("model_"), MLP):
-            state["model_"] = _PickledMLP.of(state["model_"])
-        return state
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        if isinstance(self.__dict__.get("model_"), _PickledMLP):
-            self.model_ = self.model_.restore(self.device)
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
