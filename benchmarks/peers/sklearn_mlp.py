@@ -1,0 +1,132 @@
+"""Peer: scikit-learn's ``MLPClassifier`` with plain SGD, the same architecture and step count.
+
+What scikit-learn's source says (sklearn/neural_network/_multilayer_perceptron.py, read in 1.9.1):
+
+* ``_backprop`` adds ``(0.5 * alpha) * sum ||W||^2 / n`` to the loss and ``_compute_loss_grad``
+  computes ``coef_grad = (A^T delta + alpha * W) / n``, where ``n`` is the number of rows of the
+  **batch being processed** (``sw_sum = X_batch.shape[0]`` without sample weights), and
+  ``delta_L = softmax - onehot`` (not yet divided by n). So one sklearn step with ``alpha`` is our
+  step with ``l2 = alpha / batch_rows``: ``alpha = l2 * batch_size``. That equals the usual
+  ``alpha = l2 * n_samples`` only for full-batch training; with mini-batches and a smaller remainder
+  batch the remainder step's effective l2 is ``alpha / remainder_rows`` (slightly larger).
+* ``SGDOptimizer`` with ``momentum=0`` does ``velocity = 0*velocity - lr*grad; param += velocity``
+  -- plain SGD; ``learning_rate="constant"`` keeps ``lr`` fixed; ``tol=0`` and a huge
+  ``n_iter_no_change`` stop the no-improvement logic from ever lowering lr or stopping early;
+  ``shuffle=False`` keeps batches in order. ``max_iter`` counts epochs.
+* float32 input stays float32 (``validate_data(dtype=(float64, float32))``); the weights then
+  must be float32 too.
+* Its own init is Glorot-uniform; to start from our He init we let ``fit`` initialise once on a
+  small slice (``warm_start=True``), then overwrite ``coefs_``/``intercepts_`` with copies of ours.
+  Every later ``fit`` with ``warm_start=True`` continues from them (a fresh SGDOptimizer each call,
+  which holds no state with momentum=0).
+* Its log-loss clips probabilities to [eps, 1-eps]; the gradient (softmax - onehot) is unaffected.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..common import Contestant, Params, Unavailable
+
+
+class SklearnMLP(Contestant):
+    name = "sklearn"
+
+    def __init__(self, sizes, dtype, *, lr, l2, device="cpu"):
+        super().__init__(sizes, dtype, lr=lr, l2=l2, device=device)
+        if device != "cpu":
+            raise Unavailable("scikit-learn runs on the CPU only")
+        if dtype not in ("float32", "float64"):
+            raise Unavailable(f"scikit-learn has no {dtype}")
+        try:
+            import sklearn  # noqa: F401
+            from sklearn.exceptions import ConvergenceWarning
+            from sklearn.neural_network import MLPClassifier
+        except Exception as e:  # noqa: BLE001
+            raise Unavailable(f"scikit-learn: {type(e).__name__}: {e}") from e
+        self.MLPClassifier = MLPClassifier
+        self.ConvergenceWarning = ConvergenceWarning
+        self.clf = None
+        self.batch_rows = None
+
+    def _make(self, batch_rows: int):
+        return self.MLPClassifier(
+            hidden_layer_sizes=tuple(self.sizes[1:-1]),
+            activation="relu",
+            solver="sgd",
+            alpha=self.l2 * batch_rows,  # see the module docstring: alpha = l2 * rows per batch
+            batch_size=batch_rows,
+            learning_rate="constant",
+            learning_rate_init=self.lr,
+            momentum=0.0,
+            nesterovs_momentum=False,
+            max_iter=1,
+            shuffle=False,
+            tol=0.0,
+            n_iter_no_change=10**9,
+            early_stopping=False,
+            warm_start=True,
+            random_state=0,
+        )
+
+    def _fit(self, X, y, max_iter: int) -> None:
+        self.clf.max_iter = max_iter
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", self.ConvergenceWarning)
+            self.clf.fit(X, y)
+
+    def _configure(self, batch_rows: int) -> None:
+        """Build (or re-parametrise) the estimator for batches of ``batch_rows`` rows."""
+        if self.clf is None:
+            self.clf = self._make(batch_rows)
+            # let sklearn set up its state (label binarizer, layer count, ...) on a small slice
+            # that holds every class, then replace its weights by ours in load()
+            X, y = self.X, self.y
+            n_classes = self.sizes[-1]
+            first = [int(np.flatnonzero(y == c)[0]) for c in range(n_classes) if np.any(y == c)]
+            if len(first) != n_classes:
+                raise Unavailable("the data does not contain every class")
+            idx = np.array(sorted(set(first) | set(range(min(len(y), 64)))))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # batch_size > rows of the slice: clipped, fine
+                self._fit(X[idx], y[idx], 1)
+        self.clf.set_params(batch_size=batch_rows, alpha=self.l2 * batch_rows)
+        self.batch_rows = batch_rows
+
+    def set_data(self, X, y) -> None:
+        self.X = np.ascontiguousarray(X, dtype=self.dtype)
+        self.y = np.asarray(y, dtype=np.int64)
+        if self.clf is None:
+            self._configure(self.X.shape[0])
+
+    def load(self, params: Params) -> None:
+        if self.clf is None:
+            raise RuntimeError("set_data before load")
+        clf = self.clf
+        clf.coefs_ = [np.array(W, dtype=self.dtype) for W, _ in params]
+        clf.intercepts_ = [np.array(b, dtype=self.dtype) for _, b in params]
+        clf.loss_curve_ = []
+        clf.best_loss_ = np.inf
+        clf._no_improvement_count = 0
+        clf.t_ = 0
+        clf.n_iter_ = 0
+
+    def get_params(self) -> Params:
+        return [
+            (W.astype(np.float64), b.astype(np.float64))
+            for W, b in zip(self.clf.coefs_, self.clf.intercepts_)
+        ]
+
+    def steps(self, n: int) -> None:
+        # n full-batch steps = n epochs with batch_size = all rows
+        self._configure(self.X.shape[0])
+        self._fit(self.X, self.y, n)
+
+    def epoch(self, batch_size: int) -> None:
+        self._configure(batch_size)
+        self._fit(self.X, self.y, 1)
+
+    def notes(self) -> str:
+        return "alpha = l2 * rows per batch (sklearn divides alpha*W by the batch's rows)"
