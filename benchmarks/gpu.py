@@ -86,7 +86,7 @@ def run_gpu(settings, harness, log, dry_run: bool = False) -> dict:
         log(f"  {workload} {dtype}: {sizes}, batch {batch}")
         rows += harness.timed(
             lambda init: PerStep(init, X, y, S.l2, log, S.gpu_steps, workload),
-            names, sizes, dtype, device, S.gpu_repeats,
+            names, sizes, dtype, device, S.gpu_repeats, lr=S.lr_large,
         )  # fmt: skip
     return {
         "status": "dry run on the CPU (not a GPU result)" if dry_run else "ran",

@@ -33,11 +33,12 @@ class Harness:
             "device": device,
         }
 
-    def build(self, name, sizes, dtype, device, workload):
+    def build(self, name, sizes, dtype, device, workload, lr=None):
         """(contestant, None) or (None, row saying why it is unavailable)."""
         S = self.S
+        lr = S.lr if lr is None else lr
         try:
-            return make(name, sizes, dtype, lr=S.lr, l2=S.l2, device=device, seed=S.seed), None
+            return make(name, sizes, dtype, lr=lr, l2=S.l2, device=device, seed=S.seed), None
         except Unavailable as e:
             why = f"unavailable: {e}"
         except Exception as e:  # noqa: BLE001
@@ -53,15 +54,16 @@ class Harness:
             "status": f"error: {type(e).__name__}: {e}",
         }
 
-    def timed(self, w_factory, names, sizes, dtype, device, repeats: int) -> list[dict]:
+    def timed(self, w_factory, names, sizes, dtype, device, repeats: int, lr=None) -> list[dict]:
         """Run a ``Timed`` workload for every contestant in ``names``, interleaved: everyone's
         warm-up, then repeat 1 of everyone, repeat 2 of everyone ... (the order rotates each
-        round). ``w_factory(init)`` makes the workload object. One row per contestant, in order."""
+        round). ``w_factory(init)`` makes the workload object; ``lr`` defaults to the settings'.
+        One row per contestant, in order."""
         w: Timed = w_factory(self.init_for(sizes))
         rows: dict[str, dict] = {}
         alive = []  # [name, contestant, first, times]
         for name in names:
-            c, why = self.build(name, sizes, dtype, device, w.workload)
+            c, why = self.build(name, sizes, dtype, device, w.workload, lr)
             if c is None:
                 rows[name] = why
                 continue
@@ -95,11 +97,11 @@ class Harness:
         gc.collect()
         return [rows[n] for n in names]
 
-    def each(self, fn, names, sizes, dtype, device, workload) -> list[dict]:
+    def each(self, fn, names, sizes, dtype, device, workload, lr=None) -> list[dict]:
         """Apply ``fn(c, init) -> row`` to each contestant in turn (e.g. the memory runs)."""
         out = []
         for name in names:
-            c, why = self.build(name, sizes, dtype, device, workload)
+            c, why = self.build(name, sizes, dtype, device, workload, lr)
             if c is None:
                 out.append(why)
                 continue

@@ -531,6 +531,9 @@ def results_md(results: dict) -> str:
         f"- spiral (300×2, 2-25-3, lr {s['lr']}, l2 {s['l2']}): {s['spiral_steps']} full-batch "
         f"steps end to end, median of {s['spiral_repeats']} runs from the init after one "
         "warm-up run (compile s = first − median; --quick warms up only compiling contestants).",
+        f"- Workloads 2-4 use lr {s['lr_large']} (at 0.1 the random-label problem trains "
+        "unstably and float32 rounding alone moves final losses by 10-50 % between "
+        "implementations; the time per step does not depend on lr), l2 the same.",
         f"- mnist-step (784-256-128-10, batch {s['mnist_batch']}, float32, uniform random "
         f"60,000×784): median of {s['mnist_repeats']} runs of {s['mnist_steps']} steps on one "
         "fixed batch after a warm-up run. mnist-epoch: one in-order epoch of 60,000 rows in "

@@ -329,7 +329,7 @@ def main(argv=None) -> int:
         )
         results["rows"] += H.timed(
             lambda init: PerStep(init, Xb, yb, S.l2, log, S.mnist_steps, "mnist-step"),
-            names, SIZES["mnist"], "float32", "cpu", S.mnist_repeats,
+            names, SIZES["mnist"], "float32", "cpu", S.mnist_repeats, lr=S.lr_large,
         )  # fmt: skip
     if wanted("mnist-epoch"):
         Xe, ye = Xm[: S.epoch_rows], ym[: S.epoch_rows]
@@ -339,7 +339,7 @@ def main(argv=None) -> int:
         )
         results["rows"] += H.timed(
             lambda init: OneEpoch(init, Xe, ye, S.l2, log, S.mnist_batch, warm_all=not S.quick),
-            names, SIZES["mnist"], "float32", "cpu", S.epoch_repeats,
+            names, SIZES["mnist"], "float32", "cpu", S.epoch_repeats, lr=S.lr_large,
         )  # fmt: skip
 
     # -- workload 3: wide --------------------------------------------------------------------------
@@ -351,7 +351,7 @@ def main(argv=None) -> int:
         )
         results["rows"] += H.timed(
             lambda init: PerStep(init, Xw, yw, S.l2, log, S.wide_steps, "wide"),
-            names, SIZES["wide"], "float32", "cpu", S.wide_repeats,
+            names, SIZES["wide"], "float32", "cpu", S.wide_repeats, lr=S.lr_large,
         )  # fmt: skip
 
     # -- memory ------------------------------------------------------------------------------------
@@ -361,7 +361,7 @@ def main(argv=None) -> int:
             lambda c, init: memory(
                 c, init, Xb, yb, S.memory_steps, log, warmup=(not S.quick) or c.jit
             ),
-            names, SIZES["mnist"], "float32", "cpu", "memory",
+            names, SIZES["mnist"], "float32", "cpu", "memory", lr=S.lr_large,
         )  # fmt: skip
 
     # -- workload 4: GPU ---------------------------------------------------------------------------
@@ -396,8 +396,21 @@ def main(argv=None) -> int:
         report.derive(gpu_view)
     results["targets"] = report.targets(results)
 
-    tbl = report.table(results)
-    print(tbl)
+    # files first (a closed stdout must not lose them), then the printed report
+    json_path = Path(args.json) if args.json else out / "results.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(results, indent=1, default=_json_default))
+    (out / "RESULTS.md").write_text(report.results_md(results))
+    dest = args.results_md or (
+        None
+        if (S.quick or args.no_results_md or S.contestants or S.workloads)
+        else str(HERE / "RESULTS.md")
+    )
+    if dest and Path(dest).resolve() != (out / "RESULTS.md").resolve():
+        shutil.copyfile(out / "RESULTS.md", dest)
+    log(f"wrote {json_path}, {out / 'RESULTS.md'}" + (f", {dest}" if dest else ""))
+
+    print(report.table(results))
     print()
     print(report.memory_table(results))
     print()
@@ -407,21 +420,6 @@ def main(argv=None) -> int:
     print()
     print(report.targets_md(results["targets"]))
     print(f"\nwall time {meta['wall_s']} s")
-
-    json_path = Path(args.json) if args.json else out / "results.json"
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(results, indent=1, default=_json_default))
-    md = report.results_md(results)
-    (out / "RESULTS.md").write_text(md)
-    dest = args.results_md or (
-        None
-        if (S.quick or args.no_results_md or S.contestants or S.workloads)
-        else str(HERE / "RESULTS.md")
-    )
-    if dest and not (args.no_results_md and not args.results_md):
-        if Path(dest).resolve() != (out / "RESULTS.md").resolve():
-            shutil.copyfile(out / "RESULTS.md", dest)
-    log(f"wrote {json_path}, {out / 'RESULTS.md'}" + (f", {dest}" if dest else ""))
     return 0
 
 

@@ -52,6 +52,8 @@ class Polynn(Contestant):
         self.history = None
         if backend == "cupy" and device == "cpu":
             raise Unavailable("the cupy backend needs a GPU")
+        if backend in ("numpy", "cupy") and dtype == "bfloat16":
+            raise Unavailable(f"{backend} has no bfloat16")
         self.pn = import_polynn()
         self._jax_device = None
         if backend == "jax":
