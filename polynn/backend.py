@@ -81,6 +81,12 @@ class Backend:
         return to_host(x)
 
     # -- compiled execution ---------------------------------------------------------------------
+    @property
+    def jit(self) -> bool:
+        """True where training steps are traced and compiled (JAX): arrays are immutable there
+        and whole loops run as one compiled call."""
+        return self.name == "jax"
+
     def compile(self, fn, **jit_options):
         """``jax.jit(fn)`` on JAX; ``fn`` itself on eager backends."""
         if self.name == "jax":

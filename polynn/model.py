@@ -7,6 +7,7 @@ import math
 from numbers import Integral
 
 import numpy as np
+from array_api_compat import array_namespace, to_device
 
 from polynn.backend import get_backend, to_host
 from polynn.datasets import train_test_split
@@ -113,9 +114,40 @@ class MLP:
 
     # -- data ------------------------------------------------------------------------------------
     def _inputs(self, X, name="X"):
-        """Validated host array (m, n_features) of the model's dtype, moved to the backend."""
+        """``X`` validated as ``(m, n_features)`` with finite values, as a backend array of the
+        model's dtype. Data already on this backend is checked there and never leaves it."""
+        resident = self._resident(X, name)
+        if resident is not None:
+            return resident
         X = check_X(X, self.n_features, name)
         return self.backend.asarray(X, self.dtype, copy=False)
+
+    def _resident(self, X, name="X"):
+        """``X`` checked and cast on the device if it is already an array of this (non-NumPy)
+        backend — no round trip through the host for GPU data; None otherwise."""
+        if self.backend.name == "numpy" or isinstance(X, np.ndarray):
+            return None
+        try:
+            xp = array_namespace(X)
+        except TypeError:
+            return None
+        if xp is not self.backend.xp:
+            return None
+        if X.ndim != 2:
+            raise ValueError(f"{name} must be 2-D (m examples, n_features), got shape "
+                             f"{tuple(X.shape)}")
+        if X.shape[0] == 0 or X.shape[1] != self.n_features:
+            raise ValueError(f"{name} has shape {tuple(X.shape)} but the model's first layer "
+                             f"expects {self.n_features} features (and at least one row)")
+        if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
+            raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
+        if X.dtype != self._dtype:
+            X = xp.astype(X, self._dtype)
+        if not bool(xp.all(xp.isfinite(X))):
+            raise ValueError(f"{name} contains NaN or infinity")
+        if self.backend.device is not None:
+            X = to_device(X, self.backend.device)
+        return X
 
     def _targets(self, y, m, name="y"):
         T = encode_targets(y, self.output, self.n_outputs, m, name)
@@ -164,9 +196,10 @@ class MLP:
         weights. A loss that becomes NaN/inf raises :class:`DivergenceError` and keeps the weights
         from before the divergence.
         """
-        X = check_X(X, self.n_features)
+        resident = None if validation_split is not None else self._resident(X)
+        X = check_X(X, self.n_features) if resident is None else resident
         m = X.shape[0]
-        y = np.asarray(y)
+        y = to_host(y)
         if y.shape[:1] != (m,):
             raise ValueError(f"X has {m} rows but y has shape {y.shape}: they must have the "
                              "same number of rows")
@@ -188,9 +221,8 @@ class MLP:
             validation_data, m = (X_val, y_val), X.shape[0]
         if validation_data is not None:
             X_val, y_val = validation_data
-            X_val = check_X(X_val, self.n_features, "X_val")
-            validation = (self.backend.asarray(X_val, self.dtype, copy=False),
-                          self._targets(y_val, X_val.shape[0], "y_val"))
+            X_val = self._inputs(X_val, "X_val")
+            validation = (X_val, self._targets(y_val, X_val.shape[0], "y_val"))
         if patience is not None and validation is None:
             raise ValueError("early stopping (patience=...) needs validation_split or "
                              "validation_data")
@@ -199,7 +231,8 @@ class MLP:
         if not isinstance(epochs, Integral) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
         T = self._targets(y, m)
-        Xd = self.backend.asarray(X, self.dtype, copy=False)
+        Xd = resident if resident is not None else self.backend.asarray(X, self.dtype,
+                                                                         copy=False)
         opt = self._optimizer_for(optimizer, lr, momentum, schedule)
         if seed is not None:
             self._shuffle_rng = np.random.default_rng(seed)
@@ -275,10 +308,9 @@ class MLP:
 
     def score(self, X, y) -> float:
         """Accuracy for classifiers; the coefficient of determination R² for regression."""
-        X = check_X(X, self.n_features)
         pred = self.predict(X)
         if self.output != "identity":
-            labels = encode_targets(y, self.output, self.n_outputs, X.shape[0])
+            labels = encode_targets(y, self.output, self.n_outputs, pred.shape[0])
             truth = labels.argmax(axis=1) if self.output == "softmax" else labels[:, 0]
             return float(np.mean(pred == truth))
         y = np.asarray(y, dtype=np.float64).reshape(pred.shape)

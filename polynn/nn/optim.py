@@ -1,9 +1,11 @@
 """Optimizers as pure ``(init, update)`` pairs, and learning-rate schedules.
 
-``init(params) -> state`` and ``update(grads, state, params) -> (new_params, new_state)`` never
-mutate their arguments. ``params`` and ``grads`` are tuples of ``(W, b)`` pairs; the state is a
-tuple whose first entry is the step count ``t`` (a Python int in eager loops, a 0-d integer array
-inside a compiled JAX loop; everything here is written with operators that accept both).
+``init(params) -> state`` and ``update(grads, state, params, inplace=False) -> (new_params,
+new_state)`` never mutate their arguments unless ``inplace=True``, which lets a caller that owns
+the parameters (the training loop on eager backends) update them without allocating.
+``params`` and ``grads`` are tuples of ``(W, b)`` pairs; the state is a tuple whose first entry
+is the step count ``t`` (a Python int in eager loops, a 0-d integer array inside a compiled JAX
+loop; everything here is written with operators that accept both).
 
 Optimizers and schedules are frozen dataclasses: hashable by value, so a compiled training loop
 can be cached per configuration and reused across ``fit`` calls.
@@ -81,6 +83,16 @@ def as_schedule(learning_rate) -> Schedule:
 
 
 # --- optimizers ---------------------------------------------------------------------------------
+def _descend(p, step, inplace: bool):
+    """``p - step``. With ``inplace`` it is ``p -= step``, the array API's in-place operator:
+    it overwrites mutable arrays (NumPy, CuPy, PyTorch) instead of allocating new ones, and
+    simply rebinds immutable ones (JAX), so the result is the same everywhere."""
+    if inplace:
+        p -= step
+        return p
+    return p - step
+
+
 def _zeros_like(params):
     xp = array_namespace(params[0][0])
     return tuple((xp.zeros_like(W), xp.zeros_like(b)) for W, b in params)
@@ -95,10 +107,11 @@ class SGD:
     def init(self, params):
         return (0,)
 
-    def update(self, grads, state, params):
+    def update(self, grads, state, params, inplace=False):
         (t,) = state
         eta = self.learning_rate(t)
-        new = tuple((W - eta * dW, b - eta * db) for (W, b), (dW, db) in zip(params, grads))
+        new = tuple((_descend(W, eta * dW, inplace), _descend(b, eta * db, inplace))
+                    for (W, b), (dW, db) in zip(params, grads))
         return new, (t + 1,)
 
 
@@ -114,14 +127,15 @@ class Momentum:
     def init(self, params):
         return (0, _zeros_like(params))
 
-    def update(self, grads, state, params):
+    def update(self, grads, state, params, inplace=False):
         t, velocity = state
         eta, mu = self.learning_rate(t), self.momentum
         new_params, new_velocity = [], []
         for (W, b), (dW, db), (vW, vb) in zip(params, grads, velocity):
             vW, vb = mu * vW + dW, mu * vb + db
             stepW, stepb = (dW + mu * vW, db + mu * vb) if self.nesterov else (vW, vb)
-            new_params.append((W - eta * stepW, b - eta * stepb))
+            new_params.append((_descend(W, eta * stepW, inplace),
+                               _descend(b, eta * stepb, inplace)))
             new_velocity.append((vW, vb))
         return tuple(new_params), (t + 1, tuple(new_velocity))
 
@@ -138,7 +152,7 @@ class Adam:
     def init(self, params):
         return (0, _zeros_like(params), _zeros_like(params))
 
-    def update(self, grads, state, params):
+    def update(self, grads, state, params, inplace=False):
         t, first, second = state
         xp = array_namespace(params[0][0])
         b1, b2 = self.beta1, self.beta2
@@ -148,9 +162,8 @@ class Adam:
         for p, g, m1, m2 in zip(params, grads, first, second):
             m1 = tuple(b1 * m + (1 - b1) * d for m, d in zip(m1, g))
             m2 = tuple(b2 * v + (1 - b2) * (d * d) for v, d in zip(m2, g))
-            new_params.append(
-                tuple(w - eta * m / (xp.sqrt(v) + self.eps) for w, m, v in zip(p, m1, m2))
-            )
+            new_params.append(tuple(_descend(w, eta * m / (xp.sqrt(v) + self.eps), inplace)
+                                    for w, m, v in zip(p, m1, m2)))
             new_first.append(m1)
             new_second.append(m2)
         return tuple(new_params), (t + 1, tuple(new_first), tuple(new_second))
