@@ -553,8 +553,8 @@ def results_md(results: dict) -> str:
         "≤ max(4 MiB, 10 %).",
         "- Device work is synchronised inside each timed call (`block_until_ready`, "
         "`torch.cuda.synchronize`, CuPy device sync). JAX peers get their data as device "
-        "arrays placed before timing (jax-scan also pre-laid out in batches); polynn gets host "
-        "NumPy arrays through `fit`, so its times include the host→backend transfer.",
+        "arrays placed before timing (jax-scan also pre-laid out in batches); so does polynn on "
+        "JAX/PyTorch (`fit` trains on resident arrays in place); polynn-numpy gets host arrays.",
         "- scikit-learn: `alpha = l2 × rows per batch` (its `_backprop` divides `alpha·W` by "
         "the batch's row count, so `alpha = l2 × n_samples` only in full-batch training); its "
         "remainder batch of 96 rows therefore sees l2·256/96. PyTorch applies l2 through SGD "

@@ -363,7 +363,10 @@ def check_X(X, n_features, name="X") -> np.ndarray:
     if X.shape[1] != n_features:
         raise ValueError(f"{name} has {X.shape[1]} features but the model's first layer expects "
                          f"{n_features} (layer_sizes[0])")
-    if np.issubdtype(X.dtype, np.floating) and not np.isfinite(X).all():
+    # min/max propagate NaN and ±inf without allocating a mask the size of X (isfinite(X).all()
+    # took 0.25 s on 60,000 x 784); the mask is built only to name the first bad entry.
+    if np.issubdtype(X.dtype, np.floating) and not (np.isfinite(X.min())
+                                                     and np.isfinite(X.max())):
         bad = np.argwhere(~np.isfinite(X))[0]
         raise ValueError(f"{name} contains NaN or infinity (first at row {bad[0]}, column "
                          f"{bad[1]})")
