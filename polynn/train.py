@@ -227,7 +227,7 @@ def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None)
     classify = _correct_counter(spec.output) is not None
     to_host = spec.backend.to_host
     owned = _owned(spec.backend)
-    carry = owned((params, opt_state))  # the caller's arrays are never overwritten
+    carry = (params, opt_state)
     best = (math.inf, None, None)  # (val loss, epoch, carry)
     bar = _progress_bar(spec.progress, spec.epochs)
     n_done, chunk, chunks_run = 0, 1, 0
@@ -235,7 +235,9 @@ def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None)
     # Overflow on the way to a divergence is reported by the loop itself (DivergenceError).
     with _InterruptFlag() as interrupted, np.errstate(over="ignore", invalid="ignore"):
         while n_done < spec.epochs and not interrupted():
-            start = owned(carry)  # kept for a divergence rollback
+            # Steps may overwrite their arrays (eager backends): train on a copy and keep the
+            # chunk's starting state (at first, the caller's arrays) for a divergence rollback.
+            start, carry = carry, owned(carry)
             tic = time.perf_counter()
             if full_batch:
                 # With validation or early stopping, every step is an epoch to evaluate.
