@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from .workloads import finite
 
@@ -592,4 +593,8 @@ def results_md(results: dict) -> str:
         parts += ["## Notes per contestant", ""] + [f"- {n}: {t}" for n, t in notes] + [""]
     if unavailable:
         parts += ["## Not measured", ""] + [f"- {n}: {st}" for n, st in unavailable] + [""]
+    # What the profiles showed, written by hand: kept in its own file so a new run keeps it.
+    findings = Path(__file__).with_name("FINDINGS.md")
+    if findings.exists():
+        parts += [findings.read_text().strip(), ""]
     return "\n".join(parts)
