@@ -331,12 +331,12 @@ def test_backend_reaches_the_model(name, moons):
 
 
 # --- the bar from the issue -------------------------------------------------------------------
-def test_digits_default_classifier_matches_scikit_learn():
+def test_digits_default_classifier_matches_scikit_learn(backend):
     X, y = pn.datasets.digits()
     X_tr, X_te, y_tr, y_te = pn.datasets.train_test_split(X, y, test_size=0.25, seed=0,
                                                           stratify=True)
     tic = time.perf_counter()
-    ours = MLPClassifier(random_state=0).fit(X_tr, y_tr)
+    ours = MLPClassifier(random_state=0, backend=backend.name).fit(X_tr, y_tr)
     ours_time = time.perf_counter() - tic
     tic = time.perf_counter()
     ref = SkMLPClassifier(hidden_layer_sizes=ours.hidden_layer_sizes, random_state=0,
