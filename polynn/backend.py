@@ -255,43 +255,49 @@ def _parse_index(device, default=0) -> int:
     return int(index) if index else default
 
 
+# backend name -> (module to import, the library's name in messages)
+_LIBRARIES = {
+    "jax": ("jax.numpy", "JAX"),
+    "torch": ("torch", "PyTorch"),
+    "cupy": ("cupy", "CuPy"),
+    "array_api_strict": ("array_api_strict", "array-api-strict"),
+}
+
+
+def _import(name: str):
+    module, library = _LIBRARIES[name]
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise _unavailable(name, f"{library} is not installed ({e})") from None
+
+
 @functools.cache
 def _namespace(name: str):
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
     if name == "numpy":
         import array_api_compat.numpy as xp
-    elif name == "jax":
-        try:
-            import jax.numpy as xp
-        except ImportError as e:
-            raise _unavailable(name, f"JAX is not installed ({e})") from None
-    elif name == "torch":
-        try:
-            importlib.import_module("torch")
-        except ImportError as e:
-            raise _unavailable(name, f"PyTorch is not installed ({e})") from None
+
+        return xp
+    library = _import(name)
+    if name == "torch":
         import array_api_compat.torch as xp
-    elif name == "cupy":
-        try:
-            cupy = importlib.import_module("cupy")
-        except ImportError as e:
-            raise _unavailable(name, f"CuPy is not installed ({e})") from None
+
+        return xp
+    if name == "cupy":
         # CuPy imports on a machine without a GPU and fails at the first array.
         try:
-            usable = cupy.cuda.is_available()
+            usable = library.cuda.is_available()
             reason = "cupy.cuda.is_available() is False (no NVIDIA GPU or CUDA driver)"
         except Exception as e:  # noqa: BLE001 - any CUDA runtime error means "not usable"
             usable, reason = False, f"no usable NVIDIA GPU ({type(e).__name__}: {e})"
         if not usable:
             raise _unavailable(name, reason)
         import array_api_compat.cupy as xp
-    elif name == "array_api_strict":
-        try:
-            xp = importlib.import_module("array_api_strict")
-        except ImportError as e:
-            raise _unavailable(name, f"array-api-strict is not installed ({e})") from None
-    else:
-        raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
-    return xp
+
+        return xp
+    return library  # jax.numpy and array_api_strict are array API namespaces themselves
 
 
 def _device(name: str, xp, device):
