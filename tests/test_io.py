@@ -281,14 +281,20 @@ def _set(key, value):
     return change
 
 
-def _config(key, value):
+def _set_json(section, key, value):
+    """An edit of one JSON entry of a saved file (``KeyError``: delete it)."""
+
     def change(arrays):
         if value is KeyError:
-            del arrays["config"][key]
+            del arrays[section][key]
         else:
-            arrays["config"][key] = value
+            arrays[section][key] = value
 
     return change
+
+
+def _config(key, value):
+    return _set_json("config", key, value)
 
 
 def _drop(key):
@@ -487,13 +493,7 @@ def test_checkpoint_with_foreign_schedule_is_refused(tmp_path):
 
 
 def _training(key, value):
-    def change(arrays):
-        if value is KeyError:
-            del arrays["training"][key]
-        else:
-            arrays["training"][key] = value
-
-    return change
+    return _set_json("training", key, value)
 
 
 def _optimizer_field(path, value):
