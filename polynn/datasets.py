@@ -8,6 +8,8 @@ Nothing here touches the network.
 Synthetic: :func:`spiral`, :func:`moons`, :func:`circles`.
 Bundled with scikit-learn (optional extra): :func:`digits`.
 Local files: :func:`load_idx` / :func:`load_mnist` (MNIST IDX, plain or gzip), :func:`load_csv`.
+Larger than memory: ``mmap_mode=`` in the IDX readers maps plain files; :func:`load_npy` /
+:func:`write_npy` open and write ``.npy`` files memory-mapped.
 Helpers: :func:`train_test_split`, :func:`standardize` / :class:`Standardizer`, :func:`one_hot`.
 Registry for the CLI: :func:`get`.
 """
@@ -32,12 +34,14 @@ __all__ = [
     "load_csv",
     "load_idx",
     "load_mnist",
+    "load_npy",
     "moons",
     "one_hot",
     "read_idx",
     "spiral",
     "standardize",
     "train_test_split",
+    "write_npy",
 ]
 
 
@@ -198,36 +202,30 @@ def _read_bytes(path):
         raise ValueError(f"{path}: corrupt or truncated gzip data ({err})") from err
 
 
-def read_idx(path):
-    """Read one IDX file (plain or gzip) into an array of its stored shape and dtype.
+def _idx_header(path, head, data_bytes):
+    """Parse an IDX header from its first bytes ``head`` (at least 4, up to the full header).
 
-    Header: two zero bytes, a type code (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32,
-    0x0D float32, 0x0E float64), the number of dimensions, then each dimension as a big-endian
-    uint32; the data follows, big-endian, row-major. Returns a native-byte-order ndarray of shape
-    ``dims``. Raises ValueError naming the file for a bad magic number, an unknown type code, or
-    a data size that differs from what the header promises.
-    """
-    path = Path(path)
-    buf = _read_bytes(path)
-    if len(buf) < 4:
-        raise ValueError(f"{path}: truncated IDX header ({len(buf)} bytes, need at least 4)")
-    if buf[0] != 0 or buf[1] != 0:
+    Returns ``(dims, big-endian dtype, header length)``; ``data_bytes(header_len)`` gives the
+    number of bytes after the header, checked against what the header promises."""
+    if len(head) < 4:
+        raise ValueError(f"{path}: truncated IDX header ({len(head)} bytes, need at least 4)")
+    if head[0] != 0 or head[1] != 0:
         raise ValueError(
-            f"{path}: bad magic number 0x{buf[:4].hex()} (an IDX file starts with two zero bytes)"
+            f"{path}: bad magic number 0x{head[:4].hex()} (an IDX file starts with two zero bytes)"
         )
-    code, ndim = buf[2], buf[3]
+    code, ndim = head[2], head[3]
     if code not in _IDX_DTYPES:
         known = ", ".join(f"0x{c:02X}" for c in _IDX_DTYPES)
         raise ValueError(f"{path}: unknown IDX data type code 0x{code:02X} (known: {known})")
     if ndim == 0:
         raise ValueError(f"{path}: IDX header declares 0 dimensions")
     header_len = 4 + 4 * ndim
-    if len(buf) < header_len:
-        raise ValueError(f"{path}: truncated IDX header ({len(buf)} bytes, need {header_len})")
-    dims = tuple(int(d) for d in np.frombuffer(buf, dtype=">u4", count=ndim, offset=4))
+    if len(head) < header_len:
+        raise ValueError(f"{path}: truncated IDX header ({len(head)} bytes, need {header_len})")
+    dims = tuple(int(d) for d in np.frombuffer(head, dtype=">u4", count=ndim, offset=4))
     dtype = np.dtype(_IDX_DTYPES[code])
     expected = math.prod(dims) * dtype.itemsize
-    got = len(buf) - header_len
+    got = data_bytes(header_len)
     if got < expected:
         raise ValueError(
             f"{path}: truncated data: header promises shape {dims} ({expected} bytes), "
@@ -237,19 +235,78 @@ def read_idx(path):
         raise ValueError(
             f"{path}: {got - expected} unexpected bytes after the data for shape {dims}"
         )
+    return dims, dtype, header_len
+
+
+# numpy.memmap's modes that open an existing file ("w+" would create or overwrite it).
+_MMAP_MODES = ("r", "r+", "c")
+
+
+def _check_mmap_mode(mmap_mode):
+    if mmap_mode is not None and mmap_mode not in _MMAP_MODES:
+        raise ValueError(
+            f"mmap_mode must be None (read into memory) or one of {_MMAP_MODES}, "
+            f"got {mmap_mode!r}"
+        )
+    return mmap_mode
+
+
+def _map_idx(path, mmap_mode):
+    """An uncompressed IDX file memory-mapped: a numpy.memmap over the data after the header."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"IDX file not found: {path}")
+    with path.open("rb") as f:
+        head = f.read(4 + 4 * 255)  # the longest possible header
+    if head[:2] == _GZIP_MAGIC:
+        raise ValueError(
+            f"{path} is gzip-compressed, and compressed data cannot be memory-mapped: "
+            f"decompress it once (gunzip -k {path.name}) and map the plain file, or pass "
+            "mmap_mode=None to read it into memory"
+        )
+    size = path.stat().st_size
+    dims, dtype, header_len = _idx_header(path, head, lambda header_len: size - header_len)
+    if math.prod(dims) == 0:  # mmap refuses an empty mapping
+        return np.empty(dims, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode=mmap_mode, offset=header_len, shape=dims)
+
+
+def read_idx(path, *, mmap_mode=None):
+    """Read one IDX file (plain or gzip) into an array of its stored shape and dtype.
+
+    Header: two zero bytes, a type code (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32,
+    0x0D float32, 0x0E float64), the number of dimensions, then each dimension as a big-endian
+    uint32; the data follows, big-endian, row-major. Returns a native-byte-order ndarray of shape
+    ``dims``. Raises ValueError naming the file for a bad magic number, an unknown type code, or
+    a data size that differs from what the header promises.
+
+    ``mmap_mode`` ("r", "r+" or "c", as :class:`numpy.memmap`) maps an *uncompressed* file
+    instead of reading it: nothing is loaded until rows are used, so a file larger than memory
+    works. The result is a ``numpy.memmap`` that keeps the file's byte order (big-endian
+    ``>i2``/``>i4``/``>f4``/``>f8`` for multi-byte types, read correctly by NumPy; converting to
+    native order would copy the data). A gzip file cannot be mapped and raises ValueError.
+    """
+    if _check_mmap_mode(mmap_mode) is not None:
+        return _map_idx(path, mmap_mode)
+    path = Path(path)
+    buf = _read_bytes(path)
+    dims, dtype, header_len = _idx_header(path, buf[: 4 + 4 * 255],
+                                          lambda header_len: len(buf) - header_len)
     data = np.frombuffer(buf, dtype=dtype, count=math.prod(dims), offset=header_len)
     return data.astype(dtype.newbyteorder("=")).reshape(dims)
 
 
-def load_idx(images_path, labels_path=None):
+def load_idx(images_path, labels_path=None, *, mmap_mode=None):
     """Read an IDX images file and, optionally, its IDX labels file.
 
     Returns the images as stored (ndarray of shape ``(m, ...)``, native dtype) when
     ``labels_path`` is None, else ``(images, labels)`` with labels int64 of shape ``(m,)``.
     Raises ValueError naming both files when the counts differ or the labels are not 1-D.
+    ``mmap_mode`` maps the (uncompressed) images file, as :func:`read_idx`; the labels, small,
+    are always read into memory (plain or gzip).
     See :func:`load_mnist` for flattened float64 features in [0, 1].
     """
-    images = read_idx(images_path)
+    images = read_idx(images_path, mmap_mode=mmap_mode)
     if labels_path is None:
         return images
     labels = read_idx(labels_path)
@@ -276,26 +333,99 @@ def _find_file(directory, stem):
     raise FileNotFoundError("no IDX file found; tried: " + ", ".join(str(p) for p in tried))
 
 
-def load_mnist(directory, kind="train"):
+def load_mnist(directory, kind="train", *, mmap_mode=None):
     """MNIST (or Fashion-MNIST, KMNIST...) from a local directory of IDX files.
 
     Looks for ``train-images-idx3-ubyte[.gz]`` / ``train-labels-idx1-ubyte[.gz]``
     (``t10k-...`` for ``kind="test"``). Returns ``X`` float64 ``(m, rows * cols)`` in [0, 1]
     (pixel / 255) and ``y`` int64 ``(m,)``.
+
+    With ``mmap_mode`` ("r", "r+" or "c") the uncompressed images file is memory-mapped and
+    ``X`` is a ``(m, rows * cols)`` uint8 ``numpy.memmap`` of the raw pixels 0..255, *not*
+    scaled (scaling would copy the data into memory). To train from disk on [0, 1] features,
+    write them once with ``write_npy(path, X, dtype="float32", scale=1 / 255)``, which returns
+    the new file memory-mapped; :func:`load_npy` opens it again later.
     """
     if kind not in _MNIST_PREFIX:
         raise ValueError(f"kind must be 'train' or 'test', got {kind!r}")
     prefix = _MNIST_PREFIX[kind]
     images_path = _find_file(directory, f"{prefix}-images-idx3-ubyte")
     labels_path = _find_file(directory, f"{prefix}-labels-idx1-ubyte")
-    images, labels = load_idx(images_path, labels_path)
+    images, labels = load_idx(images_path, labels_path, mmap_mode=mmap_mode)
     if images.dtype != np.uint8 or images.ndim < 2:
         raise ValueError(
             f"{images_path}: expected uint8 images of shape (m, rows, cols), "
             f"got {images.dtype} of shape {images.shape}"
         )
-    X = images.reshape(images.shape[0], -1).astype(np.float64) / 255.0
-    return X, labels
+    flat = images.reshape(images.shape[0], -1)  # a view, also of a memmap
+    if mmap_mode is not None:
+        return flat, labels
+    return flat.astype(np.float64) / 255.0, labels
+
+
+# --------------------------------------------------------------------------- .npy files
+
+
+def load_npy(path, *, mmap_mode="r"):
+    """Open a ``.npy`` array, memory-mapped by default (``mmap_mode`` "r", "r+", "c" as
+    :func:`numpy.load`; None reads it into memory). A mapped array is read from disk only as its
+    rows are used, so a file larger than memory can be trained on (``MLP.fit`` gathers and casts
+    one batch at a time). Never unpickles: object arrays are refused.
+
+    Returns the array (a ``numpy.memmap`` when mapped) with its stored shape and dtype. Raises
+    FileNotFoundError or ValueError naming the file (an ``.npz`` archive, object or non-numeric
+    data). ``numpy.load(path, mmap_mode="r")`` works as well; this adds the checks.
+    """
+    _check_mmap_mode(mmap_mode)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f".npy file not found: {path}")
+    try:
+        data = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except ValueError as err:  # object arrays need pickle; a corrupt header
+        raise ValueError(f"{path}: cannot load as a plain .npy array ({err})") from err
+    if not isinstance(data, np.ndarray):
+        data.close()
+        raise ValueError(f"{path} is an .npz archive of several arrays, not one .npy array")
+    if not (np.issubdtype(data.dtype, np.number) or data.dtype == np.bool_):
+        raise ValueError(f"{path}: expected numbers, got dtype {data.dtype}")
+    return data
+
+
+def write_npy(path, X, *, dtype=None, scale=None, chunk_rows=None):
+    """Write ``X`` (any array NumPy can slice by rows, a memmap included) to a ``.npy`` file
+    chunk by chunk, cast to ``dtype`` (default: X's) and multiplied by ``scale`` when given, so
+    that converting data larger than memory never holds more than one chunk (``chunk_rows``,
+    default about 64 MiB of output). The write is atomic (a temporary file in the target's
+    directory, renamed at the end). Returns the new file memory-mapped read-only
+    (:func:`load_npy`).
+    """
+    path = Path(path)
+    dtype = np.dtype(dtype if dtype is not None else X.dtype)
+    if scale is not None and not np.issubdtype(dtype, np.inexact):
+        raise ValueError(f"scale needs a floating dtype, got dtype {dtype}")
+    if X.ndim < 1:
+        raise ValueError(f"X must have at least one dimension, got shape {X.shape}")
+    m = X.shape[0]
+    row_bytes = max(1, math.prod(X.shape[1:]) * dtype.itemsize)
+    if chunk_rows is None:
+        chunk_rows = max(1, (64 << 20) // row_bytes)
+    chunk_rows = _check_int("chunk_rows", chunk_rows, 1)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=X.shape)
+        for start in range(0, m, chunk_rows):
+            block = np.asarray(X[start : start + chunk_rows])
+            if scale is not None:
+                block = block.astype(np.result_type(dtype, np.float32)) * scale
+            out[start : start + chunk_rows] = block
+        out.flush()
+        del out
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return load_npy(path, mmap_mode="r")
 
 
 # --------------------------------------------------------------------------- CSV files

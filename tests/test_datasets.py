@@ -270,6 +270,111 @@ def test_load_mnist_bad_kind(tmp_path):
         ds.load_mnist(tmp_path, kind="validation")
 
 
+# --------------------------------------------------------------------------- memory-mapped files
+
+
+@pytest.mark.parametrize(
+    ("code", "values"),
+    [(0x08, [[0, 255], [7, 128]]), (0x0B, [[-30000, 2], [3, 30000]]),
+     (0x0D, [[0.5, -1.25], [3.0, 1e30]]), (0x0E, [[0.1, -1e-300], [np.pi, 1e300]])],
+)
+def test_read_idx_mmap_maps_the_file(tmp_path, code, values):
+    path = write_idx(tmp_path / "data.idx", values, code)
+    out = ds.read_idx(path, mmap_mode="r")
+    assert isinstance(out, np.memmap) and str(out.filename) == str(path.resolve())
+    assert out.shape == (2, 2) and out.offset == 4 + 4 * 2
+    np.testing.assert_array_equal(out, np.asarray(values, dtype=out.dtype))
+    with pytest.raises(ValueError, match="read-only"):
+        out[0, 0] = 1
+
+
+def test_read_idx_mmap_copy_on_write_leaves_file_alone(tmp_path):
+    path = write_idx(tmp_path / "data.idx", [[1, 2], [3, 4]])
+    before = path.read_bytes()
+    out = ds.read_idx(path, mmap_mode="c")
+    out[0, 0] = 9
+    assert out[0, 0] == 9 and path.read_bytes() == before
+
+
+def test_read_idx_mmap_refuses_gzip_and_says_why(tmp_path):
+    path = write_idx(tmp_path / "data.idx.gz", [[1, 2]], gz=True)
+    with pytest.raises(ValueError, match="data.idx.gz is gzip-compressed.*cannot be memory-mapped"):
+        ds.read_idx(path, mmap_mode="r")
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [({"magic": b"\x01\x02\x08\x02"}, "bad magic"), ({"cut": 1}, "truncated data")],
+)
+def test_read_idx_mmap_checks_the_header(tmp_path, kw, match):
+    path = write_idx(tmp_path / "broken-file", np.zeros((3, 2), np.uint8), **kw)
+    with pytest.raises(ValueError, match=match):
+        ds.read_idx(path, mmap_mode="r")
+
+
+@pytest.mark.parametrize("mode", ["w+", "rb", True])
+def test_read_idx_bad_mmap_mode(tmp_path, mode):
+    path = write_idx(tmp_path / "data.idx", [1, 2])
+    with pytest.raises(ValueError, match="mmap_mode"):
+        ds.read_idx(path, mmap_mode=mode)
+
+
+def test_load_mnist_mmap_gives_raw_pixels_and_labels(tmp_path):
+    images, labels = write_mnist(tmp_path, m=5, rows=3, cols=4)
+    # gzip labels next to plain images: only the images are mapped
+    write_idx(tmp_path / "train-labels-idx1-ubyte", labels, gz=True)
+    X, y = ds.load_mnist(tmp_path, mmap_mode="r")
+    assert isinstance(X, np.memmap) and X.dtype == np.uint8 and X.shape == (5, 12)
+    np.testing.assert_array_equal(X, images.reshape(5, 12))
+    assert y.dtype == np.int64 and y.tolist() == labels.tolist()
+
+
+def test_load_mnist_mmap_of_gzip_images_says_to_decompress(tmp_path):
+    write_mnist(tmp_path, gz=True)
+    with pytest.raises(ValueError, match="gunzip"):
+        ds.load_mnist(tmp_path, mmap_mode="r")
+
+
+def test_write_npy_scales_in_chunks_and_maps_the_result(tmp_path):
+    images, _ = write_mnist(tmp_path, m=7, rows=3, cols=4)
+    X, _ = ds.load_mnist(tmp_path, mmap_mode="r")
+    out = ds.write_npy(tmp_path / "x.npy", X, dtype="float32", scale=1 / 255, chunk_rows=3)
+    assert isinstance(out, np.memmap) and out.dtype == np.float32 and out.shape == (7, 12)
+    np.testing.assert_allclose(out, images.reshape(7, 12) / 255.0, rtol=1e-6)
+    again = ds.load_npy(tmp_path / "x.npy")
+    assert isinstance(again, np.memmap)
+    np.testing.assert_array_equal(again, out)
+    assert not list(tmp_path.glob(".x.npy*"))  # no temporary file left behind
+
+
+def test_write_npy_keeps_dtype_without_scale(tmp_path):
+    X = np.arange(12, dtype=np.int16).reshape(4, 3)
+    out = ds.write_npy(tmp_path / "x.npy", X)
+    assert out.dtype == np.int16
+    np.testing.assert_array_equal(out, X)
+    with pytest.raises(ValueError, match="scale needs a floating dtype"):
+        ds.write_npy(tmp_path / "y.npy", X, scale=0.5)
+
+
+def test_load_npy_in_memory_and_errors(tmp_path):
+    X = np.arange(6.0).reshape(2, 3)
+    np.save(tmp_path / "x.npy", X)
+    inside = ds.load_npy(tmp_path / "x.npy", mmap_mode=None)
+    assert not isinstance(inside, np.memmap)
+    np.testing.assert_array_equal(inside, X)
+    with pytest.raises(FileNotFoundError, match="missing.npy"):
+        ds.load_npy(tmp_path / "missing.npy")
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="obj.npy"):
+        ds.load_npy(tmp_path / "obj.npy")
+    np.savez(tmp_path / "two.npz", a=X, b=X)
+    with pytest.raises(ValueError, match="npz archive"):
+        ds.load_npy(tmp_path / "two.npz")
+    np.save(tmp_path / "s.npy", np.array(["a", "b"]))
+    with pytest.raises(ValueError, match="expected numbers"):
+        ds.load_npy(tmp_path / "s.npy")
+
+
 # --------------------------------------------------------------------------- CSV
 
 
