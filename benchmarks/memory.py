@@ -1,0 +1,293 @@
+"""Peak memory of one training epoch (and of predict) against the size of the data (issue 11).
+
+Every case runs in a fresh Python process: MNIST-shaped random data (784 float32 features, 10
+classes) of the requested size, held in memory ("resident") or in a ``.npy`` file opened with
+``numpy.load(mmap_mode="r")`` ("streamed"), then ONE call measured: ``fit`` for one epoch of
+batch 256 on a 784-256-10 network (or ``predict`` on all rows). Reported:
+
+- **extra anon**: the peak of the process's anonymous resident memory (``RssAnon``: heap, NumPy and
+  device buffers on the CPU, not the page cache of a mapped file) during the call minus its level
+  just before, sampled every millisecond by a thread; as MiB and as a multiple of the data size.
+- **extra RSS**: the kernel's exact high-water mark ``VmHWM`` (reset through
+  ``/proc/self/clear_refs`` just before the call) minus ``VmRSS`` before; it also counts the pages of
+  a memory-mapped file that were read (page cache the kernel can drop), so for streamed cases it
+  grows with the data by design.
+
+Before the call each process runs a warm-up ``fit`` on 1,024 other rows, so the runtime's
+one-time costs (thread pools, JAX's first compilation, BLAS buffers) are not charged to the data.
+
+    python -m benchmarks.memory                        # the table at 0.1, 0.5 and 1 GiB of rows
+    python -m benchmarks.memory --md benchmarks/MEMORY.md
+    python -m benchmarks.memory --quick                # 20 MiB, a smoke run
+    python -m benchmarks.memory --rows 200000 --cases polynn-numpy-f32,sklearn
+
+Linux only (``/proc``). A case whose library is missing shows ``unavailable: ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+N_FEATURES, N_CLASSES, HIDDEN, BATCH = 784, 10, 256, 256
+ROW_BYTES = N_FEATURES * 4  # float32 data
+GIB = 1 << 30
+MIB = 1 << 20
+# name -> (library, backend or None, model dtype, data: "resident" | "streamed", call)
+CASES = {
+    "polynn-numpy-f32": ("polynn", "numpy", "float32", "resident", "fit"),
+    "polynn-numpy-f64": ("polynn", "numpy", "float64", "resident", "fit"),
+    "polynn-numpy-f32-streamed": ("polynn", "numpy", "float32", "streamed", "fit"),
+    "polynn-jax-f32": ("polynn", "jax", "float32", "resident", "fit"),
+    "polynn-jax-f32-streamed": ("polynn", "jax", "float32", "streamed", "fit"),
+    "polynn-torch-f32": ("polynn", "torch", "float32", "resident", "fit"),
+    "polynn-torch-f32-streamed": ("polynn", "torch", "float32", "streamed", "fit"),
+    "polynn-strict-f32": ("polynn", "array_api_strict", "float32", "resident", "fit"),
+    "polynn-numpy-f32-predict": ("polynn", "numpy", "float32", "resident", "predict"),
+    "polynn-jax-f32-predict": ("polynn", "jax", "float32", "resident", "predict"),
+    "sklearn": ("sklearn", None, "float32", "resident", "fit"),
+    "sklearn-streamed": ("sklearn", None, "float32", "streamed", "fit"),
+}
+SIZES_GIB = (0.1, 0.5, 1.0)
+
+
+# --------------------------------------------------------------------------- inside one process
+def _status() -> dict[str, int]:
+    """Memory lines of /proc/self/status, in bytes."""
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+                out[key] = int(rest.split()[0]) * 1024
+    return out
+
+
+class _AnonPeak:
+    """Samples RssAnon every millisecond on a thread; ``peak`` is the largest value seen."""
+
+    def __init__(self):
+        self.peak = _status()["RssAnon"]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _status()["RssAnon"])
+            time.sleep(0.001)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _status()["RssAnon"])
+        return False
+
+
+def _make_data(rows: int, where: str, tmp: Path):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, N_CLASSES, rows)
+    if where == "resident":
+        return rng.random((rows, N_FEATURES), dtype=np.float32), y
+    # Written block by block, so the file never exists in this process's memory as a whole.
+    path = tmp / "x.npy"
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, N_FEATURES))
+    for start in range(0, rows, 16384):
+        block = out[start : start + 16384]
+        block[...] = rng.random(block.shape, dtype=np.float32)
+    out.flush()
+    del out
+    return np.load(path, mmap_mode="r"), y
+
+
+def _polynn_call(backend, dtype, where, call):
+    import polynn as pn
+
+    model = pn.MLP([N_FEATURES, HIDDEN, N_CLASSES], backend=backend, dtype=dtype, seed=0)
+    stream = where == "streamed" and "stream" in inspect.signature(model.fit).parameters
+
+    def fit(X, y):
+        options = {"stream": True} if stream else {}
+        model.fit(X, y, epochs=1, batch_size=BATCH, lr=0.01, **options)
+        if backend == "jax":
+            import jax
+
+            jax.block_until_ready(model.params)
+
+    if call == "predict":
+        return fit, lambda X, y: model.predict(X), stream
+    return fit, fit, stream
+
+
+def _sklearn_call():
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    clf = MLPClassifier(hidden_layer_sizes=(HIDDEN,), solver="sgd", batch_size=BATCH,
+                        learning_rate_init=0.01, momentum=0.0, max_iter=1, shuffle=True,
+                        random_state=0)
+
+    def fit(X, y):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(X, y)
+
+    return fit, fit, False
+
+
+def worker(case: str, rows: int) -> dict:
+    library, backend, dtype, where, call = CASES[case]
+    with tempfile.TemporaryDirectory(prefix="polynn-mem-") as tmp:
+        try:
+            if library == "sklearn":
+                warm, measured, stream = _sklearn_call()
+            else:
+                warm, measured, stream = _polynn_call(backend, dtype, where, call)
+        except ImportError as err:
+            return {"case": case, "rows": rows, "error": f"unavailable: {err}"}
+        rng = np.random.default_rng(1)
+        warm(rng.random((1024, N_FEATURES), dtype=np.float32), rng.integers(0, N_CLASSES, 1024))
+        X, y = _make_data(rows, where, Path(tmp))
+        import gc
+
+        gc.collect()
+        before = _status()
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset VmHWM to the current VmRSS
+        tic = time.perf_counter()
+        with _AnonPeak() as anon:
+            measured(X, y)
+        seconds = time.perf_counter() - tic
+        after = _status()
+    data = rows * ROW_BYTES
+    return {
+        "case": case, "rows": rows, "data_bytes": data, "stream_flag": stream,
+        "extra_anon": anon.peak - before["RssAnon"], "extra_hwm": after["VmHWM"] - before["VmRSS"],
+        "seconds": seconds,
+    }
+
+
+# --------------------------------------------------------------------------- the driver
+def run_case(case: str, rows: int, timeout: float = 1800) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.memory", "--worker", case, "--rows", str(rows)]
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=root,
+                              env=env)
+    except subprocess.TimeoutExpired:
+        return {"case": case, "rows": rows, "error": f"timed out after {timeout:.0f} s"}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        return {"case": case, "rows": rows, "error": f"error: {tail[0][:200]}"}
+    return json.loads(lines[-1])
+
+
+def _cell(result: dict, key: str) -> str:
+    if "error" in result:
+        return result["error"]
+    extra = result[key]
+    return f"{extra / MIB:,.0f} MiB ({extra / result['data_bytes']:.2f} ×)"
+
+
+def markdown(results: list[dict], note: str = "") -> str:
+    sizes = sorted({r["rows"] for r in results})
+    cases = list(dict.fromkeys(r["case"] for r in results))
+    by = {(r["case"], r["rows"]): r for r in results}
+    head = [f"{n:,} rows ({n * ROW_BYTES / GIB:.2f} GiB)" for n in sizes]
+    lines = [
+        "## Memory: peak extra memory of one epoch against data size",
+        "",
+        f"One `fit` epoch (batch {BATCH}, {N_FEATURES}-{HIDDEN}-{N_CLASSES}, float32 data) or one "
+        "`predict` over all rows, each case in a fresh process, generated by "
+        "`python -m benchmarks.memory`. *Extra anon* is the peak anonymous resident memory "
+        "during the call minus before (sampled each ms; heap and NumPy/JAX/PyTorch buffers, not "
+        "the page cache of a mapped file), in MiB and as a multiple of the data size. "
+        "*Streamed* cases read X from a `.npy` opened with `numpy.load(mmap_mode='r')` "
+        "(`fit(stream=True)` where the installed polynn has it).",
+        "",
+        "| case | " + " | ".join(head) + " | epoch s (largest) |",
+        "|---|" + "---|" * (len(sizes) + 1),
+    ]
+    for case in cases:
+        cells = [_cell(by[case, n], "extra_anon") if (case, n) in by else "" for n in sizes]
+        last = by.get((case, sizes[-1]), {})
+        seconds = f"{last['seconds']:.1f}" if "seconds" in last else ""
+        lines.append(f"| {case} | " + " | ".join(cells) + f" | {seconds} |")
+    lines += [
+        "",
+        "Exact kernel high-water mark (`VmHWM` reset before the call, minus `VmRSS` before; "
+        "includes mapped file pages read, so streamed cases show the file passing through the "
+        "page cache):",
+        "",
+        "| case | " + " | ".join(head) + " |",
+        "|---|" + "---|" * len(sizes),
+    ]
+    for case in cases:
+        cells = [_cell(by[case, n], "extra_hwm") if (case, n) in by else "" for n in sizes]
+        lines.append(f"| {case} | " + " | ".join(cells) + " |")
+    if note:
+        lines += ["", note]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--md", help="write the markdown section to this file")
+    parser.add_argument("--json", help="write every result to this JSON file")
+    parser.add_argument("--quick", action="store_true", help="one small size (20 MiB of rows)")
+    parser.add_argument("--sizes", help="comma-separated data sizes in GiB (default 0.1,0.5,1)")
+    parser.add_argument("--rows", type=int, help="one data size in rows instead of --sizes")
+    parser.add_argument("--cases", help=f"comma-separated subset of: {', '.join(CASES)}")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.rows)), flush=True)
+        return 0
+    if args.rows:
+        rows = [args.rows]
+    else:
+        sizes = [0.02] if args.quick else [float(s) for s in (args.sizes or "").split(",") if s]
+        rows = [int(g * GIB) // ROW_BYTES for g in (sizes or SIZES_GIB)]
+    cases = args.cases.split(",") if args.cases else list(CASES)
+    unknown = [c for c in cases if c not in CASES]
+    if unknown:
+        parser.error(f"unknown case(s) {unknown}; known: {', '.join(CASES)}")
+    results = []
+    for n in rows:
+        for case in cases:
+            result = run_case(case, n)
+            results.append(result)
+            print(f"{case:28s} {n:>9,} rows  {_cell(result, 'extra_anon'):>24s}  "
+                  f"hwm {_cell(result, 'extra_hwm'):>24s}  "
+                  f"{result.get('seconds', float('nan')):6.1f} s", file=sys.stderr, flush=True)
+    load = os.getloadavg()
+    note = f"Load average during the run: {load[0]:.1f} (1 min), {os.cpu_count()} CPUs."
+    text = markdown(results, note)
+    print(text)
+    if args.md:
+        Path(args.md).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.md).write_text(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
