@@ -9,9 +9,9 @@ batch 256 on a 784-256-10 network (or ``predict`` on all rows). Reported:
   device buffers on the CPU, not the page cache of a mapped file) during the call minus its level
   just before, sampled every millisecond by a thread; as MiB and as a multiple of the data size.
 - **extra RSS**: the kernel's exact high-water mark ``VmHWM`` (reset through
-  ``/proc/self/clear_refs`` just before the call) minus ``VmRSS`` before; it also counts the pages of
-  a memory-mapped file that were read (page cache the kernel can drop), so for streamed cases it
-  grows with the data by design.
+  ``/proc/self/clear_refs`` just before the call) minus ``VmRSS`` before; it also counts the pages
+  of a memory-mapped file that were read (page cache the kernel can drop), so for streamed cases
+  it grows with the data by design.
 
 Before the call each process runs a warm-up ``fit`` on 1,024 other rows, so the runtime's
 one-time costs (thread pools, JAX's first compilation, BLAS buffers) are not charged to the data.

@@ -63,15 +63,19 @@ class Backend:
         Casting happens on the host where NumPy has the dtype, so every backend receives the
         same bits. ``copy=True`` guarantees the result never shares memory with ``host``."""
         host = np.asarray(host)
-        if dtype is not None and dtype != "bfloat16":
-            host = host.astype(dtype, copy=False)
-        if self.name == "cupy":
-            with self.device:
-                out = self.xp.asarray(host)
-        elif self.name == "torch":
-            out = self.xp.asarray(np.array(host, copy=copy), device=self.device)
+        cast = dtype is not None and dtype != "bfloat16"
+        if self.name == "jax":
+            out = _jax_put(host, np.dtype(dtype) if cast else host.dtype, self.device)
         else:
-            out = self.xp.asarray(host, device=self.device, copy=copy)
+            if cast:
+                host = host.astype(dtype, copy=False)
+            if self.name == "cupy":
+                with self.device:
+                    out = self.xp.asarray(host)
+            elif self.name == "torch":
+                out = self.xp.asarray(np.array(host, copy=copy), device=self.device)
+            else:
+                out = self.xp.asarray(host, device=self.device, copy=copy)
         if dtype == "bfloat16":
             out = self.xp.astype(out, self.dtype("bfloat16"))
         return out
@@ -163,6 +167,47 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"Backend({self.name!r}, device={self.device_name!r})"
+
+
+# Host data larger than this is cast to the target dtype and moved to a JAX device in chunks of
+# about this size, so no whole cast copy of it exists on the host.
+_PUT_CHUNK_BYTES = 64 << 20
+
+
+def _jax_put(host: np.ndarray, dtype: np.dtype, device):
+    """``host`` cast to ``dtype`` on the host and copied to a JAX device (``jax.device_put``,
+    which copies once; ``jnp.asarray`` measured about twice the array in transient memory).
+    A large array that needs a cast goes in chunks written into one device buffer in place."""
+    import jax
+
+    if host.dtype == dtype or host.ndim == 0 or host.nbytes <= _PUT_CHUNK_BYTES:
+        return jax.device_put(host.astype(dtype, copy=False), device)
+    rows = max(1, _PUT_CHUNK_BYTES // max(1, host[:1].nbytes))
+    out = _jax_zeros(host.shape, dtype, device)
+    for start in range(0, host.shape[0], rows):
+        part = jax.device_put(host[start : start + rows].astype(dtype), device)
+        out = _jax_write_rows(out, part, start)
+    return out
+
+
+def _jax_zeros(shape, dtype, device):
+    import jax.numpy as jnp
+
+    return jnp.zeros(shape, dtype, device=device)
+
+
+@functools.cache
+def _jax_row_writer():
+    import jax
+    from jax import lax
+
+    # The buffer is donated: the update happens in place, never a second full-size buffer.
+    return jax.jit(lambda out, part, start: lax.dynamic_update_slice_in_dim(out, part, start, 0),
+                   donate_argnums=0)
+
+
+def _jax_write_rows(out, part, start: int):
+    return _jax_row_writer()(out, part, start)
 
 
 def _stack(xp, outs):

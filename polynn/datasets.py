@@ -39,6 +39,7 @@ __all__ = [
     "one_hot",
     "read_idx",
     "spiral",
+    "split_indices",
     "standardize",
     "train_test_split",
     "write_npy",
@@ -572,6 +573,25 @@ def _stratified_test_indices(y, n_test, rng):
     return np.concatenate([idx[:t] for idx, t in zip(members, take, strict=True)])
 
 
+def split_indices(y, *, test_size=0.25, seed=0, stratify=False):
+    """The row numbers of a shuffled train/test split of ``m = len(y)`` examples, as
+    :func:`train_test_split` draws them: ``(train, test)``, int64 arrays in shuffled order.
+    Splitting by index lets a caller gather the rows later instead of copying the data."""
+    y = np.asarray(y)
+    if y.ndim == 0:
+        raise ValueError(f"y must have one entry per example, got shape {y.shape}")
+    m = y.shape[0]
+    n_test = _test_count(test_size, m)
+    rng = np.random.default_rng(seed)
+    if stratify:
+        test = rng.permutation(_stratified_test_indices(y, n_test, rng))
+        train = rng.permutation(np.setdiff1d(np.arange(m), test))
+    else:
+        perm = rng.permutation(m)
+        test, train = perm[:n_test], perm[n_test:]
+    return train, test
+
+
 def train_test_split(X, y, *, test_size=0.25, seed=0, stratify=False):
     """Shuffle and split ``(X, y)`` into train and test sets.
 
@@ -585,14 +605,7 @@ def train_test_split(X, y, *, test_size=0.25, seed=0, stratify=False):
     m = X.shape[0] if X.ndim else 0
     if X.ndim == 0 or y.ndim == 0 or y.shape[0] != m:
         raise ValueError(f"X and y must have the same number of rows, got {X.shape} and {y.shape}")
-    n_test = _test_count(test_size, m)
-    rng = np.random.default_rng(seed)
-    if stratify:
-        test = rng.permutation(_stratified_test_indices(y, n_test, rng))
-        train = rng.permutation(np.setdiff1d(np.arange(m), test))
-    else:
-        perm = rng.permutation(m)
-        test, train = perm[:n_test], perm[n_test:]
+    train, test = split_indices(y, test_size=test_size, seed=seed, stratify=stratify)
     return X[train], X[test], y[train], y[test]
 
 

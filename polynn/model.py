@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from numbers import Integral
 
@@ -10,13 +11,13 @@ import numpy as np
 from array_api_compat import array_namespace, to_device
 
 from polynn.backend import get_backend, to_host
-from polynn.datasets import train_test_split
+from polynn.datasets import split_indices
 from polynn.init import INITIALIZERS, init_params
 from polynn.nn import mlp as nn_mlp
 from polynn.nn.activations import ACTIVATIONS, get_activation
-from polynn.nn.losses import OUTPUTS
+from polynn.nn.losses import OUTPUTS, get_output
 from polynn.nn.optim import make_optimizer
-from polynn.train import DivergenceError, History, TrainSpec, run
+from polynn.train import DivergenceError, History, TrainSpec, eval_chunk_rows, run, take_rows
 
 
 class MLP:
@@ -118,13 +119,14 @@ class MLP:
         model's dtype. Data already on this backend is checked there and never leaves it."""
         resident = self._resident(X, name)
         if resident is not None:
-            return resident
+            return take_rows(self.backend, resident, slice(None), self.dtype, self._dtype)
         X = check_X(X, self.n_features, name)
         return self.backend.asarray(X, self.dtype, copy=False)
 
     def _resident(self, X, name="X"):
-        """``X`` checked and cast on the device if it is already an array of this (non-NumPy)
-        backend — no round trip through the host for GPU data; None otherwise."""
+        """``X`` checked on the device if it is already an array of this (non-NumPy) backend —
+        no round trip through the host for GPU data, no copy (batches and chunks are cast to
+        the model's dtype when used); None otherwise."""
         if self.backend.name == "numpy" or isinstance(X, np.ndarray):
             return None
         try:
@@ -141,13 +143,33 @@ class MLP:
                              f"expects {self.n_features} features (and at least one row)")
         if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
             raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
-        if X.dtype != self._dtype:
-            X = xp.astype(X, self._dtype)
-        if not bool(xp.all(xp.isfinite(X))):
+        # min and max propagate NaN and ±inf: two reductions, no mask the size of X.
+        if xp.isdtype(X.dtype, "real floating") and not (
+                bool(xp.isfinite(xp.min(X))) and bool(xp.isfinite(xp.max(X)))):
             raise ValueError(f"{name} contains NaN or infinity")
         if self.backend.device is not None:
             X = to_device(X, self.backend.device)
         return X
+
+    def _host_batches(self) -> bool:
+        """True where batches are best gathered from host data when used (the backend computes
+        in host memory: NumPy, array-api-strict, PyTorch on the CPU); False where the data
+        lives on the device, in one copy (JAX, CuPy, PyTorch on a GPU)."""
+        if self.backend.name == "torch":
+            return getattr(self.backend.device, "type", "cpu") == "cpu"
+        return self.backend.name in ("numpy", "array_api_strict")
+
+    def _device_copy(self, X):
+        """Host ``X`` as the one device-resident copy in the model's dtype."""
+        return self.backend.asarray(X, self.dtype, copy=False)
+
+    def _columns(self, y, m, name="y", host=False):
+        """Targets as columns ``(n_outputs, m)`` in the model's dtype: on the backend, or as
+        a host array (float32 for bfloat16) when ``host``."""
+        T = np.ascontiguousarray(encode_targets(y, self.output, self.n_outputs, m, name).T)
+        if host:
+            return T.astype(np.float32 if self.dtype == "bfloat16" else self.dtype)
+        return self.backend.asarray(T, self.dtype, copy=False)
 
     def _targets(self, y, m, name="y", columns=False):
         """The target matrix on the backend in the model's dtype: ``(m, n_outputs)``, or
@@ -158,9 +180,34 @@ class MLP:
         return self.backend.asarray(T, self.dtype, copy=False)
 
     # -- the math, exposed -----------------------------------------------------------------------
-    def forward(self, X):
-        """The output layer's pre-activation Z ``(m, n_outputs)`` as a backend array."""
-        return nn_mlp.forward(self.params, self._inputs(X), self._act)
+    def forward(self, X, *, batch_size=None):
+        """The output layer's pre-activation Z ``(m, n_outputs)`` as a backend array, computed
+        in chunks of ``batch_size`` rows (see :meth:`predict`)."""
+        parts = [Z for _, _, Z in self._chunks(X, batch_size, "forward")]
+        return parts[0] if len(parts) == 1 else self.backend.xp.concat(parts, axis=0)
+
+    def _chunks(self, X, batch_size, what, name="X"):
+        """Yield ``(start, stop, out)`` over consecutive row chunks of validated ``X``: ``out``
+        is the backend array ``(stop - start, n_outputs)`` of the chunk's output
+        pre-activations (``what="forward"``) or outputs (probabilities or values,
+        ``what="output"``). Each chunk is cast to the model's dtype when used, so no copy of
+        ``X`` and no activations for all rows exist at once."""
+        resident = self._resident(X, name)
+        X = resident if resident is not None else check_X(X, self.n_features, name)
+        if batch_size is None:
+            batch_size = eval_chunk_rows(self.layer_sizes,
+                                         np.dtype(_itemsize_dtype(self.dtype)).itemsize)
+        elif isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or \
+                batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer or None, got "
+                             f"{batch_size!r}")
+        infer = _inference(self.backend, self._act, self.output, what)
+        params_t = nn_mlp.to_columns(self.params)
+        m = X.shape[0]
+        for start in range(0, m, int(batch_size)):
+            stop = min(m, start + int(batch_size))
+            part = take_rows(self.backend, X, slice(start, stop), self.dtype, self._dtype)
+            yield start, stop, infer(params_t, part)
 
     def value_and_grad(self, X, y, *, l2=0.0):
         """The regularised loss (float) and the hand-derived gradients: a tuple of ``(dW, db)``
@@ -181,7 +228,7 @@ class MLP:
     def fit(self, X, y, *, lr=None, l2=0.0, epochs=100, batch_size=None, shuffle=True, seed=None,
             optimizer="sgd", momentum=0.9, schedule=None, validation_split=None,
             validation_data=None, patience=None, min_delta=0.0, restore_best_weights=True,
-            progress=False, callback=None) -> History:
+            progress=False, callback=None, stream=False) -> History:
         """Train on ``X`` ``(m, n_features)`` and labels/targets ``y``; returns a :class:`History`.
 
         Full batch when ``batch_size`` is None (each step is an epoch; ``history.loss[k]`` is the
@@ -200,58 +247,81 @@ class MLP:
         (epoch count, history, current row-layout params) and stops training by returning True.
         A loss that becomes NaN/inf raises :class:`DivergenceError` and keeps the weights from
         before the divergence.
+
+        Memory: no copy of ``X`` is made on NumPy, array-api-strict and PyTorch on the CPU:
+        each mini-batch is gathered (and cast to the model's dtype) when it is used, also from a
+        ``numpy.memmap`` (see :func:`polynn.datasets.load_npy`). JAX, CuPy and PyTorch on a GPU
+        hold one device copy of the data in the model's dtype; ``stream=True`` keeps host data
+        on the host instead and moves the batches as they are needed (on JAX, chunks of batches
+        moved while the previous chunk trains), for data larger than device memory. Streaming
+        gives the same parameters as the resident path (the same batches in the same order). It
+        needs mini-batches (``batch_size`` < the number of rows). ``validation_split`` takes its
+        rows by index (no copy) and validation is evaluated in chunks of rows.
         """
-        resident = None if validation_split is not None else self._resident(X)
+        resident = self._resident(X)
+        if stream and resident is not None:
+            raise ValueError("stream=True streams host data (a NumPy array or memmap), but X is "
+                             f"already a {self.backend.name} array on the device")
         X = check_X(X, self.n_features) if resident is None else resident
         m = X.shape[0]
         y = to_host(y)
         if y.shape[:1] != (m,):
             raise ValueError(f"X has {m} rows but y has shape {y.shape}: they must have the "
                              "same number of rows")
-        validation = None
         if validation_split is not None and validation_data is not None:
             raise ValueError("give validation_split or validation_data, not both")
+        if batch_size is not None and (not isinstance(batch_size, Integral) or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+        if not isinstance(epochs, Integral) or epochs < 0:
+            raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+        # Host data stays on the host (batches gathered when used) on host-memory backends and
+        # when streaming; elsewhere it gets one device copy.
+        host = resident is None and (stream or self._host_batches())
+        rows = validation = None
         if validation_split is not None:
             if not 0 < validation_split < 1:
                 raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
             # A seeded random (stratified for classifiers) split, not the last rows: data sets
             # often come sorted by class. The same seed gives the same split on every fit call.
+            # Rows are split by index: training and validation gather them from X when used.
             stratify = self.output != "identity" and y.ndim == 1 and np.issubdtype(
                 y.dtype, np.integer)
-            X, X_val, y, y_val = train_test_split(
-                X, y, test_size=validation_split, stratify=stratify,
-                seed=self.seed if seed is None else seed)
-            if X.shape[0] == 0:
+            rows, val_rows = split_indices(y, test_size=validation_split, stratify=stratify,
+                                           seed=self.seed if seed is None else seed)
+            if rows.shape[0] == 0:
                 raise ValueError(f"validation_split={validation_split} leaves no training rows")
-            validation_data, m = (X_val, y_val), X.shape[0]
-        if validation_data is not None:
+        if stream and (batch_size is None or batch_size >= (m if rows is None else len(rows))):
+            raise ValueError("stream=True streams mini-batches: give a batch_size smaller than "
+                             "the number of training rows (a full-batch step needs every row "
+                             "on the device at once)")
+        T = self._columns(y, m, host=host)
+        Xd = X if host or resident is not None else self._device_copy(X)
+        if validation_split is not None:
+            validation = (Xd, T, val_rows)
+        elif validation_data is not None:
             X_val, y_val = validation_data
-            X_val = self._inputs(X_val, "X_val")
-            validation = (X_val, self._targets(y_val, X_val.shape[0], "y_val", columns=True))
+            val_resident = self._resident(X_val, "X_val")
+            if val_resident is None:
+                X_val = check_X(X_val, self.n_features, "X_val")
+                X_val = X_val if host else self._device_copy(X_val)
+            else:
+                X_val = val_resident
+            validation = (X_val, self._columns(y_val, X_val.shape[0], "y_val",
+                                               host=val_resident is None and host))
         if patience is not None and validation is None:
             raise ValueError("early stopping (patience=...) needs validation_split or "
                              "validation_data")
-        if batch_size is not None and (not isinstance(batch_size, Integral) or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-        if not isinstance(epochs, Integral) or epochs < 0:
-            raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
-        T = self._targets(y, m, columns=True)
-        if resident is not None:
-            Xd = resident
-        elif self.backend.name == "numpy":
-            Xd = X  # host data is the backend's: batches are gathered and cast when used
-        else:
-            Xd = self.backend.asarray(X, self.dtype, copy=False)
         opt = self._optimizer_for(optimizer, lr, momentum, schedule)
         if seed is not None:
             self._shuffle_rng = np.random.default_rng(seed)
         spec = TrainSpec(self.backend, self._act, self.output, _check_l2(l2), opt, int(epochs),
                          batch_size, shuffle, self._shuffle_rng, dtype=self._dtype,
+                         dtype_name=self.dtype, stream=bool(stream) and self.backend.jit,
                          patience=patience, min_delta=min_delta,
                          restore_best=restore_best_weights, progress=progress, callback=callback)
         try:
             self.params, self._opt_state, history = run(spec, self.params, self._opt_state, Xd,
-                                                        T, validation)
+                                                        T, validation, rows=rows)
         except DivergenceError as err:
             self.params, self._opt_state = err.params, err.opt_state
             raise
@@ -295,30 +365,52 @@ class MLP:
         return opt
 
     # -- inference -------------------------------------------------------------------------------
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X, *, batch_size=None) -> np.ndarray:
         """Class probabilities as a host NumPy array: ``(m, k)`` for softmax; ``(m, 2)`` columns
-        [P(0), P(1)] for sigmoid."""
+        [P(0), P(1)] for sigmoid. Computed in chunks of ``batch_size`` rows (see
+        :meth:`predict`)."""
         if self.output == "identity":
             raise ValueError("predict_proba needs a classifier (output='softmax' or 'sigmoid')")
-        P = to_host(nn_mlp.predict_output(self.params, self._inputs(X), self._act, self.output))
-        if self.output == "sigmoid":
-            P = np.concatenate([1.0 - P, P], axis=1)
-        return P
+        out = None
+        for start, stop, P in self._chunks(X, batch_size, "output"):
+            P = to_host(P)
+            if out is None:
+                m = _rows(X)
+                out = np.empty((m, 2 if self.output == "sigmoid" else P.shape[1]), P.dtype)
+            if self.output == "sigmoid":
+                out[start:stop, 0] = 1.0 - P[:, 0]
+                out[start:stop, 1] = P[:, 0]
+            else:
+                out[start:stop] = P
+        return out
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X, *, batch_size=None) -> np.ndarray:
         """Predicted labels (int64 ``(m,)``) for classifiers, or values for regression (``(m,)``
-        with one output, else ``(m, k)``), as a host NumPy array."""
-        if self.output == "identity":
-            Z = to_host(self.forward(X))
-            return Z[:, 0] if Z.shape[1] == 1 else Z
-        Z = to_host(self.forward(X))
-        if self.output == "sigmoid":
-            return (Z[:, 0] > 0).astype(np.int64)
-        return np.argmax(Z, axis=1).astype(np.int64)
+        with one output, else ``(m, k)``), as a host NumPy array.
 
-    def score(self, X, y) -> float:
-        """Accuracy for classifiers; the coefficient of determination R² for regression."""
-        pred = self.predict(X)
+        Rows are processed in chunks of ``batch_size`` (default: as many as keep one chunk's
+        activations near 8 MiB), so predicting on many rows, a memory-mapped file included,
+        never holds a copy of ``X`` or every row's activations at once."""
+        regression = self.output == "identity"
+        out = None
+        for start, stop, Z in self._chunks(X, batch_size, "forward"):
+            Z = to_host(Z)
+            if out is None:
+                m = _rows(X)
+                out = (np.empty((m,) + Z.shape[1:], Z.dtype) if regression
+                       else np.empty(m, np.int64))
+            if regression:
+                out[start:stop] = Z
+            elif self.output == "sigmoid":
+                out[start:stop] = Z[:, 0] > 0
+            else:
+                out[start:stop] = np.argmax(Z, axis=1)
+        return out[:, 0] if regression and out.shape[1] == 1 else out
+
+    def score(self, X, y, *, batch_size=None) -> float:
+        """Accuracy for classifiers; the coefficient of determination R² for regression.
+        Predictions are computed in chunks of ``batch_size`` rows (see :meth:`predict`)."""
+        pred = self.predict(X, batch_size=batch_size)
         if self.output != "identity":
             labels = encode_targets(y, self.output, self.n_outputs, pred.shape[0])
             truth = labels.argmax(axis=1) if self.output == "softmax" else labels[:, 0]
@@ -337,6 +429,27 @@ class MLP:
     def host_params(self):
         """The parameters as host NumPy arrays: a tuple of ``(W, b)``."""
         return tuple((to_host(W), to_host(b)) for W, b in self.params)
+
+
+@functools.lru_cache(maxsize=64)
+def _inference(backend, activation, output, what):
+    """``infer(params_t, X (rows, n_0)) -> (rows, n_L)``: the output pre-activations
+    (``what="forward"``) or outputs (``"output"``) of one chunk, compiled on JAX."""
+    pair = get_output(output)
+
+    def infer(params_t, X):
+        Z, _ = nn_mlp.forward_columns(params_t, nn_mlp.augment(X), activation)
+        return (pair.output(Z) if what == "output" else Z).T
+
+    return backend.compile(infer)
+
+
+def _rows(X) -> int:
+    return X.shape[0] if hasattr(X, "shape") else len(X)
+
+
+def _itemsize_dtype(name):
+    return "float32" if name == "bfloat16" else name
 
 
 # --- validation (host side, before anything reaches a backend) ---------------------------------

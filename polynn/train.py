@@ -39,6 +39,14 @@ from polynn.nn.mlp import (
 # At most this many steps per compiled dispatch, aiming at this much time per chunk.
 MAX_CHUNK_STEPS = 4096
 CHUNK_SECONDS = 0.2
+# Streaming (``fit(stream=True)`` on JAX): one transfer chunk holds the rows of whole batches,
+# about this share of the data, at most this many bytes, so that the few chunks in flight (the
+# one training, the next one prefetched) stay a small fraction of the data at any size.
+STREAM_CHUNK_SHARE = 1 / 64
+STREAM_CHUNK_BYTES = 32 << 20
+# Evaluation (validation, predict): rows per chunk such that one chunk's activations (every
+# layer's width, once) take about this many bytes.
+EVAL_CHUNK_BYTES = 8 << 20
 
 
 class DivergenceError(FloatingPointError):
@@ -89,16 +97,74 @@ def make_step(activation, output: str, optimizer, inplace: bool = False):
 
 
 def make_evaluate(activation, output: str):
-    """``evaluate(params_t, Xa, T, decay) -> (loss, correct)``: the regularised loss and the
-    number of correctly classified examples, in columns."""
+    """``evaluate(params_t, Xa, T) -> (loss, correct)``: the mean data loss (without the
+    penalty, which does not depend on the rows: see :func:`evaluate_rows`) and the number of
+    correctly classified examples, in columns."""
     pair = get_output(output)
 
-    def evaluate(params, Xa, T, decay):
+    def evaluate(params, Xa, T):
         Z, _ = forward_columns(params, Xa, activation)
         value, _, correct = pair.terms(Z, T)
-        return value + l2_penalty_columns(params, decay), correct
+        return value, correct
 
     return evaluate
+
+
+def eval_chunk_rows(widths, itemsize: int, budget: int | None = None) -> int:
+    """Rows per evaluation chunk for a network of layer ``widths`` ``[n_0, ..., n_L]`` in a
+    dtype of ``itemsize`` bytes: one chunk's input and activations take about ``budget``
+    (default ``EVAL_CHUNK_BYTES``)."""
+    budget = EVAL_CHUNK_BYTES if budget is None else budget
+    return max(1, budget // (sum(int(w) + 1 for w in widths) * itemsize))
+
+
+def take_rows(backend: Backend, X, rows, dtype_name, dtype):
+    """Rows ``rows`` (host ints, or a slice) of ``X`` ``(m, n)`` as a backend array in the
+    model's dtype: gathered on the host and moved (host data: NumPy, a memmap), or gathered
+    on the device (data already there). Only the rows taken are copied or cast."""
+    if isinstance(X, np.ndarray):
+        part = X[rows] if isinstance(rows, slice) else np.take(X, rows, axis=0)
+        return backend.asarray(part, dtype_name, copy=False)
+    xp = backend.xp
+    part = X[rows, ...] if isinstance(rows, slice) else xp.take(X, backend.asarray(rows), axis=0)
+    return part if part.dtype == dtype else xp.astype(part, dtype)
+
+
+def evaluate_rows(spec, evaluate, params_t, decay, X, T, rows=None, chunk_rows=None):
+    """The regularised loss and correct count of ``params_t`` on rows ``rows`` (host ints;
+    None: all) of row-layout ``X`` with columns ``T`` ``(k, m)``, in chunks of ``chunk_rows``
+    rows so that activations never exist for all rows at once. Returns ``(loss, correct)`` as
+    Python numbers; the loss is the mean over the rows plus the L2 penalty."""
+    backend = spec.backend
+    m = X.shape[0] if rows is None else len(rows)
+    if chunk_rows is None:
+        widths = [params_t[0].shape[1] - 1] + [Wb.shape[0] for Wb in params_t]
+        chunk_rows = eval_chunk_rows(widths, np.dtype(_itemsize_name(spec.dtype_name)).itemsize)
+    total, correct = 0.0, 0
+    for start in range(0, m, chunk_rows):
+        stop = min(m, start + chunk_rows)
+        part = slice(start, stop) if rows is None else rows[start:stop]
+        Xa = augment(take_rows(backend, X, part, spec.dtype_name, spec.dtype))
+        Tb = _take_columns(backend, T, part)
+        value, hits = evaluate(params_t, Xa, Tb)
+        total += float(backend.to_host(value)) * (stop - start)
+        correct += int(backend.to_host(hits))
+    penalty = float(backend.to_host(l2_penalty_columns(params_t, decay)))
+    return total / m + penalty, correct
+
+
+def _take_columns(backend, T, part):
+    """Columns ``part`` (slice or host ints) of the targets ``T`` ``(k, m)`` on the backend."""
+    if isinstance(T, np.ndarray) and backend.name != "numpy":
+        T = T[:, part] if isinstance(part, slice) else np.take(T, part, axis=1)
+        return backend.asarray(T, copy=False)
+    if isinstance(part, slice):
+        return T[:, part]
+    return backend.xp.take(T, backend.asarray(part), axis=1)
+
+
+def _itemsize_name(dtype_name):
+    return "float32" if dtype_name in (None, "bfloat16") else dtype_name
 
 
 def gather_batch(X, T, rows, dtype):
@@ -115,14 +181,16 @@ def gather_batch(X, T, rows, dtype):
 
 
 @functools.lru_cache(maxsize=64)
-def _runners(backend: Backend, activation, output, optimizer, dtype):
+def _runners(backend: Backend, activation, output, optimizer, dtype, host_dtype=None):
     """``(full, batches, evaluate)`` for one configuration, cached so that a second ``fit`` (or
     a benchmark's timed run after its warm-up) reuses JAX's compiled code.
 
     ``full(carry, start, n, Xa, T, decay)`` runs n full-batch steps; ``batches(carry, start, n,
     X, T, order, decay)`` runs mini-batches ``start .. start + n - 1`` of an epoch whose batch
     rows are the rows of ``order`` ``(n_batches, b)``. Both return ``(carry, (losses, correct),
-    n_done)`` (see ``Backend.repeat``)."""
+    n_done)`` (see ``Backend.repeat``). With ``host_dtype`` (a dtype name; eager backends
+    only), ``X``, ``T`` and ``order`` of ``batches`` are host NumPy arrays: each batch is
+    gathered on the host and moved to the backend, cast to ``host_dtype``, when used."""
     # Eager backends update in place (the loop owns its arrays: see ``_owned``); allocating new
     # weights every step cost ~12 % per step on an MNIST-sized NumPy network.
     step = make_step(activation, output, optimizer, inplace=not backend.jit)
@@ -133,6 +201,15 @@ def _runners(backend: Backend, activation, output, optimizer, dtype):
     def batch_body(carry, index, X, T, order, decay):
         Xa, Tb = gather_batch(X, T, order[index, ...], dtype)
         return step(carry, Xa, Tb, decay)
+
+    def host_body(carry, index, X, T, order, decay):
+        rows = order[index]
+        Xb = backend.asarray(np.take(X, rows, axis=0), host_dtype, copy=False)
+        Tb = backend.asarray(np.take(T, rows, axis=1), host_dtype, copy=False)
+        return step(carry, augment(Xb), Tb, decay)
+
+    if host_dtype is not None:
+        batch_body = host_body
 
     full = backend.repeat(full_body, MAX_CHUNK_STEPS)
     batches = backend.repeat(batch_body, MAX_CHUNK_STEPS)
@@ -172,7 +249,9 @@ class _InterruptFlag:
 class TrainSpec:
     """Everything ``run`` needs besides data and parameters. ``dtype`` is the backend's dtype
     object that batches are cast to (None: X's own); ``callback(EpochInfo) -> bool | None`` runs
-    after every epoch and stops training when it returns True."""
+    after every epoch and stops training when it returns True. ``stream`` (JAX) keeps host data
+    on the host and moves each chunk of batches to the device when its turn comes, the next
+    chunk transferred while the current one trains."""
 
     backend: Backend
     activation: object
@@ -184,6 +263,8 @@ class TrainSpec:
     shuffle: bool
     rng: np.random.Generator
     dtype: object = None
+    dtype_name: str | None = None  # the model's dtype by name (for casting on the host)
+    stream: bool = False  # JAX: X stays on the host; batches travel in prefetched chunks
     patience: int | None = None
     min_delta: float = 0.0
     restore_best: bool = True
@@ -239,34 +320,46 @@ def _state_to_rows(state):
     return (state[0],) + tuple(to_rows(tree) for tree in state[1:])
 
 
-def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None):
-    """Train from row-layout ``(params, opt_state)`` on backend arrays ``X`` ``(m, n_0)`` (rows,
-    any real dtype: batches are cast to ``spec.dtype`` when used) and ``T`` ``(n_L, m)`` (the
-    targets as columns, in ``spec.dtype``). ``validation`` is ``(X_val, T_val)`` in the same
-    layouts, or None.
+def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None, rows=None):
+    """Train from row-layout ``(params, opt_state)`` on ``X`` ``(m, n_0)`` (rows, any real
+    dtype: batches are cast to ``spec.dtype`` when used) and ``T`` ``(n_L, m)`` (the targets as
+    columns, in ``spec.dtype``). ``X`` and ``T`` are backend arrays, or host NumPy arrays (a
+    memmap included) on eager backends and with ``spec.stream``: batches are then gathered on
+    the host and moved when used. ``rows`` (host ints) trains on those rows of ``X`` and ``T``
+    only (None: all). ``validation`` is ``(X_val, T_val)`` or ``(X_val, T_val, rows_val)`` in
+    the same layouts, or None; it is evaluated in chunks of rows.
 
     Returns ``(params, opt_state, history)`` in the row layout. Raises :class:`DivergenceError`
     (carrying the last finite ``params`` and ``opt_state``) when the loss stops being finite."""
     history = history or History()
-    backend, xp = spec.backend, spec.backend.xp
+    backend = spec.backend
     dtype = spec.dtype if spec.dtype is not None else X.dtype
-    m = X.shape[0]
+    m = X.shape[0] if rows is None else len(rows)
     full_batch = spec.batch_size is None or spec.batch_size >= m
+    host = isinstance(X, np.ndarray) and (spec.stream or not backend.jit)
+    if host and backend.name != "numpy":
+        T = backend.to_host(T)
+    if spec.stream and full_batch:
+        raise ValueError("stream=True streams mini-batches, but this fit is full batch "
+                         f"(batch_size={spec.batch_size}, {m} rows): a full-batch step needs "
+                         "all rows on the device at once")
+    host_dtype = _dtype_name(spec, dtype) if host and not backend.jit else None
     full, batches, evaluate = _runners(backend, spec.activation, spec.output, spec.optimizer,
-                                       dtype)
+                                       dtype, host_dtype)
     classify = spec.output in CLASSIFIERS
     to_host = backend.to_host
     owned = _owned(backend)
     carry = (to_columns(params), _state_to_columns(opt_state))
     decay = weight_decay(carry[0], spec.l2)
 
-    def cast(A):
-        return A if A.dtype == dtype else xp.astype(A, dtype)
-
     if full_batch:
-        Xa = augment(cast(X))
-    if validation is not None:
-        validation = (augment(cast(validation[0])), validation[1])
+        # A full-batch step uses every row: this is the one case that holds X in columns.
+        everything = slice(None) if rows is None else rows
+        Xa = augment(take_rows(backend, X, everything, _dtype_name(spec, dtype), dtype))
+        T = _take_columns(backend, T, everything)
+        rows = None
+    if validation is not None and len(validation) == 2:
+        validation = (*validation, None)
     per_epoch_work = validation is not None or spec.callback is not None
     best = (math.inf, None, None)  # (val loss, epoch, carry)
     bar = _progress_bar(spec.progress, spec.epochs)
@@ -298,7 +391,7 @@ def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None)
                 epoch_loss, epoch_correct = losses, correct / m
             else:
                 carry, losses, correct, sizes = _epoch(
-                    spec, batches, carry, X, T, decay, chunker, interrupted)
+                    spec, batches, carry, X, T, rows, decay, chunker, interrupted, host)
                 good = _finite_prefix(losses)
                 if good < len(losses):
                     history.steps += good
@@ -319,11 +412,11 @@ def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None)
             if not done:
                 continue
             if validation is not None:
-                val_loss, val_correct = evaluate(carry[0], *validation, decay)
-                val_loss = float(to_host(val_loss))
+                val_loss, val_correct = evaluate_rows(spec, evaluate, carry[0], decay,
+                                                      *validation)
                 history.val_loss.append(val_loss)
                 if classify:
-                    history.val_accuracy.append(float(to_host(val_correct)) / m_of(validation))
+                    history.val_accuracy.append(val_correct / _rows_of(validation))
                 if val_loss < best[0] - spec.min_delta:
                     best = (val_loss, history.epochs - 1, owned(carry))
                 elif spec.patience is not None and history.epochs - 1 - best[1] >= spec.patience:
@@ -344,45 +437,127 @@ def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None)
     return to_rows(carry[0]), _state_to_rows(carry[1]), history
 
 
-def m_of(data) -> int:
-    """The number of examples of a columns-layout ``(Xa, T)`` pair."""
-    return data[1].shape[1]
+def _rows_of(data) -> int:
+    """The number of examples of an ``(X, T, rows)`` triple."""
+    return data[0].shape[0] if data[2] is None else len(data[2])
 
 
-def _epoch(spec, batches, carry, X, T, decay, chunker, interrupted):
-    """One pass over the rows of ``X`` in mini-batches of ``spec.batch_size`` (shuffled by the
-    host generator when ``spec.shuffle``), run in chunks of batches; stops early on Ctrl-C or at
-    the first non-finite loss.
+def _dtype_name(spec, dtype) -> str | None:
+    """The model's dtype by name, for casting host data (None: keep the data's dtype)."""
+    if spec.dtype_name is not None:
+        return spec.dtype_name
+    if spec.dtype is None:
+        return None
+    try:
+        return np.dtype(dtype).name
+    except TypeError:  # torch.float32, array_api_strict.float32, ...
+        return str(dtype).rpartition(".")[2]
+
+
+def _epoch(spec, batches, carry, X, T, rows, decay, chunker, interrupted, host):
+    """One pass over the rows of ``X`` (those of ``rows`` if given) in mini-batches of
+    ``spec.batch_size`` (shuffled by the host generator when ``spec.shuffle``), run in chunks of
+    batches; stops early on Ctrl-C or at the first non-finite loss. ``host``: X and T are host
+    arrays (batches gathered on the host; with ``spec.stream``, moved in prefetched chunks).
 
     Returns ``(carry, losses, correct, sizes)``: host arrays of the per-batch losses (float64)
     and correct counts of the batches run, and their sizes."""
     backend = spec.backend
-    m, b = X.shape[0], int(spec.batch_size)
+    m = X.shape[0] if rows is None else len(rows)
+    b = int(spec.batch_size)
     order = spec.rng.permutation(m) if spec.shuffle else np.arange(m)
+    if rows is not None:
+        order = np.asarray(rows)[order]
     n_full = m // b
     cut = n_full * b
-    # The batch rows travel to the device once per epoch (m integers); the batches themselves
-    # are gathered from X when used.
-    plan = [(backend.asarray(order[:cut].reshape(n_full, b)), n_full)] if n_full else []
+    plan = [(order[:cut].reshape(n_full, b), n_full)] if n_full else []
     if cut < m:
-        plan.append((backend.asarray(order[cut:].reshape(1, m - cut)), 1))
+        plan.append((order[cut:].reshape(1, m - cut), 1))
+    if spec.stream:
+        return _streamed_epoch(spec, batches, carry, X, T, plan, decay, interrupted)
+    if not host:
+        # The batch rows travel to the device once per epoch (m integers); the batches
+        # themselves are gathered from X when used.
+        plan = [(backend.asarray(rows_, copy=False), n) for rows_, n in plan]
     losses, correct, sizes = [], [], []
-    for rows, n_batches in plan:
+    for rows_, n_batches in plan:
         position = 0
         while position < n_batches and not interrupted():
             n = chunker.take(n_batches - position)
             tic = time.perf_counter()
             carry, (chunk_losses, chunk_correct), done = batches(
-                carry, position, n, X, T, rows, decay, stop=interrupted)
+                carry, position, n, X, T, rows_, decay, stop=interrupted)
             chunk_losses = backend.to_host(chunk_losses)[:done].astype(np.float64)
             chunker.measured(done, time.perf_counter() - tic)
             losses.append(chunk_losses)
             correct.append(backend.to_host(chunk_correct)[:done])
-            sizes.extend([rows.shape[1]] * done)
+            sizes.extend([rows_.shape[1]] * done)
             position += done
             if _finite_prefix(chunk_losses) < done:
                 break
         if interrupted() or (losses and _finite_prefix(losses[-1]) < len(losses[-1])):
+            break
+    if not losses:
+        return carry, np.zeros(0), np.zeros(0), []
+    return carry, np.concatenate(losses), np.concatenate(correct), sizes
+
+
+def stream_chunk_batches(m: int, n_features: int, batch_size: int, itemsize: int) -> int:
+    """Batches per transfer chunk when streaming ``m`` rows of ``n_features``: about
+    ``STREAM_CHUNK_SHARE`` of the data, at most ``STREAM_CHUNK_BYTES``, at least one batch."""
+    batch_bytes = batch_size * n_features * itemsize
+    budget = min(STREAM_CHUNK_BYTES, m * n_features * itemsize * STREAM_CHUNK_SHARE)
+    return int(max(1, min(MAX_CHUNK_STEPS, budget // batch_bytes)))
+
+
+def _streamed_epoch(spec, batches, carry, X, T, plan, decay, interrupted):
+    """``_epoch`` for host data on a compiled backend: the batches of each transfer chunk are
+    gathered on the host (rows in epoch order, cast to the model's dtype), moved to the device,
+    and trained by one compiled loop, which gathers each batch from the chunk exactly as the
+    resident path gathers it from the whole data, hence the same parameters. The next chunk is
+    gathered and transferred while the device runs the current one (dispatch is asynchronous).
+    Every chunk is padded to the same number of rows, so the loop compiles once per shape."""
+    backend = spec.backend
+    b = int(spec.batch_size)
+    dtype_name = spec.dtype_name or str(X.dtype)
+    itemsize = np.dtype(_itemsize_name(dtype_name)).itemsize
+    per_chunk = stream_chunk_batches(X.shape[0], X.shape[1], b, itemsize)
+    chunk_rows = per_chunk * b
+    pieces = []  # (batch rows (n, size) on the host, n) of each chunk, in epoch order
+    for rows_, n_batches in plan:
+        for start in range(0, n_batches, per_chunk):
+            pieces.append(rows_[start : start + per_chunk])
+    local = {}  # batch-row layout inside a chunk, per (n batches, batch size), on the device
+
+    def transfer(piece):
+        n, size = piece.shape
+        flat = piece.reshape(-1)
+        # The chunk buffer always has chunk_rows rows (padding never read): one shape.
+        Xc = np.zeros((chunk_rows, X.shape[1]), dtype=X.dtype)
+        np.take(X, flat, axis=0, out=Xc[: flat.shape[0]], mode="clip")
+        Tc = np.zeros((T.shape[0], chunk_rows), dtype=T.dtype)
+        Tc[:, : flat.shape[0]] = np.take(T, flat, axis=1)
+        key = (n, size)
+        if key not in local:
+            local[key] = backend.asarray(np.arange(n * size).reshape(n, size))
+        return (backend.asarray(Xc, dtype_name, copy=False),
+                backend.asarray(Tc, dtype_name, copy=False), local[key], n, size)
+
+    losses, correct, sizes = [], [], []
+    upcoming = transfer(pieces[0]) if pieces else None
+    for index in range(len(pieces)):
+        if interrupted():
+            break
+        Xc, Tc, order, n, size = upcoming
+        carry, (chunk_losses, chunk_correct), done = batches(carry, 0, n, Xc, Tc, order, decay)
+        # Dispatch returned at once: prepare the next chunk while this one trains.
+        upcoming = transfer(pieces[index + 1]) if index + 1 < len(pieces) else None
+        chunk_losses = backend.to_host(chunk_losses)[:done].astype(np.float64)
+        losses.append(chunk_losses)
+        correct.append(backend.to_host(chunk_correct)[:done])
+        sizes.extend([size] * done)
+        del Xc, Tc
+        if _finite_prefix(chunk_losses) < done:
             break
     if not losses:
         return carry, np.zeros(0), np.zeros(0), []

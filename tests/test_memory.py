@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 import polynn as pn
+import polynn.train
 
 BATCH = 256
 FIT_BOUND = 0.10  # extra peak of a fit epoch per byte of X
 PREDICT_BOUND = 0.25  # extra peak of predict / predict_proba / score per byte of X
-PENDING = pytest.mark.xfail(strict=True, reason="until train.py gathers per batch")
 
 
 def traced_peak(fn) -> int:
@@ -70,7 +70,6 @@ def model(backend_name, dtype, sizes):
         pytest.skip(str(err))
 
 
-@PENDING
 @pytest.mark.parametrize(("backend_name", "dtype"), FIT_CASES)
 def test_fit_epoch_makes_no_copy_of_the_data(backend_name, dtype):
     n = 512
@@ -83,8 +82,10 @@ def test_fit_epoch_makes_no_copy_of_the_data(backend_name, dtype):
     assert ratio < FIT_BOUND, f"extra peak grows by {ratio:.2f} x the data (peaks {peaks})"
 
 
-@PENDING
-def test_fit_with_validation_split_makes_no_copy_of_the_data():
+def test_fit_with_validation_split_makes_no_copy_of_the_data(monkeypatch):
+    # Validation runs in chunks of EVAL_CHUNK_BYTES; made small so that both sizes here span
+    # several chunks (the default, 8 MiB, would hold all of the small case's validation rows).
+    monkeypatch.setattr(polynn.train, "EVAL_CHUNK_BYTES", 1 << 20)
     n = 512
     net = model("numpy", "float32", [n, 32, 4])
 
@@ -95,7 +96,6 @@ def test_fit_with_validation_split_makes_no_copy_of_the_data():
     assert ratio < FIT_BOUND, f"extra peak grows by {ratio:.2f} x the data (peaks {peaks})"
 
 
-@PENDING
 def test_fit_from_a_memory_mapped_file_matches_in_memory_and_copies_nothing(tmp_path):
     n = 256
     X, y = data(16384, n)
@@ -118,7 +118,6 @@ PREDICT_CASES = [
 ]
 
 
-@PENDING
 @pytest.mark.parametrize("method", ["predict", "predict_proba", "score", "forward"])
 @pytest.mark.parametrize(("backend_name", "dtype"), PREDICT_CASES)
 def test_inference_runs_in_bounded_chunks(backend_name, dtype, method):
@@ -144,3 +143,82 @@ def test_chunked_inference_gives_the_unchunked_answer():
     Z = np.asarray(net.forward(X))
     np.testing.assert_array_equal(net.predict(X), np.argmax(Z, axis=1))
     assert net.score(X, y) == np.mean(np.argmax(Z, axis=1) == y)
+
+
+# --------------------------------------------------------------------------- streaming (JAX)
+
+
+def jax_or_skip():
+    try:
+        pn.backend.get_backend("jax")
+    except pn.backend.BackendUnavailableError as err:
+        pytest.skip(str(err))
+    import jax
+
+    return jax
+
+
+@pytest.mark.parametrize("source", ["array", "memmap"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_streaming_gives_the_resident_parameters(tmp_path, monkeypatch, source, dtype):
+    jax_or_skip()
+    # Small transfer chunks: an epoch of 1,000 rows in batches of 64 spans several chunks of 4
+    # (float64) or 8 (float32) batches, the last one partial, plus the remainder batch of 40.
+    monkeypatch.setattr(polynn.train, "STREAM_CHUNK_BYTES", 4 * 64 * 12 * 8)
+    monkeypatch.setattr(polynn.train, "STREAM_CHUNK_SHARE", 1.0)
+    transfers = []
+    chunker = polynn.train.stream_chunk_batches
+    monkeypatch.setattr(polynn.train, "stream_chunk_batches",
+                        lambda *a: transfers.append(chunker(*a)) or transfers[-1])
+    X, y = data(1000, 12, n_classes=3, dtype=np.float64, seed=2)
+    X_val, y_val = data(300, 12, n_classes=3, dtype=np.float64, seed=3)
+    if source == "memmap":
+        np.save(tmp_path / "x.npy", X)
+        X = pn.datasets.load_npy(tmp_path / "x.npy")
+    models = [pn.MLP([12, 16, 3], backend="jax", dtype=dtype, seed=5) for _ in range(2)]
+    histories = [
+        net.fit(X, y, epochs=3, batch_size=64, lr=0.1, optimizer="momentum", l2=1e-3,
+                validation_data=(X_val, y_val), stream=stream)
+        for net, stream in zip(models, [False, True], strict=True)
+    ]
+    for (Wa, ba), (Wb, bb) in zip(*(net.host_params() for net in models), strict=True):
+        np.testing.assert_array_equal(Wa, Wb)
+        np.testing.assert_array_equal(ba, bb)
+    assert transfers == [4 if dtype == "float64" else 8] * 3  # one sizing per streamed epoch
+    assert histories[0].loss == histories[1].loss
+    np.testing.assert_allclose(histories[0].val_loss, histories[1].val_loss, rtol=1e-6)
+
+
+def device_bytes_after_each_epoch(net, X, y, **fit_options):
+    """The bytes of every live JAX array, seen from the per-epoch callback."""
+    import jax
+
+    seen = []
+    net.fit(X, y, callback=lambda info: seen.append(
+        sum(a.nbytes for a in jax.live_arrays())), **fit_options)
+    return max(seen)
+
+
+def test_jax_holds_one_device_copy_and_streaming_none():
+    jax_or_skip()
+    n = 256
+    X, y = data(8192, n)
+    options = dict(epochs=2, batch_size=BATCH, lr=0.01)
+    net = pn.MLP([n, 32, 4], backend="jax", seed=0)
+    weights = sum(W.nbytes + b.nbytes for W, b in net.params)
+    baseline = device_bytes_after_each_epoch(net, X[:BATCH * 2], y[:BATCH * 2], **options)
+    resident = device_bytes_after_each_epoch(net, X, y, **options)
+    streamed = device_bytes_after_each_epoch(net, X, y, stream=True, **options)
+    assert resident - baseline < 1.10 * X.nbytes, (resident, baseline, X.nbytes)
+    assert resident - baseline > 0.9 * X.nbytes  # the one resident copy is visible
+    assert streamed - baseline < 0.10 * X.nbytes + 4 * weights, (streamed, baseline, X.nbytes)
+
+
+def test_stream_needs_mini_batches_and_host_data():
+    jax_or_skip()
+    X, y = data(100, 4)
+    net = pn.MLP([4, 3], backend="jax")
+    with pytest.raises(ValueError, match="stream=True streams mini-batches"):
+        net.fit(X, y, epochs=1, stream=True)
+    with pytest.raises(ValueError, match="already a jax array"):
+        net.fit(net.backend.asarray(X), y, epochs=1, batch_size=10, stream=True)
