@@ -161,19 +161,28 @@ class MLP:
         """The output layer's pre-activation Z ``(m, n_outputs)`` as a backend array."""
         return nn_mlp.forward(self.params, self._inputs(X), self._act)
 
-    def value_and_grad(self, X, y, *, l2=0.0):
+    def _weights(self, sample_weight, m):
+        if sample_weight is None:
+            return None
+        return self.backend.asarray(check_sample_weight(sample_weight, m), self.dtype)
+
+    def value_and_grad(self, X, y, *, l2=0.0, sample_weight=None):
         """The regularised loss (float) and the hand-derived gradients: a tuple of ``(dW, db)``
-        backend arrays per layer, shaped like ``params``."""
+        backend arrays per layer, shaped like ``params``. ``sample_weight`` ``(m,)``: the data
+        loss is Σ wᵢ lᵢ / Σ wᵢ."""
         Xd = self._inputs(X)
-        loss, grads = nn_mlp.value_and_grad(self.params, Xd, self._targets(y, Xd.shape[0]),
-                                            self._act, self.output, _check_l2(l2))
+        m = Xd.shape[0]
+        loss, grads = nn_mlp.value_and_grad(self.params, Xd, self._targets(y, m), self._act,
+                                            self.output, _check_l2(l2),
+                                            self._weights(sample_weight, m))
         return float(to_host(loss)), grads
 
-    def loss(self, X, y, *, l2=0.0) -> float:
+    def loss(self, X, y, *, l2=0.0, sample_weight=None) -> float:
         """The regularised loss of the current parameters on (X, y), as a float."""
         Xd = self._inputs(X)
-        value = nn_mlp.loss(self.params, Xd, self._targets(y, Xd.shape[0]), self._act,
-                            self.output, _check_l2(l2))
+        m = Xd.shape[0]
+        value = nn_mlp.loss(self.params, Xd, self._targets(y, m), self._act, self.output,
+                            _check_l2(l2), self._weights(sample_weight, m))
         return float(to_host(value))
 
     # -- training --------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from polynn.nn._namespace import namespace
 from polynn.nn.losses import CLASSIFIERS, get_output
 from polynn.nn.mlp import (
     augment,
+    example_weights,
     forward_columns,
     l2_penalty_columns,
     to_columns,
@@ -119,11 +120,10 @@ def normalized_weights(weights, decay, l2_per_weight: bool):
     take, and the weight decay for that batch: with ``l2_per_weight`` the L2 term is divided by
     the batch's mean weight (scikit-learn's convention: its penalty is normalised by the batch's
     sum of weights, like its data term)."""
-    xp = namespace(weights)
-    total = xp.sum(weights)
     if l2_per_weight and decay is not None:
-        decay = tuple(d * (weights.shape[0] / total) for d in decay)
-    return xp.reshape(weights / total, (1, -1)), decay
+        mean_weight = namespace(weights).sum(weights) / weights.shape[0]
+        decay = tuple(d / mean_weight for d in decay)
+    return example_weights(weights), decay
 
 
 @functools.lru_cache(maxsize=64)

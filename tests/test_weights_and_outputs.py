@@ -113,3 +113,23 @@ def test_multilabel_sigmoid_outputs():
         model.fit(X, Y[:, 0], epochs=1)
     with pytest.raises(ValueError, match="only 0 and 1"):
         model.fit(X, 2 * Y, epochs=1)
+
+
+def test_row_layout_value_and_grad_takes_sample_weights():
+    X, y = spiral()
+    w = np.random.default_rng(2).uniform(0.0, 2.0, len(y))
+    model = pn.MLP([2, 9, 3], dtype="float64", seed=1)
+    loss, grads = model.value_and_grad(X, y, l2=1e-3, sample_weight=w)
+    P = model.predict_proba(X)
+    data = np.average(-np.log(P[np.arange(len(y)), y]), weights=w)
+    penalty = 0.5 * 1e-3 * sum((W * W).sum() for W, _ in model.host_params())
+    assert loss == pytest.approx(data + penalty, rel=1e-12)
+    assert model.loss(X, y, l2=1e-3, sample_weight=w) == pytest.approx(loss, rel=1e-12)
+    # Integer weights are repeated rows.
+    w_int = np.ones(len(y))
+    w_int[:4] = 3
+    rows = np.repeat(np.arange(len(y)), w_int.astype(int))
+    _, repeated = model.value_and_grad(X[rows], y[rows], l2=1e-3)
+    _, weighted = model.value_and_grad(X, y, l2=1e-3, sample_weight=w_int)
+    assert_close(weighted, tuple((np.asarray(dW), np.asarray(db)) for dW, db in repeated),
+                 rtol=1e-12)
