@@ -15,7 +15,7 @@ from polynn.datasets import split_indices
 from polynn.init import INITIALIZERS, init_params
 from polynn.nn import mlp as nn_mlp
 from polynn.nn.activations import ACTIVATIONS, get_activation
-from polynn.nn.losses import OUTPUTS, get_output
+from polynn.nn.losses import CLASSIFIERS, OUTPUTS, get_output
 from polynn.nn.optim import make_optimizer
 from polynn.train import DivergenceError, History, TrainSpec, eval_chunk_rows, run, take_rows
 
@@ -30,9 +30,11 @@ class MLP:
         ``(n_l,)``.
     activation : "relu" | "leaky_relu" | "tanh" | "sigmoid" | "identity"
         Hidden-layer activation (``negative_slope`` configures leaky_relu; default 0.01).
-    output : "softmax" | "sigmoid" | "identity"
+    output : "softmax" | "sigmoid" | "identity" | "poisson"
         Output/loss pair: softmax + cross-entropy (integer labels 0..k-1), sigmoid + binary
-        cross-entropy (one output unit, 0/1 labels), identity + mean squared error.
+        cross-entropy (one output unit and 0/1 labels ``(m,)``; or k units and a multilabel 0/1
+        indicator ``y`` ``(m, k)``), identity + mean squared error, poisson: exp output + half
+        Poisson deviance (non-negative targets, e.g. counts).
     backend : "numpy" | "jax" | "cupy" | "torch" | "array_api_strict", default ``$POLYNN_BACKEND``
         or "numpy".
     device : backend-specific device ("cpu", "gpu:0", "cuda:1", ...) or None for the default.
@@ -50,9 +52,6 @@ class MLP:
                              f"{sorted(ACTIVATIONS)}")
         if output not in OUTPUTS:
             raise ValueError(f"unknown output {output!r}; choose one of {sorted(OUTPUTS)}")
-        if output == "sigmoid" and self.layer_sizes[-1] != 1:
-            raise ValueError("output='sigmoid' (binary cross-entropy) needs exactly one output "
-                             f"unit, but layer_sizes ends with {self.layer_sizes[-1]}")
         if init not in INITIALIZERS:
             raise ValueError(f"unknown init {init!r}; choose one of {sorted(INITIALIZERS)}")
         self.activation, self.output, self.init = activation, output, init
@@ -209,26 +208,36 @@ class MLP:
             part = take_rows(self.backend, X, slice(start, stop), self.dtype, self._dtype)
             yield start, stop, infer(params_t, part)
 
-    def value_and_grad(self, X, y, *, l2=0.0):
+    def _weights(self, sample_weight, m):
+        if sample_weight is None:
+            return None
+        return self.backend.asarray(check_sample_weight(sample_weight, m), self.dtype)
+
+    def value_and_grad(self, X, y, *, l2=0.0, sample_weight=None):
         """The regularised loss (float) and the hand-derived gradients: a tuple of ``(dW, db)``
-        backend arrays per layer, shaped like ``params``."""
+        backend arrays per layer, shaped like ``params``. ``sample_weight`` ``(m,)``: the data
+        loss is Σ wᵢ lᵢ / Σ wᵢ."""
         Xd = self._inputs(X)
-        loss, grads = nn_mlp.value_and_grad(self.params, Xd, self._targets(y, Xd.shape[0]),
-                                            self._act, self.output, _check_l2(l2))
+        m = Xd.shape[0]
+        loss, grads = nn_mlp.value_and_grad(self.params, Xd, self._targets(y, m), self._act,
+                                            self.output, _check_l2(l2),
+                                            self._weights(sample_weight, m))
         return float(to_host(loss)), grads
 
-    def loss(self, X, y, *, l2=0.0) -> float:
+    def loss(self, X, y, *, l2=0.0, sample_weight=None) -> float:
         """The regularised loss of the current parameters on (X, y), as a float."""
         Xd = self._inputs(X)
-        value = nn_mlp.loss(self.params, Xd, self._targets(y, Xd.shape[0]), self._act,
-                            self.output, _check_l2(l2))
+        m = Xd.shape[0]
+        value = nn_mlp.loss(self.params, Xd, self._targets(y, m), self._act, self.output,
+                            _check_l2(l2), self._weights(sample_weight, m))
         return float(to_host(value))
 
     # -- training --------------------------------------------------------------------------------
     def fit(self, X, y, *, lr=None, l2=0.0, epochs=100, batch_size=None, shuffle=True, seed=None,
             optimizer="sgd", momentum=0.9, schedule=None, validation_split=None,
             validation_data=None, patience=None, min_delta=0.0, restore_best_weights=True,
-            progress=False, callback=None, stream=False) -> History:
+            progress=False, callback=None, sample_weight=None, l2_per_weight=False,
+            stream=False) -> History:
         """Train on ``X`` ``(m, n_features)`` and labels/targets ``y``; returns a :class:`History`.
 
         Full batch when ``batch_size`` is None (each step is an epoch; ``history.loss[k]`` is the
@@ -247,6 +256,11 @@ class MLP:
         (epoch count, history, current row-layout params) and stops training by returning True.
         A loss that becomes NaN/inf raises :class:`DivergenceError` and keeps the weights from
         before the divergence.
+
+        ``sample_weight`` ``(m,)``: non-negative example weights; each batch's data loss becomes
+        its weighted mean Σ wᵢ lᵢ / Σ wᵢ (as ``numpy.average``; uniform weights change nothing).
+        ``l2_per_weight=True`` also divides the L2 term by the batch's mean weight, which is
+        scikit-learn's convention (its alpha is normalised by the batch's sum of weights).
 
         Memory: no copy of ``X`` is made on NumPy, array-api-strict and PyTorch on the CPU:
         each mini-batch is gathered (and cast to the model's dtype) when it is used, also from a
@@ -268,6 +282,7 @@ class MLP:
         if y.shape[:1] != (m,):
             raise ValueError(f"X has {m} rows but y has shape {y.shape}: they must have the "
                              "same number of rows")
+        weights = None if sample_weight is None else check_sample_weight(sample_weight, m)
         if validation_split is not None and validation_data is not None:
             raise ValueError("give validation_split or validation_data, not both")
         if batch_size is not None and (not isinstance(batch_size, Integral) or batch_size < 1):
@@ -283,8 +298,9 @@ class MLP:
                 raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
             # A seeded random (stratified for classifiers) split, not the last rows: data sets
             # often come sorted by class. The same seed gives the same split on every fit call.
-            # Rows are split by index: training and validation gather them from X when used.
-            stratify = self.output != "identity" and y.ndim == 1 and np.issubdtype(
+            # Rows are split by index (X, y and the sample weights alike): training and
+            # validation gather them from X when used, no copy.
+            stratify = self.output in CLASSIFIERS and y.ndim == 1 and np.issubdtype(
                 y.dtype, np.integer)
             rows, val_rows = split_indices(y, test_size=validation_split, stratify=stratify,
                                            seed=self.seed if seed is None else seed)
@@ -295,6 +311,9 @@ class MLP:
                              "the number of training rows (a full-batch step needs every row "
                              "on the device at once)")
         T = self._columns(y, m, host=host)
+        if weights is not None:
+            weights = (weights.astype(T.dtype) if host
+                       else self.backend.asarray(weights, self.dtype))
         Xd = X if host or resident is not None else self._device_copy(X)
         if validation_split is not None:
             validation = (Xd, T, val_rows)
@@ -318,10 +337,12 @@ class MLP:
                          batch_size, shuffle, self._shuffle_rng, dtype=self._dtype,
                          dtype_name=self.dtype, stream=bool(stream) and self.backend.jit,
                          patience=patience, min_delta=min_delta,
-                         restore_best=restore_best_weights, progress=progress, callback=callback)
+                         restore_best=restore_best_weights, progress=progress, callback=callback,
+                         l2_per_weight=bool(l2_per_weight))
         try:
             self.params, self._opt_state, history = run(spec, self.params, self._opt_state, Xd,
-                                                        T, validation, rows=rows)
+                                                        T, validation, weights=weights,
+                                                        rows=rows)
         except DivergenceError as err:
             self.params, self._opt_state = err.params, err.opt_state
             raise
@@ -365,19 +386,23 @@ class MLP:
         return opt
 
     # -- inference -------------------------------------------------------------------------------
+    @property
+    def _multilabel(self) -> bool:
+        return self.output == "sigmoid" and self.n_outputs > 1
+
     def predict_proba(self, X, *, batch_size=None) -> np.ndarray:
         """Class probabilities as a host NumPy array: ``(m, k)`` for softmax; ``(m, 2)`` columns
-        [P(0), P(1)] for sigmoid. Computed in chunks of ``batch_size`` rows (see
-        :meth:`predict`)."""
-        if self.output == "identity":
+        [P(0), P(1)] for one sigmoid unit; ``(m, k)`` per-label P(1) for multilabel. Computed
+        in chunks of ``batch_size`` rows (see :meth:`predict`)."""
+        if self.output not in CLASSIFIERS:
             raise ValueError("predict_proba needs a classifier (output='softmax' or 'sigmoid')")
+        binary = self.output == "sigmoid" and not self._multilabel
         out = None
         for start, stop, P in self._chunks(X, batch_size, "output"):
             P = to_host(P)
             if out is None:
-                m = _rows(X)
-                out = np.empty((m, 2 if self.output == "sigmoid" else P.shape[1]), P.dtype)
-            if self.output == "sigmoid":
+                out = np.empty((_rows(X), 2 if binary else P.shape[1]), P.dtype)
+            if binary:
                 out[start:stop, 0] = 1.0 - P[:, 0]
                 out[start:stop, 1] = P[:, 0]
             else:
@@ -385,34 +410,37 @@ class MLP:
         return out
 
     def predict(self, X, *, batch_size=None) -> np.ndarray:
-        """Predicted labels (int64 ``(m,)``) for classifiers, or values for regression (``(m,)``
-        with one output, else ``(m, k)``), as a host NumPy array.
+        """As a host NumPy array: predicted labels (int64 ``(m,)``) for classifiers, a 0/1
+        indicator (int64 ``(m, k)``) for multilabel, or values for regression (``(m,)`` with one
+        output, else ``(m, k)``; the predicted means e^z for poisson).
 
         Rows are processed in chunks of ``batch_size`` (default: as many as keep one chunk's
         activations near 8 MiB), so predicting on many rows, a memory-mapped file included,
         never holds a copy of ``X`` or every row's activations at once."""
-        regression = self.output == "identity"
         out = None
         for start, stop, Z in self._chunks(X, batch_size, "forward"):
             Z = to_host(Z)
-            if out is None:
-                m = _rows(X)
-                out = (np.empty((m,) + Z.shape[1:], Z.dtype) if regression
-                       else np.empty(m, np.int64))
-            if regression:
-                out[start:stop] = Z
+            if self.output in ("identity", "poisson"):
+                part = np.exp(Z) if self.output == "poisson" else Z
             elif self.output == "sigmoid":
-                out[start:stop] = Z[:, 0] > 0
+                part = (Z > 0).astype(np.int64)
             else:
-                out[start:stop] = np.argmax(Z, axis=1)
-        return out[:, 0] if regression and out.shape[1] == 1 else out
+                part = np.argmax(Z, axis=1).astype(np.int64)
+            if out is None:
+                out = np.empty((_rows(X),) + part.shape[1:], part.dtype)
+            out[start:stop] = part
+        single = self.output != "softmax" and not self._multilabel and out.shape[1] == 1
+        return out[:, 0] if single else out
 
     def score(self, X, y, *, batch_size=None) -> float:
-        """Accuracy for classifiers; the coefficient of determination R² for regression.
-        Predictions are computed in chunks of ``batch_size`` rows (see :meth:`predict`)."""
+        """Accuracy for classifiers (subset accuracy for multilabel: every label right); the
+        coefficient of determination R² for regression (identity and poisson). Predictions are
+        computed in chunks of ``batch_size`` rows (see :meth:`predict`)."""
         pred = self.predict(X, batch_size=batch_size)
-        if self.output != "identity":
+        if self.output in CLASSIFIERS:
             labels = encode_targets(y, self.output, self.n_outputs, pred.shape[0])
+            if self._multilabel:
+                return float(np.mean(np.all(pred == labels, axis=1)))
             truth = labels.argmax(axis=1) if self.output == "softmax" else labels[:, 0]
             return float(np.mean(pred == truth))
         y = np.asarray(y, dtype=np.float64).reshape(pred.shape)
@@ -496,6 +524,21 @@ def check_X(X, n_features, name="X") -> np.ndarray:
     return X
 
 
+def check_sample_weight(sample_weight, m, name="sample_weight") -> np.ndarray:
+    """``sample_weight`` as a host float64 ``(m,)`` array of finite non-negative weights with a
+    positive sum."""
+    w = to_host(sample_weight) if not isinstance(sample_weight, np.ndarray) else sample_weight
+    w = np.asarray(w)
+    if not (np.issubdtype(w.dtype, np.integer) or np.issubdtype(w.dtype, np.floating)):
+        raise TypeError(f"{name} must hold real numbers, got dtype {w.dtype}")
+    if w.shape != (m,):
+        raise ValueError(f"{name} must have shape ({m},), one weight per row of X, got {w.shape}")
+    w = w.astype(np.float64)
+    if not np.isfinite(w).all() or w.min() < 0 or not w.sum() > 0:
+        raise ValueError(f"{name} must be finite and non-negative with a positive sum")
+    return w
+
+
 def encode_targets(y, output, n_outputs, m, name="y") -> np.ndarray:
     """Labels/targets as the float64 target matrix ``(m, n_outputs)`` the loss pairs expect:
     one-hot rows (softmax), one 0/1 column (sigmoid), the values themselves (identity)."""
@@ -504,7 +547,7 @@ def encode_targets(y, output, n_outputs, m, name="y") -> np.ndarray:
     if y.shape[:1] != (m,):
         raise ValueError(f"X has {m} rows but {name} has shape {y.shape}: they must have the "
                          "same number of rows")
-    if output == "identity":
+    if output in ("identity", "poisson"):
         if not np.issubdtype(y.dtype, np.number):
             raise TypeError(f"{name} must hold numbers for regression, got dtype {y.dtype}")
         T = y.reshape(m, -1).astype(np.float64)
@@ -513,6 +556,20 @@ def encode_targets(y, output, n_outputs, m, name="y") -> np.ndarray:
                              f"{n_outputs} output unit(s) (layer_sizes[-1])")
         if not np.isfinite(T).all():
             raise ValueError(f"{name} contains NaN or infinity")
+        if output == "poisson" and T.min() < 0:
+            raise ValueError(f"{name} has negative values (e.g. {T[T < 0][:3].tolist()}); "
+                             "output='poisson' models non-negative targets such as counts")
+        return T
+    if output == "sigmoid" and n_outputs > 1:
+        # Multilabel: a 0/1 indicator matrix, one column per output unit.
+        if y.ndim != 2 or y.shape[1] != n_outputs:
+            raise ValueError(f"{name} must be a 0/1 indicator matrix of shape ({m}, {n_outputs}) "
+                             f"for output='sigmoid' with {n_outputs} units (multilabel), got "
+                             f"shape {y.shape}")
+        T = np.asarray(y, dtype=np.float64) if np.issubdtype(y.dtype, np.number) or (
+            y.dtype == bool) else None
+        if T is None or not np.all((T == 0) | (T == 1)):
+            raise ValueError(f"{name} must hold only 0 and 1 for multilabel output='sigmoid'")
         return T
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]

@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from polynn.backend import Backend
+from polynn.nn._namespace import namespace
 from polynn.nn.losses import CLASSIFIERS, get_output
 from polynn.nn.mlp import (
     augment,
+    example_weights,
     forward_columns,
     l2_penalty_columns,
     to_columns,
@@ -81,15 +83,16 @@ class History:
 # --- the step ------------------------------------------------------------------------------------
 def make_step(activation, output: str, optimizer, inplace: bool = False):
     """One training step in columns: ``step((params_t, opt_state), Xa (n_0 + 1, m), T (k, m),
-    decay) -> ((params_t, opt_state), (loss, correct))``.
+    decay, w=None) -> ((params_t, opt_state), (loss, correct))``; ``w`` is None or the batch's
+    ``(1, m)`` example weights, summing to 1.
 
     Pure unless ``inplace``: then the optimizer overwrites the parameters it is given (for a
     caller that owns them, on backends with mutable arrays; JAX arrays are never mutated)."""
     pair = get_output(output)
 
-    def step(carry, Xa, T, decay):
+    def step(carry, Xa, T, decay, w=None):
         params, opt_state = carry
-        loss, grads, correct = value_and_grad_columns(params, Xa, T, activation, pair, decay)
+        loss, grads, correct = value_and_grad_columns(params, Xa, T, activation, pair, decay, w)
         params, opt_state = optimizer.update(grads, opt_state, params, inplace=inplace)
         return (params, opt_state), (loss, correct)
 
@@ -171,42 +174,62 @@ def gather_batch(X, T, rows, dtype):
     """The batch of ``rows`` (int array ``(b,)``) from row-layout ``X`` ``(m, n)`` and columns
     ``T`` ``(k, m)``, as ``(Xa (n + 1, b), T (k, b))`` in ``dtype``: the only copy of the data an
     epoch makes is this batch-sized one."""
-    from array_api_compat import array_namespace
-
-    xp = array_namespace(X)
+    xp = namespace(X)
     Xb = xp.take(X, rows, axis=0)
     if Xb.dtype != dtype:
         Xb = xp.astype(Xb, dtype)
     return augment(Xb), xp.take(T, rows, axis=1)
 
 
+def normalized_weights(weights, decay, l2_per_weight: bool):
+    """A batch's example weights ``(b,)`` as the ``(1, b)`` row summing to 1 that the loss pairs
+    take, and the weight decay for that batch: with ``l2_per_weight`` the L2 term is divided by
+    the batch's mean weight (scikit-learn's convention: its penalty is normalised by the batch's
+    sum of weights, like its data term)."""
+    if l2_per_weight and decay is not None:
+        mean_weight = namespace(weights).sum(weights) / weights.shape[0]
+        decay = tuple(d / mean_weight for d in decay)
+    return example_weights(weights), decay
+
+
 @functools.lru_cache(maxsize=64)
-def _runners(backend: Backend, activation, output, optimizer, dtype, host_dtype=None):
+def _runners(backend: Backend, activation, output, optimizer, dtype, l2_per_weight=False,
+             host_dtype=None):
     """``(full, batches, evaluate)`` for one configuration, cached so that a second ``fit`` (or
     a benchmark's timed run after its warm-up) reuses JAX's compiled code.
 
-    ``full(carry, start, n, Xa, T, decay)`` runs n full-batch steps; ``batches(carry, start, n,
-    X, T, order, decay)`` runs mini-batches ``start .. start + n - 1`` of an epoch whose batch
-    rows are the rows of ``order`` ``(n_batches, b)``. Both return ``(carry, (losses, correct),
-    n_done)`` (see ``Backend.repeat``). With ``host_dtype`` (a dtype name; eager backends
-    only), ``X``, ``T`` and ``order`` of ``batches`` are host NumPy arrays: each batch is
-    gathered on the host and moved to the backend, cast to ``host_dtype``, when used."""
+    ``full(carry, start, n, Xa, T, decay, w)`` runs n full-batch steps (``w``: None or the
+    normalised ``(1, m)`` weights); ``batches(carry, start, n, X, T, order, decay, weights)``
+    runs mini-batches ``start .. start + n - 1`` of an epoch whose batch rows are the rows of
+    ``order`` ``(n_batches, b)`` (``weights``: None or every example's ``(m,)`` weight). Both
+    return ``(carry, (losses, correct), n_done)`` (see ``Backend.repeat``). With ``host_dtype``
+    (a dtype name; eager backends only), ``X``, ``T``, ``order`` and ``weights`` of ``batches``
+    are host NumPy arrays: each batch is gathered on the host and moved to the backend, cast to
+    ``host_dtype``, when used."""
     # Eager backends update in place (the loop owns its arrays: see ``_owned``); allocating new
     # weights every step cost ~12 % per step on an MNIST-sized NumPy network.
     step = make_step(activation, output, optimizer, inplace=not backend.jit)
 
-    def full_body(carry, index, Xa, T, decay):
-        return step(carry, Xa, T, decay)
+    def full_body(carry, index, Xa, T, decay, w):
+        return step(carry, Xa, T, decay, w)
 
-    def batch_body(carry, index, X, T, order, decay):
-        Xa, Tb = gather_batch(X, T, order[index, ...], dtype)
-        return step(carry, Xa, Tb, decay)
+    def batch_body(carry, index, X, T, order, decay, weights):
+        rows = order[index, ...]
+        Xa, Tb = gather_batch(X, T, rows, dtype)
+        w = None
+        if weights is not None:
+            w, decay = normalized_weights(namespace(X).take(weights, rows), decay, l2_per_weight)
+        return step(carry, Xa, Tb, decay, w)
 
-    def host_body(carry, index, X, T, order, decay):
+    def host_body(carry, index, X, T, order, decay, weights):
         rows = order[index]
         Xb = backend.asarray(np.take(X, rows, axis=0), host_dtype, copy=False)
         Tb = backend.asarray(np.take(T, rows, axis=1), host_dtype, copy=False)
-        return step(carry, augment(Xb), Tb, decay)
+        w = None
+        if weights is not None:
+            wb = backend.asarray(np.take(weights, rows), host_dtype, copy=False)
+            w, decay = normalized_weights(wb, decay, l2_per_weight)
+        return step(carry, augment(Xb), Tb, decay, w)
 
     if host_dtype is not None:
         batch_body = host_body
@@ -249,9 +272,10 @@ class _InterruptFlag:
 class TrainSpec:
     """Everything ``run`` needs besides data and parameters. ``dtype`` is the backend's dtype
     object that batches are cast to (None: X's own); ``callback(EpochInfo) -> bool | None`` runs
-    after every epoch and stops training when it returns True. ``stream`` (JAX) keeps host data
-    on the host and moves each chunk of batches to the device when its turn comes, the next
-    chunk transferred while the current one trains."""
+    after every epoch and stops training when it returns True; ``l2_per_weight``: see
+    ``normalized_weights``. ``stream`` (JAX) keeps host data on the host and moves each chunk of
+    batches to the device when its turn comes, the next chunk transferred while the current one
+    trains."""
 
     backend: Backend
     activation: object
@@ -270,6 +294,7 @@ class TrainSpec:
     restore_best: bool = True
     progress: bool = False
     callback: object = None
+    l2_per_weight: bool = False
 
 
 @dataclass
@@ -320,14 +345,17 @@ def _state_to_rows(state):
     return (state[0],) + tuple(to_rows(tree) for tree in state[1:])
 
 
-def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None, rows=None):
+def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None, weights=None,
+        rows=None):
     """Train from row-layout ``(params, opt_state)`` on ``X`` ``(m, n_0)`` (rows, any real
     dtype: batches are cast to ``spec.dtype`` when used) and ``T`` ``(n_L, m)`` (the targets as
-    columns, in ``spec.dtype``). ``X`` and ``T`` are backend arrays, or host NumPy arrays (a
-    memmap included) on eager backends and with ``spec.stream``: batches are then gathered on
-    the host and moved when used. ``rows`` (host ints) trains on those rows of ``X`` and ``T``
-    only (None: all). ``validation`` is ``(X_val, T_val)`` or ``(X_val, T_val, rows_val)`` in
-    the same layouts, or None; it is evaluated in chunks of rows.
+    columns, in ``spec.dtype``). ``X``, ``T`` and ``weights`` are backend arrays, or host NumPy
+    arrays (a memmap included) on eager backends and with ``spec.stream``: batches are then
+    gathered on the host and moved when used. ``rows`` (host ints) trains on those rows only
+    (None: all); ``T`` and ``weights`` still cover every row of ``X``. ``validation`` is
+    ``(X_val, T_val)`` or ``(X_val, T_val, rows_val)`` in the same layouts, or None; it is
+    evaluated in chunks of rows. ``weights``: None or the examples' non-negative weights
+    ``(m,)`` in ``spec.dtype``; each batch's loss is then its weighted mean (Σ wᵢ lᵢ / Σ wᵢ).
 
     Returns ``(params, opt_state, history)`` in the row layout. Raises :class:`DivergenceError`
     (carrying the last finite ``params`` and ``opt_state``) when the loss stops being finite."""
@@ -339,13 +367,15 @@ def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None,
     host = isinstance(X, np.ndarray) and (spec.stream or not backend.jit)
     if host and backend.name != "numpy":
         T = backend.to_host(T)
+        weights = None if weights is None else backend.to_host(weights)
     if spec.stream and full_batch:
         raise ValueError("stream=True streams mini-batches, but this fit is full batch "
                          f"(batch_size={spec.batch_size}, {m} rows): a full-batch step needs "
                          "all rows on the device at once")
     host_dtype = _dtype_name(spec, dtype) if host and not backend.jit else None
     full, batches, evaluate = _runners(backend, spec.activation, spec.output, spec.optimizer,
-                                       dtype, host_dtype)
+                                       dtype, spec.l2_per_weight and weights is not None,
+                                       host_dtype)
     classify = spec.output in CLASSIFIERS
     to_host = backend.to_host
     owned = _owned(backend)
@@ -355,8 +385,13 @@ def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None,
     if full_batch:
         # A full-batch step uses every row: this is the one case that holds X in columns.
         everything = slice(None) if rows is None else rows
-        Xa = augment(take_rows(backend, X, everything, _dtype_name(spec, dtype), dtype))
+        name = _dtype_name(spec, dtype)
+        Xa = augment(take_rows(backend, X, everything, name, dtype))
         T = _take_columns(backend, T, everything)
+        w_full, decay_full = None, decay
+        if weights is not None:
+            w_all = take_rows(backend, weights, everything, name, dtype)
+            w_full, decay_full = normalized_weights(w_all, decay, spec.l2_per_weight)
         rows = None
     if validation is not None and len(validation) == 2:
         validation = (*validation, None)
@@ -376,28 +411,28 @@ def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None,
                 # With per-epoch work (validation, callback) every step is an epoch.
                 n = 1 if per_epoch_work else chunker.take(spec.epochs - n_done)
                 tic = time.perf_counter()
-                carry, (losses, correct), done = full(carry, 0, n, Xa, T, decay,
+                carry, (losses, correct), done = full(carry, 0, n, Xa, T, decay_full, w_full,
                                                       stop=interrupted)
                 losses = to_host(losses)[:done].astype(np.float64)
                 correct = to_host(correct)[:done]
                 chunker.measured(done, time.perf_counter() - tic)
                 good = _finite_prefix(losses)
                 if good < done:
-                    kept = _last_finite(full, start, previous, Xa, T, decay, good)
+                    kept = _last_finite(full, start, previous, (Xa, T, decay_full, w_full), good)
                     history.loss.extend(losses[:good].tolist())
                     history.steps += good
                     raise _diverged(spec, kept, history, history.steps, losses[good])
                 previous = (start, done)
                 epoch_loss, epoch_correct = losses, correct / m
             else:
-                carry, losses, correct, sizes = _epoch(
-                    spec, batches, carry, X, T, rows, decay, chunker, interrupted, host)
+                carry, losses, correct, sizes, shares = _epoch(
+                    spec, batches, carry, X, T, rows, decay, weights, chunker, interrupted, host)
                 good = _finite_prefix(losses)
                 if good < len(losses):
                     history.steps += good
                     raise _diverged(spec, start, history, history.steps, losses[good])
                 done = 1 if sum(sizes) == m else 0  # an interrupted epoch is not recorded
-                epoch_loss = np.array([np.dot(losses, sizes) / m])[:done]
+                epoch_loss = np.array([np.dot(losses, shares) / np.sum(shares)])[:done]
                 epoch_correct = np.array([correct.sum() / m])[:done]
             history.loss.extend(epoch_loss.tolist())
             if classify:
@@ -454,14 +489,16 @@ def _dtype_name(spec, dtype) -> str | None:
         return str(dtype).rpartition(".")[2]
 
 
-def _epoch(spec, batches, carry, X, T, rows, decay, chunker, interrupted, host):
+def _epoch(spec, batches, carry, X, T, rows, decay, weights, chunker, interrupted, host):
     """One pass over the rows of ``X`` (those of ``rows`` if given) in mini-batches of
     ``spec.batch_size`` (shuffled by the host generator when ``spec.shuffle``), run in chunks of
-    batches; stops early on Ctrl-C or at the first non-finite loss. ``host``: X and T are host
-    arrays (batches gathered on the host; with ``spec.stream``, moved in prefetched chunks).
+    batches; stops early on Ctrl-C or at the first non-finite loss. ``host``: X, T and weights
+    are host arrays (batches gathered on the host; with ``spec.stream``, moved to the device in
+    prefetched chunks).
 
-    Returns ``(carry, losses, correct, sizes)``: host arrays of the per-batch losses (float64)
-    and correct counts of the batches run, and their sizes."""
+    Returns ``(carry, losses, correct, sizes, shares)``: host arrays of the per-batch losses
+    (float64) and correct counts of the batches run, their sizes, and each batch's share of the
+    epoch's loss (its size, or its sum of weights)."""
     backend = spec.backend
     m = X.shape[0] if rows is None else len(rows)
     b = int(spec.batch_size)
@@ -474,11 +511,29 @@ def _epoch(spec, batches, carry, X, T, rows, decay, chunker, interrupted, host):
     if cut < m:
         plan.append((order[cut:].reshape(1, m - cut), 1))
     if spec.stream:
-        return _streamed_epoch(spec, batches, carry, X, T, plan, decay, interrupted)
-    if not host:
-        # The batch rows travel to the device once per epoch (m integers); the batches
-        # themselves are gathered from X when used.
-        plan = [(backend.asarray(rows_, copy=False), n) for rows_, n in plan]
+        carry, losses, correct, sizes = _streamed_batches(
+            spec, batches, carry, X, T, plan, decay, weights, interrupted)
+    else:
+        if not host:
+            # The batch rows travel to the device once per epoch (m integers); the batches
+            # themselves are gathered from X when used.
+            plan = [(backend.asarray(rows_, copy=False), n) for rows_, n in plan]
+        carry, losses, correct, sizes = _batches(
+            spec, batches, carry, X, T, plan, decay, weights, chunker, interrupted)
+    if not losses:
+        return carry, np.zeros(0), np.zeros(0), [], []
+    shares = sizes
+    if weights is not None:
+        host_weights = backend.to_host(weights).astype(np.float64)
+        run_rows = order[:sum(sizes)]
+        shares = np.add.reduceat(host_weights[run_rows], np.cumsum([0] + sizes[:-1]))
+    return carry, np.concatenate(losses), np.concatenate(correct), sizes, shares
+
+
+def _batches(spec, batches, carry, X, T, plan, decay, weights, chunker, interrupted):
+    """Run the batches of ``plan`` (``(batch rows (n, b), n)`` pairs) in chunks sized by
+    ``chunker``; returns ``(carry, losses, correct, sizes)`` (lists per chunk, per batch)."""
+    backend = spec.backend
     losses, correct, sizes = [], [], []
     for rows_, n_batches in plan:
         position = 0
@@ -486,7 +541,7 @@ def _epoch(spec, batches, carry, X, T, rows, decay, chunker, interrupted, host):
             n = chunker.take(n_batches - position)
             tic = time.perf_counter()
             carry, (chunk_losses, chunk_correct), done = batches(
-                carry, position, n, X, T, rows_, decay, stop=interrupted)
+                carry, position, n, X, T, rows_, decay, weights, stop=interrupted)
             chunk_losses = backend.to_host(chunk_losses)[:done].astype(np.float64)
             chunker.measured(done, time.perf_counter() - tic)
             losses.append(chunk_losses)
@@ -497,9 +552,7 @@ def _epoch(spec, batches, carry, X, T, rows, decay, chunker, interrupted, host):
                 break
         if interrupted() or (losses and _finite_prefix(losses[-1]) < len(losses[-1])):
             break
-    if not losses:
-        return carry, np.zeros(0), np.zeros(0), []
-    return carry, np.concatenate(losses), np.concatenate(correct), sizes
+    return carry, losses, correct, sizes
 
 
 def stream_chunk_batches(m: int, n_features: int, batch_size: int, itemsize: int) -> int:
@@ -510,8 +563,8 @@ def stream_chunk_batches(m: int, n_features: int, batch_size: int, itemsize: int
     return int(max(1, min(MAX_CHUNK_STEPS, budget // batch_bytes)))
 
 
-def _streamed_epoch(spec, batches, carry, X, T, plan, decay, interrupted):
-    """``_epoch`` for host data on a compiled backend: the batches of each transfer chunk are
+def _streamed_batches(spec, batches, carry, X, T, plan, decay, weights, interrupted):
+    """``_batches`` for host data on a compiled backend: the batches of each transfer chunk are
     gathered on the host (rows in epoch order, cast to the model's dtype), moved to the device,
     and trained by one compiled loop, which gathers each batch from the chunk exactly as the
     resident path gathers it from the whole data, hence the same parameters. The next chunk is
@@ -523,45 +576,48 @@ def _streamed_epoch(spec, batches, carry, X, T, plan, decay, interrupted):
     itemsize = np.dtype(_itemsize_name(dtype_name)).itemsize
     per_chunk = stream_chunk_batches(X.shape[0], X.shape[1], b, itemsize)
     chunk_rows = per_chunk * b
-    pieces = []  # (batch rows (n, size) on the host, n) of each chunk, in epoch order
+    pieces = []  # the batch rows (n, size) of each chunk, in epoch order
     for rows_, n_batches in plan:
         for start in range(0, n_batches, per_chunk):
             pieces.append(rows_[start : start + per_chunk])
     local = {}  # batch-row layout inside a chunk, per (n batches, batch size), on the device
 
+    def gather(A, flat, axis):
+        """Columns or rows ``flat`` of host ``A`` in a zero-padded buffer of chunk_rows."""
+        shape = list(A.shape)
+        shape[axis] = chunk_rows
+        out = np.zeros(shape, dtype=A.dtype)
+        np.take(A, flat, axis=axis, out=out[(slice(None),) * axis + (slice(0, flat.size),)],
+                mode="clip")
+        return backend.asarray(out, dtype_name, copy=False)
+
     def transfer(piece):
         n, size = piece.shape
         flat = piece.reshape(-1)
-        # The chunk buffer always has chunk_rows rows (padding never read): one shape.
-        Xc = np.zeros((chunk_rows, X.shape[1]), dtype=X.dtype)
-        np.take(X, flat, axis=0, out=Xc[: flat.shape[0]], mode="clip")
-        Tc = np.zeros((T.shape[0], chunk_rows), dtype=T.dtype)
-        Tc[:, : flat.shape[0]] = np.take(T, flat, axis=1)
         key = (n, size)
         if key not in local:
             local[key] = backend.asarray(np.arange(n * size).reshape(n, size))
-        return (backend.asarray(Xc, dtype_name, copy=False),
-                backend.asarray(Tc, dtype_name, copy=False), local[key], n, size)
+        w = None if weights is None else gather(weights, flat, 0)
+        return gather(X, flat, 0), gather(T, flat, 1), w, local[key], n, size
 
     losses, correct, sizes = [], [], []
     upcoming = transfer(pieces[0]) if pieces else None
     for index in range(len(pieces)):
         if interrupted():
             break
-        Xc, Tc, order, n, size = upcoming
-        carry, (chunk_losses, chunk_correct), done = batches(carry, 0, n, Xc, Tc, order, decay)
+        Xc, Tc, wc, order, n, size = upcoming
+        carry, (chunk_losses, chunk_correct), done = batches(carry, 0, n, Xc, Tc, order, decay,
+                                                             wc)
         # Dispatch returned at once: prepare the next chunk while this one trains.
         upcoming = transfer(pieces[index + 1]) if index + 1 < len(pieces) else None
+        del Xc, Tc, wc
         chunk_losses = backend.to_host(chunk_losses)[:done].astype(np.float64)
         losses.append(chunk_losses)
         correct.append(backend.to_host(chunk_correct)[:done])
         sizes.extend([size] * done)
-        del Xc, Tc
         if _finite_prefix(chunk_losses) < done:
             break
-    if not losses:
-        return carry, np.zeros(0), np.zeros(0), []
-    return carry, np.concatenate(losses), np.concatenate(correct), sizes
+    return carry, losses, correct, sizes
 
 
 def _owned(backend: Backend):
@@ -579,16 +635,16 @@ def _owned(backend: Backend):
     return copy
 
 
-def _last_finite(full, start, previous, Xa, T, decay, good):
+def _last_finite(full, start, previous, data, good):
     """The full-batch (params, opt_state) whose loss was the last finite one, replayed from the
-    chunk's start (full batch is deterministic)."""
+    chunk's start (full batch is deterministic); ``data`` is ``full``'s arguments after n."""
     if good == 0:  # the previous chunk's last update diverged: replay that chunk but one step
         if previous is None:
             return start
         start, good = previous
     if good <= 1:
         return start
-    carry, _, _ = full(start, 0, good - 1, Xa, T, decay)
+    carry, _, _ = full(start, 0, good - 1, *data)
     return carry
 
 

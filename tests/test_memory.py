@@ -158,9 +158,10 @@ def jax_or_skip():
     return jax
 
 
+@pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("source", ["array", "memmap"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_streaming_gives_the_resident_parameters(tmp_path, monkeypatch, source, dtype):
+def test_streaming_gives_the_resident_parameters(tmp_path, monkeypatch, source, dtype, weighted):
     jax_or_skip()
     # Small transfer chunks: an epoch of 1,000 rows in batches of 64 spans several chunks of 4
     # (float64) or 8 (float32) batches, the last one partial, plus the remainder batch of 40.
@@ -175,10 +176,16 @@ def test_streaming_gives_the_resident_parameters(tmp_path, monkeypatch, source, 
     if source == "memmap":
         np.save(tmp_path / "x.npy", X)
         X = pn.datasets.load_npy(tmp_path / "x.npy")
+    options = {"validation_data": (X_val, y_val)}
+    if weighted:  # sample weights, and validation rows split off by index
+        X = np.concatenate([X, X_val]) if source == "array" else X
+        y = np.concatenate([y, y_val]) if source == "array" else y
+        weights = np.random.default_rng(4).uniform(0.5, 2.0, len(y))
+        options = {"validation_split": 0.2, "sample_weight": weights, "l2_per_weight": True}
     models = [pn.MLP([12, 16, 3], backend="jax", dtype=dtype, seed=5) for _ in range(2)]
     histories = [
         net.fit(X, y, epochs=3, batch_size=64, lr=0.1, optimizer="momentum", l2=1e-3,
-                validation_data=(X_val, y_val), stream=stream)
+                stream=stream, **options)
         for net, stream in zip(models, [False, True], strict=True)
     ]
     for (Wa, ba), (Wb, bb) in zip(*(net.host_params() for net in models), strict=True):
