@@ -133,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="passes over the data; full batch: one step each (default: 10000)")
     train.add_argument("--batch-size", type=_positive_int, default=None,
                        help="mini-batch size (default: the full batch)")
+    train.add_argument("--stream", action="store_true",
+                       help="keep the data on the host and move mini-batches to the device as "
+                            "they are needed (JAX: in prefetched chunks), for data larger than "
+                            "device memory; needs --batch-size")
     train.add_argument("--validation-split", type=_fraction, default=None, metavar="FRACTION",
                        help="hold out this fraction (stratified) for validation loss/accuracy")
     train.add_argument("--patience", type=_positive_int, default=None,
@@ -260,7 +264,7 @@ def cmd_train(args, out, err) -> int:
     history = model.fit(X_train, y_train, lr=lr, l2=args.l2, epochs=args.epochs,
                         batch_size=args.batch_size, optimizer=args.optimizer,
                         validation_data=validation, patience=args.patience,
-                        progress=not args.quiet)
+                        progress=not args.quiet, stream=args.stream)
     seconds = time.perf_counter() - tic
     score = _report(args, model, history, X_train, y_train, validation, seconds, out)
     _write_outputs(args, model, history, X, y, score, out)

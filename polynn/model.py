@@ -193,18 +193,10 @@ class MLP:
         ``X`` and no activations for all rows exist at once."""
         resident = self._resident(X, name)
         X = resident if resident is not None else check_X(X, self.n_features, name)
-        if batch_size is None:
-            batch_size = eval_chunk_rows(self.layer_sizes,
-                                         np.dtype(_itemsize_dtype(self.dtype)).itemsize)
-        elif isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or \
-                batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer or None, got "
-                             f"{batch_size!r}")
+        chunks = self._row_chunks(X.shape[0], batch_size)
         infer = _inference(self.backend, self._act, self.output, what)
         params_t = nn_mlp.to_columns(self.params)
-        m = X.shape[0]
-        for start in range(0, m, int(batch_size)):
-            stop = min(m, start + int(batch_size))
+        for start, stop in chunks:
             part = take_rows(self.backend, X, slice(start, stop), self.dtype, self._dtype)
             yield start, stop, infer(params_t, part)
 
@@ -224,13 +216,42 @@ class MLP:
                                             self._weights(sample_weight, m))
         return float(to_host(loss)), grads
 
-    def loss(self, X, y, *, l2=0.0, sample_weight=None) -> float:
-        """The regularised loss of the current parameters on (X, y), as a float."""
-        Xd = self._inputs(X)
-        m = Xd.shape[0]
-        value = nn_mlp.loss(self.params, Xd, self._targets(y, m), self._act, self.output,
-                            _check_l2(l2), self._weights(sample_weight, m))
-        return float(to_host(value))
+    def loss(self, X, y, *, l2=0.0, sample_weight=None, batch_size=None) -> float:
+        """The regularised loss of the current parameters on (X, y), as a float; evaluated in
+        chunks of ``batch_size`` rows (see :meth:`predict`), each chunk's (weighted) mean loss
+        counted by its rows (or its sum of weights)."""
+        resident = self._resident(X)
+        X = resident if resident is not None else check_X(X, self.n_features)
+        m = X.shape[0]
+        T = encode_targets(y, self.output, self.n_outputs, m)
+        w = None if sample_weight is None else check_sample_weight(sample_weight, m)
+        l2 = _check_l2(l2)
+        total = 0.0
+        for start, stop in self._row_chunks(m, batch_size):
+            share = (stop - start) if w is None else float(w[start:stop].sum())
+            if share == 0:
+                continue  # rows of weight 0 add nothing (and their weighted mean is 0/0)
+            part = take_rows(self.backend, X, slice(start, stop), self.dtype, self._dtype)
+            value = nn_mlp.loss(self.params, part, self.backend.asarray(T[start:stop], self.dtype),
+                                self._act, self.output, 0.0,
+                                None if w is None else self.backend.asarray(w[start:stop],
+                                                                            self.dtype))
+            total += float(to_host(value)) * share
+        params_t = nn_mlp.to_columns(self.params)
+        penalty = nn_mlp.l2_penalty_columns(params_t, nn_mlp.weight_decay(params_t, l2))
+        return total / (m if w is None else float(w.sum())) + float(to_host(penalty))
+
+    def _row_chunks(self, m, batch_size):
+        """``(start, stop)`` of consecutive chunks of ``batch_size`` rows (default: about
+        ``EVAL_CHUNK_BYTES`` of activations per chunk) out of ``m``."""
+        if batch_size is None:
+            batch_size = eval_chunk_rows(self.layer_sizes,
+                                         np.dtype(_itemsize_dtype(self.dtype)).itemsize)
+        elif isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or \
+                batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer or None, got "
+                             f"{batch_size!r}")
+        return [(start, min(m, start + int(batch_size))) for start in range(0, m, int(batch_size))]
 
     # -- training --------------------------------------------------------------------------------
     def fit(self, X, y, *, lr=None, l2=0.0, epochs=100, batch_size=None, shuffle=True, seed=None,

@@ -135,14 +135,49 @@ def test_inference_runs_in_bounded_chunks(backend_name, dtype, method):
     assert ratio < PREDICT_BOUND, f"extra peak grows by {ratio:.2f} x the data (peaks {peaks})"
 
 
-def test_chunked_inference_gives_the_unchunked_answer():
-    n = 16
-    X, y = data(1000, n)
-    net = pn.MLP([n, 8, 4], seed=1)
-    net.fit(X, y, epochs=1, batch_size=64)
-    Z = np.asarray(net.forward(X))
-    np.testing.assert_array_equal(net.predict(X), np.argmax(Z, axis=1))
-    assert net.score(X, y) == np.mean(np.argmax(Z, axis=1) == y)
+OUTPUT_CASES = [("softmax", 4), ("sigmoid", 1), ("sigmoid", 3), ("identity", 2),
+                ("poisson", 1)]
+
+
+def targets(output, k, m, rng):
+    if output == "softmax":
+        return rng.integers(0, k, m)
+    if output == "sigmoid":
+        return rng.integers(0, 2, (m, k)) if k > 1 else rng.integers(0, 2, m)
+    if output == "poisson":
+        return rng.poisson(2.0, m).astype(float)
+    return rng.normal(size=(m, k))
+
+
+@pytest.mark.parametrize(("output", "k"), OUTPUT_CASES)
+def test_chunked_inference_gives_the_one_chunk_answer(output, k):
+    rng = np.random.default_rng(1)
+    X, y = rng.random((101, 6)), targets(output, k, 101, rng)
+    w = rng.uniform(0.0, 2.0, 101)
+    w[:10] = 0.0  # a whole chunk of weight 0
+    net = pn.MLP([6, 8, k], output=output, dtype="float64", seed=1)
+    net.fit(X, y, epochs=2, batch_size=16, lr=0.01)
+    methods = ["predict", "score", "loss", "forward"]
+    methods += ["predict_proba"] if output in ("softmax", "sigmoid") else []
+    for method in methods:
+        args = (X, y) if method in ("score", "loss") else (X,)
+        whole = getattr(net, method)(*args, batch_size=1000)
+        chunked = getattr(net, method)(*args, batch_size=10)
+        np.testing.assert_allclose(np.asarray(chunked), np.asarray(whole), rtol=1e-12,
+                                   err_msg=method)
+        assert np.asarray(chunked).shape == np.asarray(whole).shape
+    weighted = [net.loss(X, y, sample_weight=w, l2=0.1, batch_size=b) for b in (1000, 10, 1)]
+    np.testing.assert_allclose(weighted, weighted[0], rtol=1e-12)
+    reference = pn.nn.mlp.loss(net.params, X, pn.model.encode_targets(y, output, k, 101),
+                               net._act, output, 0.1, w)
+    np.testing.assert_allclose(weighted[0], float(reference), rtol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "8"])
+def test_inference_batch_size_is_checked(bad):
+    net = pn.MLP([3, 2])
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        net.predict(np.zeros((4, 3)), batch_size=bad)
 
 
 # --------------------------------------------------------------------------- streaming (JAX)
@@ -229,3 +264,21 @@ def test_stream_needs_mini_batches_and_host_data():
         net.fit(X, y, epochs=1, stream=True)
     with pytest.raises(ValueError, match="already a jax array"):
         net.fit(net.backend.asarray(X), y, epochs=1, batch_size=10, stream=True)
+
+
+def test_cli_stream_trains_the_same_model(tmp_path, capsys):
+    jax_or_skip()
+    from polynn.cli import main
+
+    common = ["train", "--backend", "jax", "--dataset", "moons", "--layers", "8",
+              "--epochs", "3", "--dtype", "float32", "--quiet", "--batch-size", "32"]
+    assert main([*common, "--save", str(tmp_path / "resident.npz")]) == 0
+    assert main([*common, "--stream", "--save", str(tmp_path / "streamed.npz")]) == 0
+    resident, streamed = (pn.load(tmp_path / name).host_params()
+                          for name in ("resident.npz", "streamed.npz"))
+    for (Wa, ba), (Wb, bb) in zip(resident, streamed, strict=True):
+        np.testing.assert_array_equal(Wa, Wb)
+        np.testing.assert_array_equal(ba, bb)
+    capsys.readouterr()
+    assert main([*common[:-2], "--stream"]) != 0  # full batch: refused, and why
+    assert "stream=True streams mini-batches" in capsys.readouterr().err
