@@ -658,8 +658,9 @@ def _sniff(prefix: bytes) -> str | None:
     if prefix.startswith(b"\x93NUMPY"):
         return "it is a NumPy .npy array, not a polynn model file (a safetensors file)"
     if prefix.startswith(b"PK\x03\x04"):
-        return ("it is a zip or .npz archive, not a polynn model file (a safetensors file; "
-                "polynn no longer reads the .npz files of its first version: re-save the model)")
+        return ("it is a zip or .npz archive, not a polynn model file (a safetensors file). "
+                "polynn no longer reads the .npz files of its first releases: load the model "
+                "with the polynn that wrote it and save it again with this one")
     return None
 
 
