@@ -263,7 +263,7 @@ def test_not_a_model_file(tmp_path):
     with pytest.raises(ModelFileError, match="NumPy .npy array"):
         load(tmp_path / "one.npy")
     np.savez(tmp_path / "old.npz", W0=np.zeros((2, 2)))
-    with pytest.raises(ModelFileError, match=r"\.npz archive.*re-save"):
+    with pytest.raises(ModelFileError, match=r"\.npz archive.*save it again with this one"):
         load(tmp_path / "old.npz")
     safetensors.numpy.save_file({"weight": np.zeros(3)}, tmp_path / "other.safetensors",
                                 metadata={"format": "pt"})
