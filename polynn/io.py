@@ -118,8 +118,11 @@ def save(model, path) -> None:
     """Write ``model``'s weights and configuration to the safetensors file ``path`` (exactly
     that name; nothing is appended), atomically: the previous file at ``path``, if any, stays
     intact until the new one is complete. The training state is not saved; see
-    :func:`save_checkpoint`. Raises ValueError (and writes nothing) for a model that
-    :func:`load` could not read back, e.g. one with NaN or infinite weights."""
+    :func:`save_checkpoint`. Through a symlink, the file it points to is replaced.
+
+    Raises ValueError (and writes nothing) for a model that :func:`load` could not read back,
+    e.g. one with NaN or infinite weights; PermissionError naming ``path`` when it exists and
+    may not be written (as ``numpy.save`` would), IsADirectoryError when it is a directory."""
     _write(path, model, checkpoint=False)
 
 
@@ -522,7 +525,7 @@ def _encode(model, checkpoint: bool) -> bytes:
     """The file's bytes, after the reader's own checks: what load() would refuse is not
     written."""
     tensors, metadata = _contents(model, checkpoint)
-    _plan({**metadata, CHECKSUM_KEY: "0" * 64},
+    _plan({**metadata, CHECKSUM_KEY: "0" * 64},  # (the checksum comes last, over all else)
           {key: (a.dtype, a.shape) for key, a in tensors.items()}, checkpoint=checkpoint)
     for key, array in tensors.items():
         _check_finite(key, array)
@@ -664,7 +667,7 @@ def _sniff(prefix: bytes) -> str | None:
     return None
 
 
-def _read_header(name: str, f, size: int):
+def _read_header(f, size: int):
     """``(metadata, {tensor: (dtype, shape)})`` from the header of the open file ``f`` of
     ``size`` bytes, checked: its length, its JSON, each tensor's dtype, shape and byte range."""
     prefix = f.read(8)
@@ -743,7 +746,7 @@ def _read(name: str, checkpoint: bool):
         size = os.fstat(f.fileno()).st_size
         if size == 0:
             raise _Refused("the file is empty", corrupt=True)
-        metadata, described = _read_header(name, f, size)
+        metadata, described = _read_header(f, size)
     plan = _plan(metadata, described, checkpoint=checkpoint)
     arrays = {}
     try:
