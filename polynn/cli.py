@@ -28,7 +28,7 @@ import numpy as np
 
 from polynn.backend import BACKENDS, DTYPES, ENV_VAR, available_backends, default_backend_name
 from polynn.nn.activations import ACTIVATIONS
-from polynn.nn.losses import OUTPUTS
+from polynn.nn.losses import CLASSIFIERS, OUTPUTS
 from polynn.nn.optim import OPTIMIZERS
 from polynn.train import DivergenceError
 
@@ -99,8 +99,8 @@ def _add_architecture_options(p, *, layers, activation):
                    help=f"hidden-layer activation (default: {activation})")
     p.add_argument("--output", choices=sorted(OUTPUTS), default="softmax",
                    help="output/loss pair: softmax + cross-entropy, sigmoid + binary "
-                        "cross-entropy (2 classes), identity + mean squared error "
-                        "(default: softmax)")
+                        "cross-entropy (2 classes), identity + mean squared error, poisson "
+                        "(exp) + Poisson deviance for counts (default: softmax)")
     p.add_argument("--l2", type=_nonneg_float, default=1e-3,
                    help="L2 strength: loss += 0.5 * l2 * sum(W**2) (default: 1e-3)")
     p.add_argument("--seed", type=int, default=0,
@@ -219,7 +219,7 @@ def _output_units(output, y):
             raise UsageError(f"--output sigmoid needs 2 classes (labels 0/1); the data has "
                              f"{len(np.unique(y))} classes: use --output softmax")
         return 1
-    return 1  # identity: regress the label value
+    return 1  # identity, poisson: regress the label value
 
 
 def _plural(n, word):
@@ -277,9 +277,9 @@ def cmd_train(args, out, err) -> int:
 
         X_train, X_val, y_train, y_val = train_test_split(
             X, y, test_size=args.validation_split, seed=args.seed,
-            stratify=args.output != "identity")
+            stratify=args.output in CLASSIFIERS)
         validation = (X_val, y_val)
-    classify = args.output != "identity"
+    classify = args.output in CLASSIFIERS
     batch = "full batch" if args.batch_size is None else f"batches of {args.batch_size}"
     print(f"{model}", file=out)
     print(f"data: {args.dataset}, {X_train.shape[0]} training examples"
@@ -321,7 +321,8 @@ def _report(args, model, history, X, y, validation, seconds, out) -> float:
               f"{history.best_epoch}, the best on validation", file=out)
 
     def shown(score):
-        return f"accuracy {100 * score:.2f}%" if model.output != "identity" else f"R^2 {score:.4f}"
+        return (f"accuracy {100 * score:.2f}%" if model.output in CLASSIFIERS
+                else f"R^2 {score:.4f}")
 
     score = model.score(X, y)
     print(f"final loss {final:.6f}  training {shown(score)}  ({epochs} in {seconds:.2f} s)",
@@ -345,7 +346,7 @@ def _write_outputs(args, model, history, X, y, score, out):
 
     if args.plot:
         if X.shape[1] == 2:
-            kind = "accuracy" if args.output != "identity" else "R^2"
+            kind = "accuracy" if args.output in CLASSIFIERS else "R^2"
             title = (f"{args.dataset}: {'-'.join(map(str, model.layer_sizes))} "
                      f"{args.activation}/{args.output}, {kind} {score:.3f}")
             plot.decision_boundary(model, X, y, args.plot, title=title)
@@ -405,19 +406,20 @@ def cmd_predict(args, out, err) -> int:
     if args.proba:
         rows = [",".join(f"{p:.6g}" for p in row) for row in model.predict_proba(X)]
     else:
-        pred = model.predict(X)
-        if model.output == "identity":
-            rows = [",".join(f"{v:.10g}" for v in np.atleast_1d(row)) for row in pred]
+        pred = model.predict(X)  # (m,) or (m, k): one line per row either way
+        if model.output in CLASSIFIERS:
+            rows = [",".join(str(int(v)) for v in np.atleast_1d(row)) for row in pred]
         else:
-            rows = [str(int(v)) for v in pred]
+            rows = [",".join(f"{v:.10g}" for v in np.atleast_1d(row)) for row in pred]
     text = "\n".join(rows) + "\n"
     if args.out:
         Path(args.out).write_text(text)
         print(f"wrote {len(rows)} predictions to {args.out}", file=err)
     else:
         out.write(text)
-    if labels is not None and model.output != "identity":
-        accuracy = float(np.mean(model.predict(X) == labels))
+    predicted = model.predict(X) if labels is not None and model.output in CLASSIFIERS else None
+    if predicted is not None and predicted.ndim == 1:  # (multilabel: (m, k), no single label)
+        accuracy = float(np.mean(predicted == labels))
         print(f"accuracy {100 * accuracy:.2f}% on {len(labels)} labelled examples", file=err)
     return 0
 

@@ -264,8 +264,6 @@ def _check_config(config) -> dict:
                        ("init", INITIALIZERS), ("dtype", DTYPES)):
         if not isinstance(config[key], str) or config[key] not in names:
             raise bad(key, f"one of {sorted(names)}")
-    if config["output"] == "sigmoid" and sizes[-1] != 1:
-        raise bad("layer_sizes", "one output unit with output='sigmoid'")
     slope = config["negative_slope"]
     if not (_is_number(slope) and math.isfinite(slope)):
         raise bad("negative_slope", "a finite number")

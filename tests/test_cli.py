@@ -341,3 +341,18 @@ def test_broken_pipe_is_not_a_traceback(tmp_path, spiral_model):
     proc.wait(timeout=120)
     assert "Traceback" not in err and "Exception ignored" not in err, err
     assert proc.returncode != 0
+
+
+@pytest.mark.parametrize("output,units", [("sigmoid", 3), ("poisson", 1), ("identity", 2)])
+def test_predict_multilabel_and_regression_one_line_per_row(capsys, tmp_path, output, units):
+    model = pn.MLP([2, 4, units], output=output, seed=1)
+    model.save(tmp_path / "m.safetensors")
+    data = tmp_path / "points.csv"
+    data.write_text("a,b\n0.1,0.2\n-0.3,0.4\n0.5,-0.6\n")
+    code, out, err = run(capsys, "predict", str(tmp_path / "m.safetensors"), str(data))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 3 and all(len(line.split(",")) == units for line in lines)
+    expected = model.predict(np.array([[0.1, 0.2], [-0.3, 0.4], [0.5, -0.6]]))
+    got = np.array([[float(v) for v in line.split(",")] for line in lines])
+    np.testing.assert_allclose(got.reshape(expected.shape), expected, rtol=1e-9)
