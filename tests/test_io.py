@@ -586,6 +586,17 @@ def test_many_values_and_long_strings_stay_within_limits(saved, tmp_path):
     assert "configuration is not valid JSON" in message
 
 
+def test_layer_count_is_checked_against_the_tensors_first(saved, tmp_path):
+    """A small configuration that declares a million layers costs nothing per layer."""
+    _, path = saved
+    arrays = entries(path)
+    arrays["config"]["layer_sizes"] = [1] * 1_000_000
+    bad = write(tmp_path / "layers", arrays)
+    message, peak, _ = _refusal_memory(lambda: load(bad))
+    assert "has 999999 layers but the file holds 4 tensors" in message
+    assert peak < 24 * MiB, peak  # the parsed list itself: 2 MB of text, 8 MB of pointers
+
+
 def test_read_does_not_trust_the_header_layout(saved, tmp_path):
     """Overlapping, gapped or oversized byte ranges are refused before any tensor is read."""
     _, path = saved
