@@ -373,7 +373,7 @@ def _plan(metadata: dict, tensors: dict, *, checkpoint: bool) -> _Plan:
         raise _Refused(f"its metadata has no valid {CHECKSUM_KEY!r}", corrupt=True)
     config = _check_config(_loads(metadata[CONFIG_KEY], "the configuration"))
     sizes = config["layer_sizes"]
-    if 2 * (len(sizes) - 1) > len(tensors):  # before building anything per layer
+    if len(sizes) - 1 > len(tensors):  # (each layer has 2) before building anything per layer
         raise _Refused(f"the configuration has {len(sizes) - 1} layers but the file holds "
                        f"{len(tensors)} tensors")
     template = tuple(([sizes[i], sizes[i + 1]], [sizes[i + 1]]) for i in range(len(sizes) - 1))
