@@ -164,11 +164,22 @@ class MLP:
 
     def _columns(self, y, m, name="y", host=False):
         """Targets as columns ``(n_outputs, m)`` in the model's dtype: on the backend, or as
-        a host array (float32 for bfloat16) when ``host``."""
-        T = np.ascontiguousarray(encode_targets(y, self.output, self.n_outputs, m, name).T)
-        if host:
-            return T.astype(np.float32 if self.dtype == "bfloat16" else self.dtype)
-        return self.backend.asarray(T, self.dtype, copy=False)
+        a host array when ``host`` (float64 for bfloat16, which NumPy lacks: cast per batch on
+        the device, rounded once)."""
+        y = to_host(y) if not isinstance(y, np.ndarray) else y
+        y = np.asarray(y)
+        if y.shape[:1] != (m,):
+            raise ValueError(f"X has {m} rows but {name} has shape {y.shape}: they must have "
+                             "the same number of rows")
+        T = np.empty((self.n_outputs, m), np.float64 if self.dtype == "bfloat16" else self.dtype)
+        # Encoded a block of rows at a time: the float64 (rows, k) matrix encode_targets builds
+        # never exists for all rows (it is twice T's size in float32).
+        block = max(1, (4 << 20) // (8 * self.n_outputs))
+        for start in range(0, m, block):
+            part = encode_targets(y[start : start + block], self.output, self.n_outputs,
+                                  min(block, m - start), name)
+            T[:, start : start + block] = part.T
+        return T if host else self.backend.asarray(T, self.dtype, copy=False)
 
     def _targets(self, y, m, name="y", columns=False):
         """The target matrix on the backend in the model's dtype: ``(m, n_outputs)``, or

@@ -44,7 +44,7 @@ CHUNK_SECONDS = 0.2
 # Streaming (``fit(stream=True)`` on JAX): one transfer chunk holds the rows of whole batches,
 # about this share of the data, at most this many bytes, so that the few chunks in flight (the
 # one training, the next one prefetched) stay a small fraction of the data at any size.
-STREAM_CHUNK_SHARE = 1 / 64
+STREAM_CHUNK_SHARE = 1 / 128
 STREAM_CHUNK_BYTES = 32 << 20
 # Evaluation (validation, predict): rows per chunk such that one chunk's activations (every
 # layer's width, once) take about this many bytes.
