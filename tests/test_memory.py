@@ -286,3 +286,41 @@ def test_cli_stream_trains_the_same_model(tmp_path, capsys):
     capsys.readouterr()
     assert main([*common[:-2], "--stream"]) != 0  # full batch: refused, and why
     assert "stream=True streams mini-batches" in capsys.readouterr().err
+
+
+def test_jax_transfer_casts_a_large_array_in_chunks(monkeypatch):
+    jax_or_skip()
+    import polynn.backend as pb
+
+    X = np.random.default_rng(0).normal(size=(103, 7))  # float64
+    backend = pb.get_backend("jax")
+    whole = np.asarray(backend.asarray(X, "float32"))
+    monkeypatch.setattr(pb, "_PUT_CHUNK_BYTES", 10 * 7 * 8)  # 10 rows per chunk
+    writes = []
+    writer = pb._jax_write_rows
+    monkeypatch.setattr(pb, "_jax_write_rows", lambda *a: writes.append(1) or writer(*a))
+    chunked = backend.asarray(X, "float32")
+    assert chunked.dtype == np.float32 and chunked.shape == X.shape and len(writes) == 11
+    np.testing.assert_array_equal(np.asarray(chunked), whole)
+    np.testing.assert_array_equal(whole, X.astype(np.float32))
+
+
+def test_mnist_from_disk_end_to_end(tmp_path):
+    """IDX images mapped, scaled once to a float32 .npy on disk, trained on from the mapping:
+    the same model as training on the in-memory load_mnist data cast to float32."""
+    import struct
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(300, 4, 4), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=300, dtype=np.uint8)
+    for name, array in (("train-images-idx3-ubyte", images), ("train-labels-idx1-ubyte", labels)):
+        head = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+        (tmp_path / name).write_bytes(head + array.tobytes())
+    pixels, y = pn.datasets.load_mnist(tmp_path, mmap_mode="r")
+    X = pn.datasets.write_npy(tmp_path / "x.npy", pixels, dtype="float32", scale=1 / 255)
+    X_memory, y_memory = pn.datasets.load_mnist(tmp_path)
+    np.testing.assert_allclose(X, X_memory, rtol=1e-6)
+    a, b = (pn.MLP([16, 8, 10], seed=0) for _ in range(2))
+    a.fit(X, y, epochs=2, batch_size=32, lr=0.1)
+    b.fit(np.asarray(X_memory, dtype=np.float32), y_memory, epochs=2, batch_size=32, lr=0.1)
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), rtol=1e-5, atol=1e-6)
