@@ -319,14 +319,14 @@ def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None,
                 previous = (start, done)
                 epoch_loss, epoch_correct = losses, correct / m
             else:
-                carry, losses, correct, sizes, shares = _epoch(
+                carry, losses, correct, sizes = _epoch(
                     spec, batches, carry, X, T, decay, weights, chunker, interrupted)
                 good = _finite_prefix(losses)
                 if good < len(losses):
                     history.steps += good
                     raise _diverged(spec, start, history, history.steps, losses[good])
                 done = 1 if sum(sizes) == m else 0  # an interrupted epoch is not recorded
-                epoch_loss = np.array([np.dot(losses, shares) / np.sum(shares)])[:done]
+                epoch_loss = np.array([np.dot(losses, sizes) / m])[:done]
                 epoch_correct = np.array([correct.sum() / m])[:done]
             history.loss.extend(epoch_loss.tolist())
             if classify:
@@ -376,13 +376,11 @@ def _epoch(spec, batches, carry, X, T, decay, weights, chunker, interrupted):
     host generator when ``spec.shuffle``), run in chunks of batches; stops early on Ctrl-C or at
     the first non-finite loss.
 
-    Returns ``(carry, losses, correct, sizes, shares)``: host arrays of the per-batch losses
-    (float64) and correct counts of the batches run, their sizes, and each batch's share of the
-    epoch's loss (its size, or its sum of weights)."""
+    Returns ``(carry, losses, correct, sizes)``: host arrays of the per-batch losses (float64)
+    and correct counts of the batches run, and their sizes."""
     backend = spec.backend
     m, b = X.shape[0], int(spec.batch_size)
     order = spec.rng.permutation(m) if spec.shuffle else np.arange(m)
-    host_weights = None if weights is None else backend.to_host(weights).astype(np.float64)
     n_full = m // b
     cut = n_full * b
     # The batch rows travel to the device once per epoch (m integers); the batches themselves
@@ -409,12 +407,8 @@ def _epoch(spec, batches, carry, X, T, decay, weights, chunker, interrupted):
         if interrupted() or (losses and _finite_prefix(losses[-1]) < len(losses[-1])):
             break
     if not losses:
-        return carry, np.zeros(0), np.zeros(0), [], []
-    shares = sizes
-    if host_weights is not None:
-        run_rows = order[:sum(sizes)]
-        shares = np.add.reduceat(host_weights[run_rows], np.cumsum([0] + sizes[:-1]))
-    return carry, np.concatenate(losses), np.concatenate(correct), sizes, shares
+        return carry, np.zeros(0), np.zeros(0), []
+    return carry, np.concatenate(losses), np.concatenate(correct), sizes
 
 
 def _owned(backend: Backend):
