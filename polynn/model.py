@@ -149,15 +149,18 @@ class MLP:
             X = to_device(X, self.backend.device)
         return X
 
-    def _targets(self, y, m, name="y"):
+    def _targets(self, y, m, name="y", columns=False):
+        """The target matrix on the backend in the model's dtype: ``(m, n_outputs)``, or
+        ``(n_outputs, m)`` with ``columns`` (the training layout, transposed on the host)."""
         T = encode_targets(y, self.output, self.n_outputs, m, name)
+        if columns:
+            T = np.ascontiguousarray(T.T)
         return self.backend.asarray(T, self.dtype, copy=False)
 
     # -- the math, exposed -----------------------------------------------------------------------
     def forward(self, X):
         """The output layer's pre-activation Z ``(m, n_outputs)`` as a backend array."""
-        Z, _ = nn_mlp.forward(self.params, self._inputs(X), self._act)
-        return Z
+        return nn_mlp.forward(self.params, self._inputs(X), self._act)
 
     def value_and_grad(self, X, y, *, l2=0.0):
         """The regularised loss (float) and the hand-derived gradients: a tuple of ``(dW, db)``
@@ -178,7 +181,7 @@ class MLP:
     def fit(self, X, y, *, lr=None, l2=0.0, epochs=100, batch_size=None, shuffle=True, seed=None,
             optimizer="sgd", momentum=0.9, schedule=None, validation_split=None,
             validation_data=None, patience=None, min_delta=0.0, restore_best_weights=True,
-            progress=False) -> History:
+            progress=False, callback=None) -> History:
         """Train on ``X`` ``(m, n_features)`` and labels/targets ``y``; returns a :class:`History`.
 
         Full batch when ``batch_size`` is None (each step is an epoch; ``history.loss[k]`` is the
@@ -195,8 +198,10 @@ class MLP:
         loss/accuracy per epoch; ``patience`` stops after that many epochs without improvement of
         the validation loss by more than ``min_delta`` and restores the best weights.
         ``seed`` reseeds the shuffling; Ctrl-C stops after the current step and keeps the
-        weights. A loss that becomes NaN/inf raises :class:`DivergenceError` and keeps the weights
-        from before the divergence.
+        weights. ``callback(info)`` runs after every epoch with a :class:`polynn.train.EpochInfo`
+        (epoch count, history, current row-layout params) and stops training by returning True.
+        A loss that becomes NaN/inf raises :class:`DivergenceError` and keeps the weights from
+        before the divergence.
         """
         resident = None if validation_split is not None else self._resident(X)
         X = check_X(X, self.n_features) if resident is None else resident
@@ -224,7 +229,7 @@ class MLP:
         if validation_data is not None:
             X_val, y_val = validation_data
             X_val = self._inputs(X_val, "X_val")
-            validation = (X_val, self._targets(y_val, X_val.shape[0], "y_val"))
+            validation = (X_val, self._targets(y_val, X_val.shape[0], "y_val", columns=True))
         if patience is not None and validation is None:
             raise ValueError("early stopping (patience=...) needs validation_split or "
                              "validation_data")
@@ -232,15 +237,20 @@ class MLP:
             raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
         if not isinstance(epochs, Integral) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
-        T = self._targets(y, m)
-        Xd = resident if resident is not None else self.backend.asarray(X, self.dtype,
-                                                                         copy=False)
+        T = self._targets(y, m, columns=True)
+        if resident is not None:
+            Xd = resident
+        elif self.backend.name == "numpy":
+            Xd = X  # host data is the backend's: batches are gathered and cast when used
+        else:
+            Xd = self.backend.asarray(X, self.dtype, copy=False)
         opt = self._optimizer_for(optimizer, lr, momentum, schedule)
         if seed is not None:
             self._shuffle_rng = np.random.default_rng(seed)
         spec = TrainSpec(self.backend, self._act, self.output, _check_l2(l2), opt, int(epochs),
-                         batch_size, shuffle, self._shuffle_rng, patience, min_delta,
-                         restore_best_weights, progress)
+                         batch_size, shuffle, self._shuffle_rng, dtype=self._dtype,
+                         patience=patience, min_delta=min_delta,
+                         restore_best=restore_best_weights, progress=progress, callback=callback)
         try:
             self.params, self._opt_state, history = run(spec, self.params, self._opt_state, Xd,
                                                         T, validation)

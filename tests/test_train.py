@@ -48,9 +48,9 @@ def test_jax_training_step_is_compiled(monkeypatch):
     while tracing, not once per step as on eager backends."""
     pytest.importorskip("jax")
     calls = []
-    original = mlp.forward
-    monkeypatch.setattr(mlp, "forward", lambda *a, **k: calls.append(1) or original(*a, **k))
-    monkeypatch.setattr("polynn.train.forward", mlp.forward)
+    original = mlp.forward_columns
+    monkeypatch.setattr(mlp, "forward_columns",
+                        lambda *a, **k: calls.append(1) or original(*a, **k))
     X, y = pn.datasets.spiral(n_per_class=10, seed=0)
     pn.MLP([2, 7, 3], activation="tanh", backend="jax", seed=5).fit(X, y, lr=0.1, epochs=300)
     assert 1 <= len(calls) <= 4
