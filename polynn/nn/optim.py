@@ -165,17 +165,14 @@ class VelocityMomentum:
     def update(self, grads, state, params, inplace=False):
         t, velocity = state
         eta, mu = self.learning_rate(t), self.momentum
-        new_params, new_velocity = [], []
-        for (W, b), (dW, db), (vW, vb) in zip(params, grads, velocity):
-            vW, vb = mu * vW - eta * dW, mu * vb - eta * db
-            # ``_descend`` subtracts, so it is given the negated step.
-            if self.nesterov:
-                downW, downb = eta * dW - mu * vW, eta * db - mu * vb
-            else:
-                downW, downb = -vW, -vb
-            new_params.append((_descend(W, downW, inplace), _descend(b, downb, inplace)))
-            new_velocity.append((vW, vb))
-        return tuple(new_params), (t + 1, tuple(new_velocity))
+        velocity = tree_map(lambda v, g: mu * v - eta * g, velocity, grads)
+        # ``_descend`` subtracts, so it is given the negated step.
+        if self.nesterov:
+            down = tree_map(lambda g, v: eta * g - mu * v, grads, velocity)
+        else:
+            down = tree_map(lambda v: -v, velocity)
+        new = tree_map(lambda p, d: _descend(p, d, inplace), params, down)
+        return new, (t + 1, velocity)
 
 
 @dataclass(frozen=True)
