@@ -1,7 +1,8 @@
 """The network math, written once against the Python array API standard.
 
 Nothing here imports a backend library, keeps state, or prints: every function gets its
-namespace from its arguments with ``array_api_compat.array_namespace`` and returns new arrays.
+namespace from its arguments (``array_api_compat.array_namespace``, memoised by array type in
+``polynn.nn._namespace``) and returns new arrays.
 The math runs in the training ("columns") layout (see ``polynn.nn.mlp``); ``forward``,
 ``value_and_grad``, ``loss`` and ``predict_output`` take the public row layout.
 """

@@ -23,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from array_api_compat import array_namespace
 from array_api_compat import device as device_of
 
+from polynn.nn._namespace import namespace
 from polynn.nn.activations import sigmoid
 
 Array = object
@@ -59,7 +59,7 @@ def _scale(delta, w):
 def _softmax_parts(Z):
     """Shifted scores S = Z − max over classes (exactly 0 at each column's maximum), E = exp(S)
     and Σ_k E, shape (1, m): no overflow possible."""
-    xp = array_namespace(Z)
+    xp = namespace(Z)
     S = Z - xp.max(Z, axis=0, keepdims=True)
     E = xp.exp(S)
     return S, E, xp.sum(E, axis=0, keepdims=True)
@@ -71,7 +71,7 @@ def softmax(Z):
 
 
 def _softmax_ce(Z, T, w=None):
-    xp = array_namespace(Z)
+    xp = namespace(Z)
     S, E, sum_E = _softmax_parts(Z)
     # -log p_y = log Σ exp(S) − S_y, picked out by the one-hot columns of T.
     value = _mean(xp, T * (xp.log(sum_E) - S), w)
@@ -83,13 +83,13 @@ def _softmax_ce(Z, T, w=None):
 
 def _softplus(Z):
     """log(1 + e^z) without overflow: max(z, 0) + log1p(e^-|z|)."""
-    xp = array_namespace(Z)
+    xp = namespace(Z)
     return xp.maximum(Z, 0.0) + xp.log1p(xp.exp(-xp.abs(Z)))
 
 
 def _sigmoid_bce(Z, T, w=None):
     # -[t log σ(z) + (1-t) log(1-σ(z))] = softplus(z) − t·z, averaged over all k·m elements.
-    xp = array_namespace(Z)
+    xp = namespace(Z)
     k = Z.shape[0]
     value = _mean(xp, _softplus(Z) - T * Z, w) / k
     correct = xp.sum(xp.astype((Z > 0) == (T > 0.5), xp.int32))
@@ -101,7 +101,7 @@ def _identity(Z):
 
 
 def _mse(Z, T, w=None):
-    xp = array_namespace(Z)
+    xp = namespace(Z)
     k = Z.shape[0]
     R = Z - T
     none = xp.zeros((), dtype=xp.int32, device=device_of(Z))

@@ -21,9 +21,9 @@ Loss = mean data loss + ``0.5 * l2 * Σ‖W‖²`` (weights only, never the bias
 
 from __future__ import annotations
 
-from array_api_compat import array_namespace
 from array_api_compat import device as device_of
 
+from polynn.nn._namespace import namespace
 from polynn.nn.activations import Activation, get_activation
 from polynn.nn.losses import OutputLoss, get_output
 
@@ -39,14 +39,14 @@ def _as_output(output) -> OutputLoss:
 # --- layout conversion ---------------------------------------------------------------------------
 def augment(X):
     """Rows ``X`` ``(m, n)`` -> columns with a ones row, ``(n + 1, m)``, same dtype (a copy)."""
-    xp = array_namespace(X)
+    xp = namespace(X)
     ones = xp.ones((1, X.shape[0]), dtype=X.dtype, device=device_of(X))
     return xp.concat([X.T, ones], axis=0)
 
 
 def to_columns(params):
     """Row-layout ``((W (n_in, n_out), b (n_out,)), ...)`` -> ``(Wb (n_out, n_in + 1), ...)``."""
-    xp = array_namespace(params[0][0])
+    xp = namespace(params[0][0])
     return tuple(xp.concat([W.T, xp.reshape(b, (-1, 1))], axis=1) for W, b in params)
 
 
@@ -60,7 +60,7 @@ def weight_decay(params_t, l2):
     to multiply each ``Wb`` by; None when ``l2`` is 0 (no decay work at all)."""
     if isinstance(l2, (int, float)) and l2 == 0:
         return None
-    xp = array_namespace(params_t[0])
+    xp = namespace(params_t[0])
     rows = []
     for Wb in params_t:
         n_in = Wb.shape[1] - 1
@@ -76,7 +76,7 @@ def forward_columns(params_t, Xa, activation="relu"):
 
     Returns ``(Z_out, cache)``: the output pre-activation ``(n_L, m)`` and the tuple of
     augmented layer inputs ``(Â_0 = Xa, Â_1, ..., Â_{L-1})`` that ``backward_columns`` needs."""
-    xp = array_namespace(Xa)
+    xp = namespace(Xa)
     g = _as_activation(activation).forward
     ones = Xa[-1:, ...]  # the ones row, reused by every layer
     A = Xa
@@ -114,7 +114,7 @@ def l2_penalty_columns(params_t, decay):
     """``0.5 * l2 * Σ‖W‖²`` over the weights (not the bias column); a 0-d array, or 0.0."""
     if decay is None:
         return 0.0
-    xp = array_namespace(params_t[0])
+    xp = namespace(params_t[0])
     return 0.5 * sum(xp.sum(d * (Wb * Wb)) for Wb, d in zip(params_t, decay))
 
 

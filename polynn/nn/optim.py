@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from array_api_compat import array_namespace
+from polynn.nn._namespace import namespace
 
 
 # --- learning-rate schedules: callables t -> learning rate --------------------------------------
@@ -103,7 +103,7 @@ def _descend(p, step, inplace: bool):
 
 def _zeros_like(params):
     def zeros(p):
-        return array_namespace(p).zeros_like(p)
+        return namespace(p).zeros_like(p)
 
     return tree_map(zeros, params)
 
@@ -196,7 +196,7 @@ class Adam:
         second = tree_map(lambda v, g: b2 * v + (1 - b2) * (g * g), second, grads)
 
         def descend(p, m, v):
-            return _descend(p, eta * m / (array_namespace(v).sqrt(v) + eps), inplace)
+            return _descend(p, eta * m / (namespace(v).sqrt(v) + eps), inplace)
 
         new = tree_map(descend, params, first, second)
         return new, (t + 1, first, second)
