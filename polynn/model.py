@@ -29,9 +29,11 @@ class MLP:
         ``(n_l,)``.
     activation : "relu" | "leaky_relu" | "tanh" | "sigmoid" | "identity"
         Hidden-layer activation (``negative_slope`` configures leaky_relu; default 0.01).
-    output : "softmax" | "sigmoid" | "identity"
+    output : "softmax" | "sigmoid" | "identity" | "poisson"
         Output/loss pair: softmax + cross-entropy (integer labels 0..k-1), sigmoid + binary
-        cross-entropy (one output unit, 0/1 labels), identity + mean squared error.
+        cross-entropy (one unit: 0/1 labels; k units: multilabel, a 0/1 indicator ``(m, k)``),
+        identity + mean squared error, poisson: exp output + half Poisson deviance
+        (non-negative counts).
     backend : "numpy" | "jax" | "cupy" | "torch" | "array_api_strict", default ``$POLYNN_BACKEND``
         or "numpy".
     device : backend-specific device ("cpu", "gpu:0", "cuda:1", ...) or None for the default.
@@ -49,9 +51,6 @@ class MLP:
                              f"{sorted(ACTIVATIONS)}")
         if output not in OUTPUTS:
             raise ValueError(f"unknown output {output!r}; choose one of {sorted(OUTPUTS)}")
-        if output == "sigmoid" and self.layer_sizes[-1] != 1:
-            raise ValueError("output='sigmoid' (binary cross-entropy) needs exactly one output "
-                             f"unit, but layer_sizes ends with {self.layer_sizes[-1]}")
         if init not in INITIALIZERS:
             raise ValueError(f"unknown init {init!r}; choose one of {sorted(INITIALIZERS)}")
         self.activation, self.output, self.init = activation, output, init
@@ -162,26 +161,35 @@ class MLP:
         """The output layer's pre-activation Z ``(m, n_outputs)`` as a backend array."""
         return nn_mlp.forward(self.params, self._inputs(X), self._act)
 
-    def value_and_grad(self, X, y, *, l2=0.0):
+    def _weights(self, sample_weight, m):
+        if sample_weight is None:
+            return None
+        return self.backend.asarray(check_sample_weight(sample_weight, m), self.dtype)
+
+    def value_and_grad(self, X, y, *, l2=0.0, sample_weight=None):
         """The regularised loss (float) and the hand-derived gradients: a tuple of ``(dW, db)``
-        backend arrays per layer, shaped like ``params``."""
+        backend arrays per layer, shaped like ``params``. ``sample_weight`` ``(m,)``: the data
+        loss is ``Σ wᵢ lᵢ / Σ wᵢ``."""
         Xd = self._inputs(X)
-        loss, grads = nn_mlp.value_and_grad(self.params, Xd, self._targets(y, Xd.shape[0]),
-                                            self._act, self.output, _check_l2(l2))
+        m = Xd.shape[0]
+        loss, grads = nn_mlp.value_and_grad(self.params, Xd, self._targets(y, m), self._act,
+                                            self.output, _check_l2(l2),
+                                            self._weights(sample_weight, m))
         return float(to_host(loss)), grads
 
-    def loss(self, X, y, *, l2=0.0) -> float:
+    def loss(self, X, y, *, l2=0.0, sample_weight=None) -> float:
         """The regularised loss of the current parameters on (X, y), as a float."""
         Xd = self._inputs(X)
-        value = nn_mlp.loss(self.params, Xd, self._targets(y, Xd.shape[0]), self._act,
-                            self.output, _check_l2(l2))
+        m = Xd.shape[0]
+        value = nn_mlp.loss(self.params, Xd, self._targets(y, m), self._act, self.output,
+                            _check_l2(l2), self._weights(sample_weight, m))
         return float(to_host(value))
 
     # -- training --------------------------------------------------------------------------------
     def fit(self, X, y, *, lr=None, l2=0.0, epochs=100, batch_size=None, shuffle=True, seed=None,
             optimizer="sgd", momentum=0.9, schedule=None, validation_split=None,
             validation_data=None, patience=None, min_delta=0.0, restore_best_weights=True,
-            progress=False, callback=None) -> History:
+            progress=False, callback=None, sample_weight=None) -> History:
         """Train on ``X`` ``(m, n_features)`` and labels/targets ``y``; returns a :class:`History`.
 
         Full batch when ``batch_size`` is None (each step is an epoch; ``history.loss[k]`` is the
@@ -200,6 +208,8 @@ class MLP:
         ``seed`` reseeds the shuffling; Ctrl-C stops after the current step and keeps the
         weights. ``callback(info)`` runs after every epoch with a :class:`polynn.train.EpochInfo`
         (epoch count, history, current row-layout params) and stops training by returning True.
+        ``sample_weight`` ``(m,)`` (non-negative) weights each example's loss: every batch's
+        data loss is ``Σ wᵢ lᵢ / Σ wᵢ`` over its examples (the weights travel with the batch).
         A loss that becomes NaN/inf raises :class:`DivergenceError` and keeps the weights from
         before the divergence.
         """
@@ -210,6 +220,10 @@ class MLP:
         if y.shape[:1] != (m,):
             raise ValueError(f"X has {m} rows but y has shape {y.shape}: they must have the "
                              "same number of rows")
+        weights = None if sample_weight is None else check_sample_weight(sample_weight, m)
+        if weights is not None and validation_split is not None:
+            raise ValueError("sample_weight with validation_split is not supported: split the "
+                             "data yourself and pass validation_data")
         validation = None
         if validation_split is not None and validation_data is not None:
             raise ValueError("give validation_split or validation_data, not both")
@@ -218,7 +232,7 @@ class MLP:
                 raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
             # A seeded random (stratified for classifiers) split, not the last rows: data sets
             # often come sorted by class. The same seed gives the same split on every fit call.
-            stratify = self.output != "identity" and y.ndim == 1 and np.issubdtype(
+            stratify = self.output not in REGRESSION_OUTPUTS and y.ndim == 1 and np.issubdtype(
                 y.dtype, np.integer)
             X, X_val, y, y_val = train_test_split(
                 X, y, test_size=validation_split, stratify=stratify,
@@ -238,6 +252,9 @@ class MLP:
         if not isinstance(epochs, Integral) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
         T = self._targets(y, m, columns=True)
+        if weights is not None:  # the weights travel with the batch as the targets' last row
+            xp = self.backend.xp
+            T = xp.concat([T, self.backend.asarray(weights.reshape(1, m), self.dtype)], axis=0)
         if resident is not None:
             Xd = resident
         elif self.backend.name == "numpy":
@@ -250,7 +267,8 @@ class MLP:
         spec = TrainSpec(self.backend, self._act, self.output, _check_l2(l2), opt, int(epochs),
                          batch_size, shuffle, self._shuffle_rng, dtype=self._dtype,
                          patience=patience, min_delta=min_delta,
-                         restore_best=restore_best_weights, progress=progress, callback=callback)
+                         restore_best=restore_best_weights, progress=progress, callback=callback,
+                         weighted=weights is not None)
         try:
             self.params, self._opt_state, history = run(spec, self.params, self._opt_state, Xd,
                                                         T, validation)
@@ -304,32 +322,44 @@ class MLP:
         return opt
 
     # -- inference -------------------------------------------------------------------------------
+    @property
+    def _multilabel(self) -> bool:
+        return self.output == "sigmoid" and self.n_outputs > 1
+
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities as a host NumPy array: ``(m, k)`` for softmax; ``(m, 2)`` columns
-        [P(0), P(1)] for sigmoid."""
-        if self.output == "identity":
+        [P(0), P(1)] for one sigmoid unit; ``(m, k)`` label probabilities for k sigmoid units
+        (multilabel)."""
+        if self.output in REGRESSION_OUTPUTS:
             raise ValueError("predict_proba needs a classifier (output='softmax' or 'sigmoid')")
         P = to_host(nn_mlp.predict_output(self.params, self._inputs(X), self._act, self.output))
-        if self.output == "sigmoid":
+        if self.output == "sigmoid" and not self._multilabel:
             P = np.concatenate([1.0 - P, P], axis=1)
         return P
 
     def predict(self, X) -> np.ndarray:
-        """Predicted labels (int64 ``(m,)``) for classifiers, or values for regression (``(m,)``
-        with one output, else ``(m, k)``), as a host NumPy array."""
-        if self.output == "identity":
-            Z = to_host(self.forward(X))
-            return Z[:, 0] if Z.shape[1] == 1 else Z
+        """Predicted labels (int64 ``(m,)``; a 0/1 int64 ``(m, k)`` indicator for multilabel)
+        for classifiers, or values for regression (``(m,)`` with one output, else ``(m, k)``;
+        exp(Z) for poisson), as a host NumPy array."""
         Z = to_host(self.forward(X))
+        if self.output in REGRESSION_OUTPUTS:
+            if self.output == "poisson":
+                Z = np.exp(Z)
+            return Z[:, 0] if Z.shape[1] == 1 else Z
+        if self._multilabel:
+            return (Z > 0).astype(np.int64)
         if self.output == "sigmoid":
             return (Z[:, 0] > 0).astype(np.int64)
         return np.argmax(Z, axis=1).astype(np.int64)
 
     def score(self, X, y) -> float:
-        """Accuracy for classifiers; the coefficient of determination R² for regression."""
+        """Accuracy for classifiers (multilabel: all labels of an example right); the
+        coefficient of determination R² for regression."""
         pred = self.predict(X)
-        if self.output != "identity":
+        if self.output not in REGRESSION_OUTPUTS:
             labels = encode_targets(y, self.output, self.n_outputs, pred.shape[0])
+            if self._multilabel:
+                return float(np.mean(np.all(pred == labels, axis=1)))
             truth = labels.argmax(axis=1) if self.output == "softmax" else labels[:, 0]
             return float(np.mean(pred == truth))
         y = np.asarray(y, dtype=np.float64).reshape(pred.shape)
@@ -392,15 +422,45 @@ def check_X(X, n_features, name="X") -> np.ndarray:
     return X
 
 
+def check_sample_weight(sample_weight, m, name="sample_weight") -> np.ndarray:
+    """Sample weights as a host float64 ``(m,)`` array of finite, non-negative numbers with a
+    positive sum."""
+    w = to_host(sample_weight) if not isinstance(sample_weight, np.ndarray) else sample_weight
+    w = np.asarray(w)
+    if w.dtype == object or not (np.issubdtype(w.dtype, np.number) or w.dtype == bool):
+        raise TypeError(f"{name} must hold numbers, got dtype {w.dtype}")
+    if w.shape != (m,):
+        raise ValueError(f"{name} must have shape ({m},) (one weight per example), got "
+                         f"{w.shape}")
+    w = w.astype(np.float64)
+    if not np.isfinite(w).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    if (w < 0).any() or not w.sum() > 0:
+        raise ValueError(f"{name} must be non-negative with a positive sum")
+    return w
+
+
+REGRESSION_OUTPUTS = frozenset({"identity", "poisson"})
+
+
 def encode_targets(y, output, n_outputs, m, name="y") -> np.ndarray:
     """Labels/targets as the float64 target matrix ``(m, n_outputs)`` the loss pairs expect:
-    one-hot rows (softmax), one 0/1 column (sigmoid), the values themselves (identity)."""
+    one-hot rows (softmax), one 0/1 column (one sigmoid unit), the 0/1 indicator itself (k
+    sigmoid units: multilabel), the values themselves (identity; poisson: non-negative)."""
     y = to_host(y) if not isinstance(y, np.ndarray) else y
     y = np.asarray(y)
     if y.shape[:1] != (m,):
         raise ValueError(f"X has {m} rows but {name} has shape {y.shape}: they must have the "
                          "same number of rows")
-    if output == "identity":
+    if output == "sigmoid" and n_outputs > 1:
+        if y.shape != (m, n_outputs):
+            raise ValueError(f"{name} must be a 0/1 indicator matrix of shape ({m}, "
+                             f"{n_outputs}) for {n_outputs} sigmoid units (multilabel), got "
+                             f"shape {y.shape}")
+        if not np.isin(y, (0, 1)).all():
+            raise ValueError(f"{name} must hold only 0 and 1 (a multilabel indicator)")
+        return y.astype(np.float64)
+    if output in REGRESSION_OUTPUTS:
         if not np.issubdtype(y.dtype, np.number):
             raise TypeError(f"{name} must hold numbers for regression, got dtype {y.dtype}")
         T = y.reshape(m, -1).astype(np.float64)
@@ -409,6 +469,9 @@ def encode_targets(y, output, n_outputs, m, name="y") -> np.ndarray:
                              f"{n_outputs} output unit(s) (layer_sizes[-1])")
         if not np.isfinite(T).all():
             raise ValueError(f"{name} contains NaN or infinity")
+        if output == "poisson" and (T < 0).any():
+            raise ValueError(f"{name} must be non-negative for output='poisson' (counts or "
+                             "rates)")
         return T
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]

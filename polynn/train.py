@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from polynn.backend import Backend
+from polynn.nn._namespace import namespace
 from polynn.nn.losses import CLASSIFIERS, get_output
 from polynn.nn.mlp import (
     augment,
@@ -71,9 +72,21 @@ class History:
 
 
 # --- the step ------------------------------------------------------------------------------------
-def make_step(activation, output: str, optimizer, inplace: bool = False):
+def split_weights(T):
+    """Sample weights travel with the batch as the last row of the targets: ``T`` ``(k + 1, m)``
+    -> (targets ``(k, m)``, ``w`` ``(1, m)`` normalised to sum 1 over the batch: the loss is
+    ``Σ wᵢ lᵢ / Σ wᵢ``). A batch whose weights are all 0 gets w = 0: it contributes no data loss
+    (only the weight decay) instead of 0/0."""
+    xp = namespace(T)
+    w = T[-1:, ...]
+    total = xp.sum(w)
+    return T[:-1, ...], w / xp.where(total > 0, total, xp.ones_like(total))
+
+
+def make_step(activation, output: str, optimizer, inplace: bool = False, weighted: bool = False):
     """One training step in columns: ``step((params_t, opt_state), Xa (n_0 + 1, m), T (k, m),
-    decay) -> ((params_t, opt_state), (loss, correct))``.
+    decay) -> ((params_t, opt_state), (loss, correct))``; with ``weighted`` the last row of
+    ``T`` holds the examples' sample weights (:func:`split_weights`).
 
     Pure unless ``inplace``: then the optimizer overwrites the parameters it is given (for a
     caller that owns them, on backends with mutable arrays; JAX arrays are never mutated)."""
@@ -81,7 +94,10 @@ def make_step(activation, output: str, optimizer, inplace: bool = False):
 
     def step(carry, Xa, T, decay):
         params, opt_state = carry
-        loss, grads, correct = value_and_grad_columns(params, Xa, T, activation, pair, decay)
+        w = None
+        if weighted:
+            T, w = split_weights(T)
+        loss, grads, correct = value_and_grad_columns(params, Xa, T, activation, pair, decay, w)
         params, opt_state = optimizer.update(grads, opt_state, params, inplace=inplace)
         return (params, opt_state), (loss, correct)
 
@@ -115,7 +131,7 @@ def gather_batch(X, T, rows, dtype):
 
 
 @functools.lru_cache(maxsize=64)
-def _runners(backend: Backend, activation, output, optimizer, dtype):
+def _runners(backend: Backend, activation, output, optimizer, dtype, weighted=False):
     """``(full, batches, evaluate)`` for one configuration, cached so that a second ``fit`` (or
     a benchmark's timed run after its warm-up) reuses JAX's compiled code.
 
@@ -125,7 +141,7 @@ def _runners(backend: Backend, activation, output, optimizer, dtype):
     n_done)`` (see ``Backend.repeat``)."""
     # Eager backends update in place (the loop owns its arrays: see ``_owned``); allocating new
     # weights every step cost ~12 % per step on an MNIST-sized NumPy network.
-    step = make_step(activation, output, optimizer, inplace=not backend.jit)
+    step = make_step(activation, output, optimizer, inplace=not backend.jit, weighted=weighted)
 
     def full_body(carry, index, Xa, T, decay):
         return step(carry, Xa, T, decay)
@@ -172,7 +188,8 @@ class _InterruptFlag:
 class TrainSpec:
     """Everything ``run`` needs besides data and parameters. ``dtype`` is the backend's dtype
     object that batches are cast to (None: X's own); ``callback(EpochInfo) -> bool | None`` runs
-    after every epoch and stops training when it returns True."""
+    after every epoch and stops training when it returns True. ``weighted``: the last row of the
+    training targets holds sample weights (see :func:`split_weights`; validation is unweighted)."""
 
     backend: Backend
     activation: object
@@ -189,6 +206,7 @@ class TrainSpec:
     restore_best: bool = True
     progress: bool = False
     callback: object = None
+    weighted: bool = False
 
 
 @dataclass
@@ -253,7 +271,7 @@ def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None)
     m = X.shape[0]
     full_batch = spec.batch_size is None or spec.batch_size >= m
     full, batches, evaluate = _runners(backend, spec.activation, spec.output, spec.optimizer,
-                                       dtype)
+                                       dtype, spec.weighted)
     classify = spec.output in CLASSIFIERS
     to_host = backend.to_host
     owned = _owned(backend)

@@ -17,7 +17,7 @@ from polynn.nn.activations import ACTIVATIONS, Activation
 from polynn.nn.losses import OUTPUTS
 
 PAIRS = [(a, o) for a in ["relu", "leaky_relu", "tanh", "sigmoid", "identity"]
-         for o in ["softmax", "sigmoid", "identity"]]
+         for o in ["softmax", "sigmoid", "identity", "poisson"]]
 DEPTHS = [1, 2, 3, 4]  # hidden layers
 WIDTHS = [4, 7]
 
@@ -31,14 +31,52 @@ def sizes_for(depth, width, output):
     return (3, *([width] * depth), 1 if output == "sigmoid" else 3)
 
 
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "sample-weights"])
 @pytest.mark.parametrize("activation,output", PAIRS)
-def test_backward_matches_jax_grad(activation, output):
+def test_backward_matches_jax_grad(activation, output, weighted):
     pytest.importorskip("jax")
     for depth in DEPTHS:
         for width in WIDTHS:
             r = gradcheck(sizes_for(depth, width, output), activation, output, l2=1e-2, m=6,
-                          seed=depth * 10 + width, methods=("jax",))
+                          seed=depth * 10 + width, methods=("jax",), weighted=weighted)
             assert r.max_error("jax") < 1e-10, r.table()
+
+
+@pytest.mark.parametrize("output", ["softmax", "sigmoid", "identity", "poisson"])
+def test_sample_weights_define_the_weighted_mean_loss(output):
+    """Σ wᵢ lᵢ / Σ wᵢ: integer weights equal repeating rows; scaling the weights changes
+    nothing; a zero weight removes the row."""
+    params, X, T = random_problem((3, 5, 2 if output != "sigmoid" else 1), output, m=5, seed=3)
+    w = np.array([1.0, 0.0, 3.0, 2.0, 1.0])
+    rows = np.repeat(np.arange(5), w.astype(int))
+    value, grads = mlp.value_and_grad(params, X, T, "tanh", output, 0.1, w)
+    ref_value, ref_grads = mlp.value_and_grad(params, X[rows], T[rows], "tanh", output, 0.1)
+    scaled_value, _ = mlp.value_and_grad(params, X, T, "tanh", output, 0.1, 7.5 * w)
+    np.testing.assert_allclose([value, scaled_value], ref_value, rtol=1e-12)
+    for (dW, db), (rW, rb) in zip(grads, ref_grads):
+        np.testing.assert_allclose(dW, rW, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(db, rb, rtol=1e-10, atol=1e-14)
+    # One non-zero weight on a wrong-looking row changes the loss (w is not ignored).
+    other, _ = mlp.value_and_grad(params, X, T, "tanh", output, 0.1, w[::-1].copy())
+    assert abs(float(other) - float(value)) > 1e-6
+
+
+def test_poisson_pair_is_half_the_deviance_with_a_log_link():
+    from polynn.nn.losses import get_output
+
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(2, 7))
+    T = rng.poisson(2.0, size=(2, 7)).astype(np.float64)
+    pair = get_output("poisson")
+    mu = np.exp(Z)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y_log = np.where(T > 0, T * np.log(T / mu), 0.0)
+    half_deviance = y_log - T + mu  # scikit-learn's poisson_loss, per element
+    value, delta = pair.value_and_delta(Z, T)
+    np.testing.assert_allclose(value, half_deviance.mean(), rtol=1e-12)
+    np.testing.assert_allclose(delta, (mu - T) / Z.size, rtol=1e-12)
+    np.testing.assert_allclose(pair.output(Z), mu, rtol=1e-15)
+    assert float(pair.value(np.log(np.maximum(T, 1e-300)), T)) == pytest.approx(0.0, abs=1e-12)
 
 
 @pytest.mark.parametrize("activation,output", PAIRS)
@@ -77,6 +115,8 @@ def test_random_problem_targets_suit_the_output():
     assert T.shape == (9, 1) and set(np.unique(T)) <= {0.0, 1.0}
     params, _, T = random_problem((2, 4, 2), "identity", m=9, seed=1)
     assert T.shape == (9, 2) and np.all(params[0][1] != 0)  # biases take part
+    _, _, T = random_problem((2, 4, 2), "poisson", m=9, seed=1)
+    assert T.shape == (9, 2) and np.all(T >= 0) and np.all(T == np.round(T))
 
 
 def test_jax_judge_catches_a_wrong_derivative():
