@@ -45,9 +45,17 @@ def augment(X):
 
 
 def to_columns(params):
-    """Row-layout ``((W (n_in, n_out), b (n_out,)), ...)`` -> ``(Wb (n_out, n_in + 1), ...)``."""
+    """Row-layout ``((W (n_in, n_out), b (n_out,)), ...)`` -> ``(Wb (n_out, n_in + 1), ...)``,
+    each a new array in C (row-major) order."""
     xp = namespace(params[0][0])
-    return tuple(xp.concat([W.T, xp.reshape(b, (-1, 1))], axis=1) for W, b in params)
+
+    def row_major(A):
+        # NumPy's concat keeps the column-major order of W.T; reshaping through 1-D copies in
+        # row-major order (a no-op under XLA). Mixed-order updates ``Wb -= η·dWb`` (dWb comes
+        # out of a matmul in row-major order) measured 5x slower: 257 against 50 µs.
+        return xp.reshape(xp.reshape(A, (-1,)), A.shape)
+
+    return tuple(row_major(xp.concat([W.T, xp.reshape(b, (-1, 1))], axis=1)) for W, b in params)
 
 
 def to_rows(params_t):
