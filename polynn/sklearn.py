@@ -71,6 +71,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.optimize
 import scipy.sparse
+import scipy.special
 from array_api_compat import array_namespace
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.exceptions import ConvergenceWarning
@@ -351,11 +352,11 @@ class _BaseMLP(BaseEstimator):
         X, Y = self._validate_input(X, y, incremental, reset=first_pass)
         X = _dense(X, "X")
         if sample_weight is not None:
-            raise ValueError("sample_weight is not supported yet")
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
-            if sample_weight.sum() <= 0:
-                raise ValueError("sample_weight must have a positive sum")
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                                 ensure_non_negative=True)
+            if not sample_weight.sum() > 0:
+                raise ValueError("Sample weights must contain at least one non-zero number "
+                                 "(their sum must be positive).")
         self.n_outputs_ = Y.shape[1]
         layer_units = [X.shape[1], *hidden, self.n_outputs_]
         rs = check_random_state(self.random_state)
@@ -399,24 +400,67 @@ class _BaseMLP(BaseEstimator):
         n_samples = X.shape[0]
         batch_size = self._batch_size(n_samples)
         scale = self._loss_scale()
-        l2 = float(self.alpha) * scale / batch_size
+        # scikit-learn divides alpha by each batch's weight sum; polynn's l2 is one number: the
+        # mean batch's weight sum (exact for unweighted, equal-sized batches).
+        mean_weight = 1.0 if sample_weight is None else float(np.mean(sample_weight))
+        l2 = float(self.alpha) * scale / (batch_size * mean_weight)
         model = self._model_for_weights()
         Xd = _on_backend(model, X)
+        Xd_val = None if X_val is None else _on_backend(model, X_val, cast=True)
         targets = self._model_targets(Y)
         seed = int(rs.randint(np.iinfo(np.int32).max))
         steps_per_epoch = -(-n_samples // batch_size)
-        best = None  # device parameters of the best validation score in this call
         self.n_iter_ = 0
         t_start = self.t_
-        for it in range(1 if incremental else self.max_iter):
+        state = {"best": None, "stop": False, "interrupted": False}
+
+        def end_of_epoch(info):
+            """scikit-learn's bookkeeping after each epoch; True stops MLP.fit (to stop, or to
+            continue with a new learning rate)."""
+            self.n_iter_ += 1
+            self.loss_ = float(info.history.loss[-1]) / scale
+            self.t_ += n_samples
+            self.loss_curve_.append(self.loss_)
+            if self.verbose:
+                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+            if early_stopping:
+                score = self._score_params(info.params, model, Xd_val, y_val, sw_val)
+                if self._update_validation(score):
+                    state["best"] = _copy_params(model, info.params)
+            else:
+                self._update_training_loss()
+            rate = self._optimizer.learning_rate
+            self._optimizer.iteration_ends(self.t_)
+            if self._no_improvement_count > self.n_iter_no_change:
+                what = "Validation score" if early_stopping else "Training loss"
+                msg = (f"{what} did not improve more than tol={self.tol:f} for "
+                       f"{self.n_iter_no_change} consecutive epochs.")
+                if self._optimizer.trigger_stopping(msg, self.verbose):
+                    state["stop"] = True
+                    return True
+                self._no_improvement_count = 0
+            if incremental:
+                return True
+            if self.n_iter_ == self.max_iter:
+                warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                              "reached and the optimization hasn't converged yet.",
+                              ConvergenceWarning, stacklevel=4)
+                return True
+            # A new constant rate ("adaptive") needs a new optimizer object: restart MLP.fit
+            # (the optimizer state carries over, as scikit-learn's velocities do).
+            return self._optimizer.lr_schedule == "adaptive" and rate != \
+                self._optimizer.learning_rate
+
+        first_call = True
+        while not state["stop"] and self.n_iter_ < (1 if incremental else self.max_iter):
             optimizer = self._polynn_optimizer(scale, n_samples, steps_per_epoch, incremental,
                                                t_start)
             try:
-                history = model.fit(Xd, targets, l2=l2, epochs=1, batch_size=batch_size,
-                                    shuffle=bool(self.shuffle), optimizer=optimizer,
-                                    seed=seed if it == 0 else None)
-            except FloatingPointError as err:  # polynn's DivergenceError
-                model.params = err.params
+                history = model.fit(Xd, targets, l2=l2, epochs=self.max_iter - self.n_iter_,
+                                    batch_size=batch_size, shuffle=bool(self.shuffle),
+                                    optimizer=optimizer, seed=seed if first_call else None,
+                                    sample_weight=sample_weight, callback=end_of_epoch)
+            except FloatingPointError as err:  # polynn's DivergenceError: weights kept finite
                 if not early_stopping:
                     self._store_weights(model.params)
                     raise ValueError("Solver produced non-finite parameter weights. The input "
@@ -427,33 +471,15 @@ class _BaseMLP(BaseEstimator):
                 self.n_iter_ += 1
                 self.t_ += n_samples
                 break
-            if history.stopped == "interrupted" or not history.loss:
+            first_call = False
+            if history.stopped == "interrupted":
                 warnings.warn("Training interrupted by user.", stacklevel=3)
                 break
-            self.n_iter_ += 1
-            self.loss_ = float(history.loss[-1]) / scale
-            self.t_ += n_samples
-            self.loss_curve_.append(self.loss_)
-            if self.verbose:
-                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-            if self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val):
-                best = model.params
-            self._optimizer.iteration_ends(self.t_)
-            if self._no_improvement_count > self.n_iter_no_change:
-                what = "Validation score" if early_stopping else "Training loss"
-                msg = (f"{what} did not improve more than tol={self.tol:f} for "
-                       f"{self.n_iter_no_change} consecutive epochs.")
-                if self._optimizer.trigger_stopping(msg, self.verbose):
-                    break
-                self._no_improvement_count = 0
-            if incremental:
+            if history.stopped is None:  # ran the epochs asked for without a stop
                 break
-            if self.n_iter_ == self.max_iter:
-                warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
-                              "reached and the optimization hasn't converged yet.",
-                              ConvergenceWarning, stacklevel=3)
         self._store_weights(model.params)
         if early_stopping:
+            best = state["best"]
             if best is not None:
                 self._best_coefs = [_host_array(W) for W, _ in best]
                 self._best_intercepts = [_host_array(b) for _, b in best]
@@ -476,28 +502,36 @@ class _BaseMLP(BaseEstimator):
             rate = Constant(solver.learning_rate / scale)
         return VelocityMomentum(rate, float(self.momentum), bool(self.nesterovs_momentum))
 
-    def _update_no_improvement_count(self, early_stopping, X_val, y_val, sw_val):
-        """scikit-learn's rule; returns True when the validation score is a new best."""
-        if early_stopping:
-            score = self._score(X_val, y_val, sw_val)
-            self.validation_scores_.append(score)
-            if self.verbose:
-                print(f"Validation score: {score:f}")
-            if score < self.best_validation_score_ + self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if score > self.best_validation_score_:
-                self.best_validation_score_ = score
-                return True
-            return False
+    def _update_validation(self, score):
+        """scikit-learn's rule with early stopping; True when ``score`` is a new best."""
+        self.validation_scores_.append(score)
+        if self.verbose:
+            print(f"Validation score: {score:f}")
+        if score < self.best_validation_score_ + self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        if score > self.best_validation_score_:
+            self.best_validation_score_ = score
+            return True
+        return False
+
+    def _update_training_loss(self):
+        """scikit-learn's rule without early stopping."""
         if self.loss_curve_[-1] > self.best_loss_ - self.tol:
             self._no_improvement_count += 1
         else:
             self._no_improvement_count = 0
         if self.loss_curve_[-1] < self.best_loss_:
             self.best_loss_ = self.loss_curve_[-1]
-        return False
+
+    def _score_params(self, params, model, Xd, y, sample_weight):
+        """The validation score (accuracy / R²) of row-layout backend ``params`` on backend
+        ``Xd``; NaN when the outputs are not finite (as scikit-learn)."""
+        Z = _host_array(nn_mlp.forward(params, Xd, model._act))
+        if not np.isfinite(Z).all():
+            return float("nan")
+        return self._score_outputs(Z, y, sample_weight)
 
     # -- L-BFGS -------------------------------------------------------------------------------
     def _lbfgs_objective(self, X, Y, sample_weight):
@@ -509,6 +543,7 @@ class _BaseMLP(BaseEstimator):
         shapes = tuple((W.shape, b.shape) for W, b in self._host_params())
         Xd = backend.asarray(X, dtype)
         Td = backend.asarray(self._target_matrix(Y), dtype)
+        swd = None if sample_weight is None else backend.asarray(sample_weight, dtype)
         scale = self._loss_scale()
         n = X.shape[0] if sample_weight is None else float(np.sum(sample_weight))
         l2 = float(self.alpha) * scale / n
@@ -516,7 +551,7 @@ class _BaseMLP(BaseEstimator):
                                                    model.output, l2, shapes)
 
         def objective(theta):
-            loss, grad = flat_value_and_grad(backend.asarray(theta, dtype), Xd, Td)
+            loss, grad = flat_value_and_grad(backend.asarray(theta, dtype), Xd, Td, swd)
             return float(to_host(loss)) / scale, to_host(grad).astype(np.float64) / scale
 
         return objective
@@ -577,13 +612,6 @@ class _BaseMLP(BaseEstimator):
             return np.concatenate(chunks, axis=0)
         return _host_array(model.forward(X))
 
-    def _score_with_function(self, X, y, sample_weight, score_function, predict):
-        y_pred = predict(X)
-        if np.issubdtype(np.asarray(y_pred).dtype, np.floating) and not np.isfinite(
-                y_pred).all():
-            return np.nan
-        return float(score_function(y, y_pred, sample_weight=sample_weight))
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
@@ -610,18 +638,25 @@ def _dense(X, name):
     return X.toarray()
 
 
-def _on_backend(model, X):
+def _on_backend(model, X, cast=False):
     """``X`` as an array of the model's backend and dtype: moved once per fit. On NumPy the
-    host array itself (MLP.fit casts it on the host)."""
-    if model.backend.name == "numpy":
+    host array itself unless ``cast`` (MLP.fit casts each batch when it is used)."""
+    if model.backend.name == "numpy" and not cast:
         return X
     return model.backend.asarray(X, model.dtype)
 
 
+def _copy_params(model, params):
+    """A copy of row-layout backend parameters that later training steps cannot overwrite."""
+    xp = model.backend.xp
+    return tuple((xp.asarray(W, copy=True), xp.asarray(b, copy=True)) for W, b in params)
+
+
 @functools.lru_cache(maxsize=32)
 def _flat_value_and_grad(backend, activation, output, l2, shapes):
-    """``f(theta, X, T) -> (loss, grad)`` on flat vectors in scikit-learn's packing, around
-    polynn's row-layout ``value_and_grad``: the vector is cut into ``(W, b)`` of ``shapes`` and
+    """``f(theta, X, T, sample_weight) -> (loss, grad)`` on flat vectors in scikit-learn's
+    packing, around polynn's row-layout ``value_and_grad``: the vector is cut into ``(W, b)`` of
+    ``shapes`` and
     the gradient packed back on the backend (compiled on JAX), so one evaluation moves one
     vector to the backend and one back."""
     act = get_activation(activation)
@@ -629,11 +664,11 @@ def _flat_value_and_grad(backend, activation, output, l2, shapes):
     starts = np.concatenate([[0], np.cumsum(sizes)]).tolist()
     L = len(shapes)
 
-    def flat_value_and_grad(theta, X, T):
+    def flat_value_and_grad(theta, X, T, sample_weight):
         xp = array_namespace(theta)
         pieces = [theta[starts[i]:starts[i + 1]] for i in range(2 * L)]
         params = tuple((xp.reshape(pieces[i], shapes[i][0]), pieces[L + i]) for i in range(L))
-        loss, grads = nn_mlp.value_and_grad(params, X, T, act, output, l2)
+        loss, grads = nn_mlp.value_and_grad(params, X, T, act, output, l2, sample_weight)
         flat = [xp.reshape(dW, (-1,)) for dW, _ in grads] + [db for _, db in grads]
         return loss, xp.concat(flat)
 
@@ -686,38 +721,44 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
                                  f"{self.classes_}. 'y' has {classes}.")
-        if self._label_binarizer.y_type_.startswith("multilabel"):
-            raise ValueError("multilabel targets are not supported yet")
         return X, self._label_binarizer.transform(y).astype(bool)
 
     def _target_matrix(self, Y):
         return np.asarray(Y, dtype=np.float64)
 
     def _model_targets(self, Y):
-        """y as polynn's MLP.fit takes it: class codes (softmax), 0/1 (one logistic unit)."""
+        """y as polynn's MLP.fit takes it: class codes (softmax), 0/1 (one logistic unit), the
+        0/1 indicator (multilabel)."""
         if self._output() == "softmax":
             return np.argmax(Y, axis=1)
+        if Y.shape[1] > 1:
+            return Y.astype(np.int64)
         return Y[:, 0].astype(np.int64)
 
     def _decode(self, Y):
         return self._label_binarizer.inverse_transform(Y)
 
-    def _score(self, X, y, sample_weight=None):
-        return self._score_with_function(X, y, sample_weight, accuracy_score, self._predict_raw)
+    def _score_outputs(self, Z, y, sample_weight):
+        return float(accuracy_score(y, self._labels(Z), sample_weight=sample_weight))
 
-    def _predict_raw(self, X):
-        proba = self._proba(X)
+    def _labels(self, Z):
+        proba = self._probabilities(Z)
         if self.n_outputs_ == 1:
             proba = proba.ravel()
         return self._label_binarizer.inverse_transform(proba)
 
-    def _proba(self, X):
-        """Output units' probabilities ``(m, n_outputs_)`` in the weights' dtype."""
-        Z = self._forward(X)
+    def _predict_raw(self, X):
+        return self._labels(self._forward(X))
+
+    def _probabilities(self, Z):
+        """Output units' probabilities ``(m, n_outputs_)`` from host ``Z``, in Z's dtype."""
         if self._output() == "softmax":
             E = np.exp(Z - Z.max(axis=1, keepdims=True))
             return E / E.sum(axis=1, keepdims=True)
-        return 0.5 * (1.0 + np.tanh(0.5 * Z))  # the logistic function, overflow-free
+        return scipy.special.expit(Z)  # exact tails: log(predict_proba) stays finite longer
+
+    def _proba(self, X):
+        return self._probabilities(self._forward(X))
 
     def fit(self, X, y, sample_weight=None):
         """Fit the model to ``X`` ``(n_samples, n_features)`` and labels ``y``; returns self.
@@ -798,8 +839,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                              y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        if self.loss == "poisson":
-            raise ValueError("loss='poisson' is not supported yet")
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("Some value(s) of y are negative which is not allowed for "
+                             "loss='poisson'.")
         Y = y.reshape(y.shape[0], -1)
         if not reset and hasattr(self, "n_outputs_") and Y.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {Y.shape[1]} output(s) but the model was fit with "
@@ -815,14 +857,19 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _decode(self, Y):
         return Y[:, 0] if Y.shape[1] == 1 else Y
 
-    def _score(self, X, y, sample_weight=None):
-        return self._score_with_function(X, y, sample_weight, r2_score, self._predict_raw)
+    def _score_outputs(self, Z, y, sample_weight):
+        pred = self._values(Z)
+        if not np.isfinite(pred).all():
+            return float("nan")
+        return float(r2_score(y, pred, sample_weight=sample_weight))
 
-    def _predict_raw(self, X):
-        Z = self._forward(X)
+    def _values(self, Z):
         if self._output() == "poisson":
             Z = np.exp(Z)
         return Z.ravel() if Z.shape[1] == 1 else Z
+
+    def _predict_raw(self, X):
+        return self._values(self._forward(X))
 
     def fit(self, X, y, sample_weight=None):
         """Fit the model to ``X`` ``(n_samples, n_features)`` and targets ``y`` ``(n_samples,)``
