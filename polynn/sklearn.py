@@ -412,7 +412,7 @@ class _BaseMLP(BaseEstimator):
         steps_per_epoch = -(-n_samples // batch_size)
         self.n_iter_ = 0
         t_start = self.t_
-        state = {"best": None, "stop": False, "interrupted": False}
+        state = {"best": None, "stop": False, "max_iter": False}
 
         def end_of_epoch(info):
             """scikit-learn's bookkeeping after each epoch; True stops MLP.fit (to stop, or to
@@ -442,9 +442,7 @@ class _BaseMLP(BaseEstimator):
             if incremental:
                 return True
             if self.n_iter_ == self.max_iter:
-                warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
-                              "reached and the optimization hasn't converged yet.",
-                              ConvergenceWarning, stacklevel=4)
+                state["max_iter"] = True  # warned once MLP.fit has returned
                 return True
             # A new constant rate ("adaptive") needs a new optimizer object: restart MLP.fit
             # (the optimizer state carries over, as scikit-learn's velocities do).
@@ -477,6 +475,10 @@ class _BaseMLP(BaseEstimator):
                 break
             if history.stopped is None:  # ran the epochs asked for without a stop
                 break
+        if state["max_iter"]:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
+                          "and the optimization hasn't converged yet.", ConvergenceWarning,
+                          stacklevel=4)
         self._store_weights(model.params)
         if early_stopping:
             best = state["best"]
