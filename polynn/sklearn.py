@@ -73,6 +73,8 @@ import scipy.optimize
 import scipy.sparse
 import scipy.special
 from array_api_compat import array_namespace
+from array_api_compat import device as array_device
+from sklearn import get_config
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
@@ -90,7 +92,7 @@ from sklearn.utils.multiclass import (
 )
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from polynn.backend import BACKENDS, to_host
+from polynn.backend import BACKENDS, _device_spec, get_backend, to_host
 from polynn.model import MLP
 from polynn.nn import mlp as nn_mlp
 from polynn.nn.activations import get_activation
@@ -284,11 +286,13 @@ class _BaseMLP(BaseEstimator):
             return model
         sizes = [host[0][0].shape[0]] + [W.shape[1] for W, _ in host]
         dtype = self._weights_dtype()
+        backend, device = self.__dict__.get("_train_on") or (self.backend, self.device)
         if (model is None or model.layer_sizes != sizes or model.output != self._output()
-                or model.dtype != dtype):
+                or model.dtype != dtype or self.__dict__.get("_model_on") != (backend, device)):
             model = MLP.from_params(host, activation=ACTIVATIONS[self.activation],
-                                    output=self._output(), backend=self.backend,
-                                    device=self.device, dtype=dtype)
+                                    output=self._output(), backend=backend, device=device,
+                                    dtype=dtype)
+            self._model_on = (backend, device)
         else:
             model.params = tuple((model.backend.asarray(W, dtype), model.backend.asarray(b, dtype))
                                  for W, b in host)
@@ -345,6 +349,16 @@ class _BaseMLP(BaseEstimator):
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
         self._validate_params()
+        # With scikit-learn's array_api_dispatch, arrays of another namespace train on their
+        # own backend and device (validated on a host copy).
+        target = _dispatched_input(X)
+        if target is not None:
+            if self.backend is not None and self.backend != target[0]:
+                raise ValueError(f"X is a {target[0]} array but backend={self.backend!r}: "
+                                 "leave backend=None to train on the input's backend")
+            X, y = to_host(X), to_host(y)
+            sample_weight = None if sample_weight is None else to_host(sample_weight)
+        self._train_on = target or (self.backend, self.device)
         hidden = self._hidden_sizes()
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -614,10 +628,52 @@ class _BaseMLP(BaseEstimator):
             return np.concatenate(chunks, axis=0)
         return _host_array(model.forward(X))
 
+    def _score_on_host(self, mixin_score, X, y, sample_weight):
+        """scikit-learn's score (accuracy / R²) as a float; arrays of another namespace
+        (``array_api_dispatch``) are scored on host copies, since some of scikit-learn's metrics
+        write into their inputs, which JAX arrays refuse."""
+        if _dispatched_input(X) is not None or _dispatched_input(y) is not None:
+            X, y = to_host(X), to_host(y)
+            sample_weight = None if sample_weight is None else to_host(sample_weight)
+        return mixin_score(self, X, y, sample_weight=sample_weight)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+def _dispatched_input(X):
+    """``(backend name, device)`` of ``X`` when scikit-learn's ``array_api_dispatch`` is on and
+    ``X`` is an array of a polynn backend other than NumPy (torch, jax, cupy,
+    array_api_strict); None otherwise (then every output is NumPy)."""
+    if (X is None or isinstance(X, np.ndarray) or scipy.sparse.issparse(X)
+            or not get_config().get("array_api_dispatch", False)):
+        return None
+    try:
+        xp = array_namespace(X)
+    except TypeError:
+        return None
+    parts = xp.__name__.split(".")
+    name = parts[1] if parts[0] == "array_api_compat" and len(parts) > 1 else parts[0]
+    if name not in BACKENDS or name == "numpy":
+        return None
+    return name, _device_spec(name, array_device(X))
+
+
+def _host_input(X):
+    """(dispatch target or None, X as host data)."""
+    target = _dispatched_input(X)
+    return target, (to_host(X) if target is not None else X)
+
+
+def _to_namespace(result, target):
+    """A host result as an array of the input's namespace and device (dispatch), else as is.
+    Labels that are not numbers (e.g. strings) stay NumPy: no array API namespace holds them."""
+    if target is None or not (np.issubdtype(result.dtype, np.number)
+                              or result.dtype == bool):
+        return result
+    return get_backend(*target).asarray(result)
 
 
 def _host_array(x):
@@ -771,6 +827,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over ``(X, y)``; ``classes`` (every label that will ever occur) is required
         on the first call."""
+        if _dispatched_input(y) is not None:
+            y = to_host(y)
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
@@ -780,25 +838,37 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def predict(self, X):
-        """Predicted labels ``(n_samples,)`` from ``classes_``."""
+        """Predicted labels ``(n_samples,)`` from ``classes_`` (multilabel: a 0/1 indicator
+        ``(n_samples, n_classes)``)."""
         check_is_fitted(self)
-        return self._predict_raw(X)
+        target, X = _host_input(X)
+        return _to_namespace(self._predict_raw(X), target)
 
-    def predict_proba(self, X):
-        """Class probabilities ``(n_samples, n_classes)`` in ``classes_`` order, in the
-        weights' dtype; binary: columns [P(classes_[0]), P(classes_[1])]."""
-        check_is_fitted(self)
+    def _host_proba(self, X):
         proba = self._proba(X)
         if self.n_outputs_ == 1:
             proba = proba.ravel()
             return np.vstack([1 - proba, proba]).T
         return proba
 
+    def predict_proba(self, X):
+        """Class probabilities ``(n_samples, n_classes)`` in ``classes_`` order, in the
+        weights' dtype; binary: columns [P(classes_[0]), P(classes_[1])]."""
+        check_is_fitted(self)
+        target, X = _host_input(X)
+        return _to_namespace(self._host_proba(X), target)
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy (multilabel: subset accuracy) on ``(X, y)``."""
+        return self._score_on_host(ClassifierMixin.score, X, y, sample_weight)
+
     def predict_log_proba(self, X):
         """``log(predict_proba(X))``."""
-        proba = self.predict_proba(X)
+        check_is_fitted(self)
+        target, X = _host_input(X)
+        proba = self._host_proba(X)
         with np.errstate(divide="ignore"):
-            return np.log(proba, out=proba)
+            return _to_namespace(np.log(proba, out=proba), target)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -883,11 +953,16 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """One epoch over ``(X, y)``, continuing the current model."""
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
+    def score(self, X, y, sample_weight=None):
+        """The coefficient of determination R² on ``(X, y)``."""
+        return self._score_on_host(RegressorMixin.score, X, y, sample_weight)
+
     def predict(self, X):
         """Predictions ``(n_samples,)`` for one output, else ``(n_samples, n_outputs)``, in the
         weights' dtype."""
         check_is_fitted(self)
-        return self._predict_raw(X)
+        target, X = _host_input(X)
+        return _to_namespace(self._predict_raw(X), target)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
