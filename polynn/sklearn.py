@@ -582,10 +582,29 @@ class _BaseMLP(BaseEstimator):
     def _fit_lbfgs(self, X, Y, sample_weight):
         host = self._host_params()
         objective = self._lbfgs_objective(X, Y, sample_weight)
-        result = scipy.optimize.minimize(
-            objective, _pack([W for W, _ in host], [b for _, b in host]).astype(np.float64),
-            method="L-BFGS-B", jac=True,
-            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
+        best = [math.inf, None, 0, 0]  # lowest loss seen, its parameters, evaluations, iterations
+
+        def tracked(theta):
+            loss, grad = objective(theta)
+            best[2] += 1
+            if loss < best[0]:
+                best[:2] = loss, np.array(theta)
+            return loss, grad
+
+        theta0 = _pack([W for W, _ in host], [b for _, b in host]).astype(np.float64)
+        try:
+            result = scipy.optimize.minimize(
+                tracked, theta0, method="L-BFGS-B", jac=True,
+                callback=lambda *_: best.__setitem__(3, best[3] + 1),
+                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
+        except KeyboardInterrupt:
+            # Ctrl-C: keep the best parameters evaluated so far (a consistent model).
+            warnings.warn("Training interrupted by user.", stacklevel=3)
+            result = scipy.optimize.OptimizeResult(
+                x=theta0 if best[1] is None else best[1], fun=best[0], nit=best[3],
+                nfev=best[2], status=0)
+            if best[1] is None:
+                result.fun = objective(theta0)[0]
         if result.status != 0:
             message = result.message
             message = message.decode("latin1") if isinstance(message, bytes) else message
