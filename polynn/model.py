@@ -14,7 +14,7 @@ from polynn.datasets import train_test_split
 from polynn.init import INITIALIZERS, init_params
 from polynn.nn import mlp as nn_mlp
 from polynn.nn.activations import ACTIVATIONS, get_activation
-from polynn.nn.losses import OUTPUTS
+from polynn.nn.losses import CLASSIFIERS, OUTPUTS
 from polynn.nn.optim import make_optimizer
 from polynn.train import DivergenceError, History, TrainSpec, run
 
@@ -31,9 +31,9 @@ class MLP:
         Hidden-layer activation (``negative_slope`` configures leaky_relu; default 0.01).
     output : "softmax" | "sigmoid" | "identity" | "poisson"
         Output/loss pair: softmax + cross-entropy (integer labels 0..k-1), sigmoid + binary
-        cross-entropy (one unit: 0/1 labels; k units: multilabel, a 0/1 indicator ``(m, k)``),
-        identity + mean squared error, poisson: exp output + half Poisson deviance
-        (non-negative counts).
+        cross-entropy (one output unit and 0/1 labels ``(m,)``; or k units and a multilabel 0/1
+        indicator ``y`` ``(m, k)``), identity + mean squared error, poisson: exp output + half
+        Poisson deviance (non-negative targets, e.g. counts).
     backend : "numpy" | "jax" | "cupy" | "torch" | "array_api_strict", default ``$POLYNN_BACKEND``
         or "numpy".
     device : backend-specific device ("cpu", "gpu:0", "cuda:1", ...) or None for the default.
@@ -169,7 +169,7 @@ class MLP:
     def value_and_grad(self, X, y, *, l2=0.0, sample_weight=None):
         """The regularised loss (float) and the hand-derived gradients: a tuple of ``(dW, db)``
         backend arrays per layer, shaped like ``params``. ``sample_weight`` ``(m,)``: the data
-        loss is ``Σ wᵢ lᵢ / Σ wᵢ``."""
+        loss is Σ wᵢ lᵢ / Σ wᵢ."""
         Xd = self._inputs(X)
         m = Xd.shape[0]
         loss, grads = nn_mlp.value_and_grad(self.params, Xd, self._targets(y, m), self._act,
@@ -189,7 +189,7 @@ class MLP:
     def fit(self, X, y, *, lr=None, l2=0.0, epochs=100, batch_size=None, shuffle=True, seed=None,
             optimizer="sgd", momentum=0.9, schedule=None, validation_split=None,
             validation_data=None, patience=None, min_delta=0.0, restore_best_weights=True,
-            progress=False, callback=None, sample_weight=None) -> History:
+            progress=False, callback=None, sample_weight=None, l2_per_weight=False) -> History:
         """Train on ``X`` ``(m, n_features)`` and labels/targets ``y``; returns a :class:`History`.
 
         Full batch when ``batch_size`` is None (each step is an epoch; ``history.loss[k]`` is the
@@ -199,8 +199,8 @@ class MLP:
 
         ``optimizer``: "sgd", "momentum", "nesterov" or "adam"; ``lr`` defaults to 0.1 for sgd,
         0.01 for momentum/nesterov and 0.001 for adam; ``schedule`` is None (constant) or a
-        schedule object from ``polynn.nn.optim``. ``optimizer`` may also be an optimizer object
-        from ``polynn.nn.optim`` (e.g. ``Adam(Constant(1e-3), eps=1e-7)``), learning rate
+        schedule object from ``polynn.nn.optim``; ``optimizer`` may also be an optimizer
+        object from ``polynn.nn.optim`` (e.g. ``Adam(Constant(1e-3), eps=1e-7)``), learning rate
         included. ``validation_split`` (a fraction, taken from
         the end of the data like Keras) or ``validation_data=(X_val, y_val)`` add validation
         loss/accuracy per epoch; ``patience`` stops after that many epochs without improvement of
@@ -208,10 +208,13 @@ class MLP:
         ``seed`` reseeds the shuffling; Ctrl-C stops after the current step and keeps the
         weights. ``callback(info)`` runs after every epoch with a :class:`polynn.train.EpochInfo`
         (epoch count, history, current row-layout params) and stops training by returning True.
-        ``sample_weight`` ``(m,)`` (non-negative) weights each example's loss: every batch's
-        data loss is ``Σ wᵢ lᵢ / Σ wᵢ`` over its examples (the weights travel with the batch).
         A loss that becomes NaN/inf raises :class:`DivergenceError` and keeps the weights from
         before the divergence.
+
+        ``sample_weight`` ``(m,)``: non-negative example weights; each batch's data loss becomes
+        its weighted mean Σ wᵢ lᵢ / Σ wᵢ (as ``numpy.average``; uniform weights change nothing).
+        ``l2_per_weight=True`` also divides the L2 term by the batch's mean weight, which is
+        scikit-learn's convention (its alpha is normalised by the batch's sum of weights).
         """
         resident = None if validation_split is not None else self._resident(X)
         X = check_X(X, self.n_features) if resident is None else resident
@@ -220,11 +223,8 @@ class MLP:
         if y.shape[:1] != (m,):
             raise ValueError(f"X has {m} rows but y has shape {y.shape}: they must have the "
                              "same number of rows")
-        weights = None if sample_weight is None else check_sample_weight(sample_weight, m)
-        if weights is not None and validation_split is not None:
-            raise ValueError("sample_weight with validation_split is not supported: split the "
-                             "data yourself and pass validation_data")
         validation = None
+        weights = None if sample_weight is None else check_sample_weight(sample_weight, m)
         if validation_split is not None and validation_data is not None:
             raise ValueError("give validation_split or validation_data, not both")
         if validation_split is not None:
@@ -232,11 +232,15 @@ class MLP:
                 raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
             # A seeded random (stratified for classifiers) split, not the last rows: data sets
             # often come sorted by class. The same seed gives the same split on every fit call.
-            stratify = self.output not in REGRESSION_OUTPUTS and y.ndim == 1 and np.issubdtype(
+            stratify = self.output in CLASSIFIERS and y.ndim == 1 and np.issubdtype(
                 y.dtype, np.integer)
-            X, X_val, y, y_val = train_test_split(
-                X, y, test_size=validation_split, stratify=stratify,
+            # Split row indices, so that X, y and the sample weights split alike.
+            train, held_out, y, y_val = train_test_split(
+                np.arange(m)[:, None], y, test_size=validation_split, stratify=stratify,
                 seed=self.seed if seed is None else seed)
+            X, X_val = X[train[:, 0]], X[held_out[:, 0]]
+            if weights is not None:
+                weights = weights[train[:, 0]]
             if X.shape[0] == 0:
                 raise ValueError(f"validation_split={validation_split} leaves no training rows")
             validation_data, m = (X_val, y_val), X.shape[0]
@@ -252,9 +256,8 @@ class MLP:
         if not isinstance(epochs, Integral) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
         T = self._targets(y, m, columns=True)
-        if weights is not None:  # the weights travel with the batch as the targets' last row
-            xp = self.backend.xp
-            T = xp.concat([T, self.backend.asarray(weights.reshape(1, m), self.dtype)], axis=0)
+        if weights is not None:
+            weights = self.backend.asarray(weights, self.dtype)
         if resident is not None:
             Xd = resident
         elif self.backend.name == "numpy":
@@ -268,10 +271,10 @@ class MLP:
                          batch_size, shuffle, self._shuffle_rng, dtype=self._dtype,
                          patience=patience, min_delta=min_delta,
                          restore_best=restore_best_weights, progress=progress, callback=callback,
-                         weighted=weights is not None)
+                         l2_per_weight=bool(l2_per_weight))
         try:
             self.params, self._opt_state, history = run(spec, self.params, self._opt_state, Xd,
-                                                        T, validation)
+                                                        T, validation, weights=weights)
         except DivergenceError as err:
             self.params, self._opt_state = err.params, err.opt_state
             raise
@@ -328,9 +331,8 @@ class MLP:
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities as a host NumPy array: ``(m, k)`` for softmax; ``(m, 2)`` columns
-        [P(0), P(1)] for one sigmoid unit; ``(m, k)`` label probabilities for k sigmoid units
-        (multilabel)."""
-        if self.output in REGRESSION_OUTPUTS:
+        [P(0), P(1)] for one sigmoid unit; ``(m, k)`` per-label P(1) for multilabel."""
+        if self.output not in CLASSIFIERS:
             raise ValueError("predict_proba needs a classifier (output='softmax' or 'sigmoid')")
         P = to_host(nn_mlp.predict_output(self.params, self._inputs(X), self._act, self.output))
         if self.output == "sigmoid" and not self._multilabel:
@@ -338,25 +340,23 @@ class MLP:
         return P
 
     def predict(self, X) -> np.ndarray:
-        """Predicted labels (int64 ``(m,)``; a 0/1 int64 ``(m, k)`` indicator for multilabel)
-        for classifiers, or values for regression (``(m,)`` with one output, else ``(m, k)``;
-        exp(Z) for poisson), as a host NumPy array."""
+        """As a host NumPy array: predicted labels (int64 ``(m,)``) for classifiers, a 0/1
+        indicator (int64 ``(m, k)``) for multilabel, or values for regression (``(m,)`` with one
+        output, else ``(m, k)``; the predicted means e^z for poisson)."""
         Z = to_host(self.forward(X))
-        if self.output in REGRESSION_OUTPUTS:
-            if self.output == "poisson":
-                Z = np.exp(Z)
-            return Z[:, 0] if Z.shape[1] == 1 else Z
-        if self._multilabel:
-            return (Z > 0).astype(np.int64)
+        if self.output in ("identity", "poisson"):
+            Y = np.exp(Z) if self.output == "poisson" else Z
+            return Y[:, 0] if Y.shape[1] == 1 else Y
         if self.output == "sigmoid":
-            return (Z[:, 0] > 0).astype(np.int64)
+            hits = (Z > 0).astype(np.int64)
+            return hits if self._multilabel else hits[:, 0]
         return np.argmax(Z, axis=1).astype(np.int64)
 
     def score(self, X, y) -> float:
-        """Accuracy for classifiers (multilabel: all labels of an example right); the
-        coefficient of determination R² for regression."""
+        """Accuracy for classifiers (subset accuracy for multilabel: every label right); the
+        coefficient of determination R² for regression (identity and poisson)."""
         pred = self.predict(X)
-        if self.output not in REGRESSION_OUTPUTS:
+        if self.output in CLASSIFIERS:
             labels = encode_targets(y, self.output, self.n_outputs, pred.shape[0])
             if self._multilabel:
                 return float(np.mean(np.all(pred == labels, axis=1)))
@@ -423,44 +423,29 @@ def check_X(X, n_features, name="X") -> np.ndarray:
 
 
 def check_sample_weight(sample_weight, m, name="sample_weight") -> np.ndarray:
-    """Sample weights as a host float64 ``(m,)`` array of finite, non-negative numbers with a
+    """``sample_weight`` as a host float64 ``(m,)`` array of finite non-negative weights with a
     positive sum."""
     w = to_host(sample_weight) if not isinstance(sample_weight, np.ndarray) else sample_weight
     w = np.asarray(w)
-    if w.dtype == object or not (np.issubdtype(w.dtype, np.number) or w.dtype == bool):
-        raise TypeError(f"{name} must hold numbers, got dtype {w.dtype}")
+    if not (np.issubdtype(w.dtype, np.integer) or np.issubdtype(w.dtype, np.floating)):
+        raise TypeError(f"{name} must hold real numbers, got dtype {w.dtype}")
     if w.shape != (m,):
-        raise ValueError(f"{name} must have shape ({m},) (one weight per example), got "
-                         f"{w.shape}")
+        raise ValueError(f"{name} must have shape ({m},), one weight per row of X, got {w.shape}")
     w = w.astype(np.float64)
-    if not np.isfinite(w).all():
-        raise ValueError(f"{name} contains NaN or infinity")
-    if (w < 0).any() or not w.sum() > 0:
-        raise ValueError(f"{name} must be non-negative with a positive sum")
+    if not np.isfinite(w).all() or w.min() < 0 or not w.sum() > 0:
+        raise ValueError(f"{name} must be finite and non-negative with a positive sum")
     return w
-
-
-REGRESSION_OUTPUTS = frozenset({"identity", "poisson"})
 
 
 def encode_targets(y, output, n_outputs, m, name="y") -> np.ndarray:
     """Labels/targets as the float64 target matrix ``(m, n_outputs)`` the loss pairs expect:
-    one-hot rows (softmax), one 0/1 column (one sigmoid unit), the 0/1 indicator itself (k
-    sigmoid units: multilabel), the values themselves (identity; poisson: non-negative)."""
+    one-hot rows (softmax), one 0/1 column (sigmoid), the values themselves (identity)."""
     y = to_host(y) if not isinstance(y, np.ndarray) else y
     y = np.asarray(y)
     if y.shape[:1] != (m,):
         raise ValueError(f"X has {m} rows but {name} has shape {y.shape}: they must have the "
                          "same number of rows")
-    if output == "sigmoid" and n_outputs > 1:
-        if y.shape != (m, n_outputs):
-            raise ValueError(f"{name} must be a 0/1 indicator matrix of shape ({m}, "
-                             f"{n_outputs}) for {n_outputs} sigmoid units (multilabel), got "
-                             f"shape {y.shape}")
-        if not np.isin(y, (0, 1)).all():
-            raise ValueError(f"{name} must hold only 0 and 1 (a multilabel indicator)")
-        return y.astype(np.float64)
-    if output in REGRESSION_OUTPUTS:
+    if output in ("identity", "poisson"):
         if not np.issubdtype(y.dtype, np.number):
             raise TypeError(f"{name} must hold numbers for regression, got dtype {y.dtype}")
         T = y.reshape(m, -1).astype(np.float64)
@@ -469,9 +454,20 @@ def encode_targets(y, output, n_outputs, m, name="y") -> np.ndarray:
                              f"{n_outputs} output unit(s) (layer_sizes[-1])")
         if not np.isfinite(T).all():
             raise ValueError(f"{name} contains NaN or infinity")
-        if output == "poisson" and (T < 0).any():
-            raise ValueError(f"{name} must be non-negative for output='poisson' (counts or "
-                             "rates)")
+        if output == "poisson" and T.min() < 0:
+            raise ValueError(f"{name} has negative values (e.g. {T[T < 0][:3].tolist()}); "
+                             "output='poisson' models non-negative targets such as counts")
+        return T
+    if output == "sigmoid" and n_outputs > 1:
+        # Multilabel: a 0/1 indicator matrix, one column per output unit.
+        if y.ndim != 2 or y.shape[1] != n_outputs:
+            raise ValueError(f"{name} must be a 0/1 indicator matrix of shape ({m}, {n_outputs}) "
+                             f"for output='sigmoid' with {n_outputs} units (multilabel), got "
+                             f"shape {y.shape}")
+        T = np.asarray(y, dtype=np.float64) if np.issubdtype(y.dtype, np.number) or (
+            y.dtype == bool) else None
+        if T is None or not np.all((T == 0) | (T == 1)):
+            raise ValueError(f"{name} must hold only 0 and 1 for multilabel output='sigmoid'")
         return T
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]

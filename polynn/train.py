@@ -29,6 +29,7 @@ from polynn.nn._namespace import namespace
 from polynn.nn.losses import CLASSIFIERS, get_output
 from polynn.nn.mlp import (
     augment,
+    example_weights,
     forward_columns,
     l2_penalty_columns,
     to_columns,
@@ -72,31 +73,17 @@ class History:
 
 
 # --- the step ------------------------------------------------------------------------------------
-def split_weights(T):
-    """Sample weights travel with the batch as the last row of the targets: ``T`` ``(k + 1, m)``
-    -> (targets ``(k, m)``, ``w`` ``(1, m)`` normalised to sum 1 over the batch: the loss is
-    ``Σ wᵢ lᵢ / Σ wᵢ``). A batch whose weights are all 0 gets w = 0: it contributes no data loss
-    (only the weight decay) instead of 0/0."""
-    xp = namespace(T)
-    w = T[-1:, ...]
-    total = xp.sum(w)
-    return T[:-1, ...], w / xp.where(total > 0, total, xp.ones_like(total))
-
-
-def make_step(activation, output: str, optimizer, inplace: bool = False, weighted: bool = False):
+def make_step(activation, output: str, optimizer, inplace: bool = False):
     """One training step in columns: ``step((params_t, opt_state), Xa (n_0 + 1, m), T (k, m),
-    decay) -> ((params_t, opt_state), (loss, correct))``; with ``weighted`` the last row of
-    ``T`` holds the examples' sample weights (:func:`split_weights`).
+    decay, w=None) -> ((params_t, opt_state), (loss, correct))``; ``w`` is None or the batch's
+    ``(1, m)`` example weights, summing to 1.
 
     Pure unless ``inplace``: then the optimizer overwrites the parameters it is given (for a
     caller that owns them, on backends with mutable arrays; JAX arrays are never mutated)."""
     pair = get_output(output)
 
-    def step(carry, Xa, T, decay):
+    def step(carry, Xa, T, decay, w=None):
         params, opt_state = carry
-        w = None
-        if weighted:
-            T, w = split_weights(T)
         loss, grads, correct = value_and_grad_columns(params, Xa, T, activation, pair, decay, w)
         params, opt_state = optimizer.update(grads, opt_state, params, inplace=inplace)
         return (params, opt_state), (loss, correct)
@@ -121,34 +108,48 @@ def gather_batch(X, T, rows, dtype):
     """The batch of ``rows`` (int array ``(b,)``) from row-layout ``X`` ``(m, n)`` and columns
     ``T`` ``(k, m)``, as ``(Xa (n + 1, b), T (k, b))`` in ``dtype``: the only copy of the data an
     epoch makes is this batch-sized one."""
-    from array_api_compat import array_namespace
-
-    xp = array_namespace(X)
+    xp = namespace(X)
     Xb = xp.take(X, rows, axis=0)
     if Xb.dtype != dtype:
         Xb = xp.astype(Xb, dtype)
     return augment(Xb), xp.take(T, rows, axis=1)
 
 
+def normalized_weights(weights, decay, l2_per_weight: bool):
+    """A batch's example weights ``(b,)`` as the ``(1, b)`` row summing to 1 that the loss pairs
+    take, and the weight decay for that batch: with ``l2_per_weight`` the L2 term is divided by
+    the batch's mean weight (scikit-learn's convention: its penalty is normalised by the batch's
+    sum of weights, like its data term)."""
+    if l2_per_weight and decay is not None:
+        mean_weight = namespace(weights).sum(weights) / weights.shape[0]
+        decay = tuple(d / mean_weight for d in decay)
+    return example_weights(weights), decay
+
+
 @functools.lru_cache(maxsize=64)
-def _runners(backend: Backend, activation, output, optimizer, dtype, weighted=False):
+def _runners(backend: Backend, activation, output, optimizer, dtype, l2_per_weight=False):
     """``(full, batches, evaluate)`` for one configuration, cached so that a second ``fit`` (or
     a benchmark's timed run after its warm-up) reuses JAX's compiled code.
 
-    ``full(carry, start, n, Xa, T, decay)`` runs n full-batch steps; ``batches(carry, start, n,
-    X, T, order, decay)`` runs mini-batches ``start .. start + n - 1`` of an epoch whose batch
-    rows are the rows of ``order`` ``(n_batches, b)``. Both return ``(carry, (losses, correct),
-    n_done)`` (see ``Backend.repeat``)."""
+    ``full(carry, start, n, Xa, T, decay, w)`` runs n full-batch steps (``w``: None or the
+    normalised ``(1, m)`` weights); ``batches(carry, start, n, X, T, order, decay, weights)``
+    runs mini-batches ``start .. start + n - 1`` of an epoch whose batch rows are the rows of
+    ``order`` ``(n_batches, b)`` (``weights``: None or every example's ``(m,)`` weight). Both
+    return ``(carry, (losses, correct), n_done)`` (see ``Backend.repeat``)."""
     # Eager backends update in place (the loop owns its arrays: see ``_owned``); allocating new
     # weights every step cost ~12 % per step on an MNIST-sized NumPy network.
-    step = make_step(activation, output, optimizer, inplace=not backend.jit, weighted=weighted)
+    step = make_step(activation, output, optimizer, inplace=not backend.jit)
 
-    def full_body(carry, index, Xa, T, decay):
-        return step(carry, Xa, T, decay)
+    def full_body(carry, index, Xa, T, decay, w):
+        return step(carry, Xa, T, decay, w)
 
-    def batch_body(carry, index, X, T, order, decay):
-        Xa, Tb = gather_batch(X, T, order[index, ...], dtype)
-        return step(carry, Xa, Tb, decay)
+    def batch_body(carry, index, X, T, order, decay, weights):
+        rows = order[index, ...]
+        Xa, Tb = gather_batch(X, T, rows, dtype)
+        w = None
+        if weights is not None:
+            w, decay = normalized_weights(namespace(X).take(weights, rows), decay, l2_per_weight)
+        return step(carry, Xa, Tb, decay, w)
 
     full = backend.repeat(full_body, MAX_CHUNK_STEPS)
     batches = backend.repeat(batch_body, MAX_CHUNK_STEPS)
@@ -188,8 +189,8 @@ class _InterruptFlag:
 class TrainSpec:
     """Everything ``run`` needs besides data and parameters. ``dtype`` is the backend's dtype
     object that batches are cast to (None: X's own); ``callback(EpochInfo) -> bool | None`` runs
-    after every epoch and stops training when it returns True. ``weighted``: the last row of the
-    training targets holds sample weights (see :func:`split_weights`; validation is unweighted)."""
+    after every epoch and stops training when it returns True; ``l2_per_weight``: see
+    ``normalized_weights``."""
 
     backend: Backend
     activation: object
@@ -206,7 +207,7 @@ class TrainSpec:
     restore_best: bool = True
     progress: bool = False
     callback: object = None
-    weighted: bool = False
+    l2_per_weight: bool = False
 
 
 @dataclass
@@ -257,11 +258,12 @@ def _state_to_rows(state):
     return (state[0],) + tuple(to_rows(tree) for tree in state[1:])
 
 
-def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None):
+def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None, weights=None):
     """Train from row-layout ``(params, opt_state)`` on backend arrays ``X`` ``(m, n_0)`` (rows,
     any real dtype: batches are cast to ``spec.dtype`` when used) and ``T`` ``(n_L, m)`` (the
     targets as columns, in ``spec.dtype``). ``validation`` is ``(X_val, T_val)`` in the same
-    layouts, or None.
+    layouts, or None. ``weights``: None or the examples' non-negative weights ``(m,)`` in
+    ``spec.dtype``; each batch's loss is then its weighted mean (Σ wᵢ lᵢ / Σ wᵢ).
 
     Returns ``(params, opt_state, history)`` in the row layout. Raises :class:`DivergenceError`
     (carrying the last finite ``params`` and ``opt_state``) when the loss stops being finite."""
@@ -271,7 +273,7 @@ def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None)
     m = X.shape[0]
     full_batch = spec.batch_size is None or spec.batch_size >= m
     full, batches, evaluate = _runners(backend, spec.activation, spec.output, spec.optimizer,
-                                       dtype, spec.weighted)
+                                       dtype, spec.l2_per_weight and weights is not None)
     classify = spec.output in CLASSIFIERS
     to_host = backend.to_host
     owned = _owned(backend)
@@ -283,6 +285,8 @@ def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None)
 
     if full_batch:
         Xa = augment(cast(X))
+        w_full, decay_full = (None, decay) if weights is None else normalized_weights(
+            weights, decay, spec.l2_per_weight)
     if validation is not None:
         validation = (augment(cast(validation[0])), validation[1])
     per_epoch_work = validation is not None or spec.callback is not None
@@ -301,28 +305,28 @@ def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None)
                 # With per-epoch work (validation, callback) every step is an epoch.
                 n = 1 if per_epoch_work else chunker.take(spec.epochs - n_done)
                 tic = time.perf_counter()
-                carry, (losses, correct), done = full(carry, 0, n, Xa, T, decay,
+                carry, (losses, correct), done = full(carry, 0, n, Xa, T, decay_full, w_full,
                                                       stop=interrupted)
                 losses = to_host(losses)[:done].astype(np.float64)
                 correct = to_host(correct)[:done]
                 chunker.measured(done, time.perf_counter() - tic)
                 good = _finite_prefix(losses)
                 if good < done:
-                    kept = _last_finite(full, start, previous, Xa, T, decay, good)
+                    kept = _last_finite(full, start, previous, (Xa, T, decay_full, w_full), good)
                     history.loss.extend(losses[:good].tolist())
                     history.steps += good
                     raise _diverged(spec, kept, history, history.steps, losses[good])
                 previous = (start, done)
                 epoch_loss, epoch_correct = losses, correct / m
             else:
-                carry, losses, correct, sizes = _epoch(
-                    spec, batches, carry, X, T, decay, chunker, interrupted)
+                carry, losses, correct, sizes, shares = _epoch(
+                    spec, batches, carry, X, T, decay, weights, chunker, interrupted)
                 good = _finite_prefix(losses)
                 if good < len(losses):
                     history.steps += good
                     raise _diverged(spec, start, history, history.steps, losses[good])
                 done = 1 if sum(sizes) == m else 0  # an interrupted epoch is not recorded
-                epoch_loss = np.array([np.dot(losses, sizes) / m])[:done]
+                epoch_loss = np.array([np.dot(losses, shares) / np.sum(shares)])[:done]
                 epoch_correct = np.array([correct.sum() / m])[:done]
             history.loss.extend(epoch_loss.tolist())
             if classify:
@@ -367,16 +371,18 @@ def m_of(data) -> int:
     return data[1].shape[1]
 
 
-def _epoch(spec, batches, carry, X, T, decay, chunker, interrupted):
+def _epoch(spec, batches, carry, X, T, decay, weights, chunker, interrupted):
     """One pass over the rows of ``X`` in mini-batches of ``spec.batch_size`` (shuffled by the
     host generator when ``spec.shuffle``), run in chunks of batches; stops early on Ctrl-C or at
     the first non-finite loss.
 
-    Returns ``(carry, losses, correct, sizes)``: host arrays of the per-batch losses (float64)
-    and correct counts of the batches run, and their sizes."""
+    Returns ``(carry, losses, correct, sizes, shares)``: host arrays of the per-batch losses
+    (float64) and correct counts of the batches run, their sizes, and each batch's share of the
+    epoch's loss (its size, or its sum of weights)."""
     backend = spec.backend
     m, b = X.shape[0], int(spec.batch_size)
     order = spec.rng.permutation(m) if spec.shuffle else np.arange(m)
+    host_weights = None if weights is None else backend.to_host(weights).astype(np.float64)
     n_full = m // b
     cut = n_full * b
     # The batch rows travel to the device once per epoch (m integers); the batches themselves
@@ -391,7 +397,7 @@ def _epoch(spec, batches, carry, X, T, decay, chunker, interrupted):
             n = chunker.take(n_batches - position)
             tic = time.perf_counter()
             carry, (chunk_losses, chunk_correct), done = batches(
-                carry, position, n, X, T, rows, decay, stop=interrupted)
+                carry, position, n, X, T, rows, decay, weights, stop=interrupted)
             chunk_losses = backend.to_host(chunk_losses)[:done].astype(np.float64)
             chunker.measured(done, time.perf_counter() - tic)
             losses.append(chunk_losses)
@@ -403,8 +409,12 @@ def _epoch(spec, batches, carry, X, T, decay, chunker, interrupted):
         if interrupted() or (losses and _finite_prefix(losses[-1]) < len(losses[-1])):
             break
     if not losses:
-        return carry, np.zeros(0), np.zeros(0), []
-    return carry, np.concatenate(losses), np.concatenate(correct), sizes
+        return carry, np.zeros(0), np.zeros(0), [], []
+    shares = sizes
+    if host_weights is not None:
+        run_rows = order[:sum(sizes)]
+        shares = np.add.reduceat(host_weights[run_rows], np.cumsum([0] + sizes[:-1]))
+    return carry, np.concatenate(losses), np.concatenate(correct), sizes, shares
 
 
 def _owned(backend: Backend):
@@ -422,16 +432,16 @@ def _owned(backend: Backend):
     return copy
 
 
-def _last_finite(full, start, previous, Xa, T, decay, good):
+def _last_finite(full, start, previous, data, good):
     """The full-batch (params, opt_state) whose loss was the last finite one, replayed from the
-    chunk's start (full batch is deterministic)."""
+    chunk's start (full batch is deterministic); ``data`` is ``full``'s arguments after n."""
     if good == 0:  # the previous chunk's last update diverged: replay that chunk but one step
         if previous is None:
             return start
         start, good = previous
     if good <= 1:
         return start
-    carry, _, _ = full(start, 0, good - 1, Xa, T, decay)
+    carry, _, _ = full(start, 0, good - 1, *data)
     return carry
 
 

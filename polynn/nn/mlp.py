@@ -145,8 +145,8 @@ def forward(params, X, activation="relu"):
 
 
 def example_weights(sample_weight):
-    """Sample weights ``(m,)`` (non-negative, positive sum) -> the ``(1, m)`` row summing to 1
-    that the loss pairs take as ``w``: the weighted loss is ``Σ wᵢ lᵢ / Σ wᵢ``."""
+    """Non-negative weights ``(m,)`` -> the ``(1, m)`` row summing to 1 that the loss pairs take
+    (None stays None: every example weighs 1/m)."""
     if sample_weight is None:
         return None
     xp = namespace(sample_weight)
@@ -155,19 +155,18 @@ def example_weights(sample_weight):
 
 def loss(params, X, T, activation="relu", output="softmax", l2=0.0, sample_weight=None):
     """Regularised loss (0-d array) of row-layout ``params`` on ``X`` ``(m, n_0)`` and targets
-    ``T`` ``(m, n_L)``; ``sample_weight`` ``(m,)`` or None (every example weighs the same)."""
+    ``T`` ``(m, n_L)``; with ``sample_weight`` ``(m,)`` the data loss is Σ wᵢ lᵢ / Σ wᵢ."""
     params_t = to_columns(params)
     Z, _ = forward_columns(params_t, augment(X), activation)
     decay = weight_decay(params_t, l2)
-    value = _as_output(output).value(Z, T.T, example_weights(sample_weight))
-    return value + l2_penalty_columns(params_t, decay)
+    data_loss = _as_output(output).value(Z, T.T, example_weights(sample_weight))
+    return data_loss + l2_penalty_columns(params_t, decay)
 
 
-def value_and_grad(params, X, T, activation="relu", output="softmax", l2=0.0,
-                   sample_weight=None):
+def value_and_grad(params, X, T, activation="relu", output="softmax", l2=0.0, sample_weight=None):
     """The regularised loss (0-d array) and its gradient: a tuple of ``(dW (n_in, n_out),
     db (n_out,))`` per layer, for row-layout ``params``, ``X`` ``(m, n_0)``, ``T`` ``(m, n_L)``
-    and ``sample_weight`` ``(m,)`` or None."""
+    and optional ``sample_weight`` ``(m,)``."""
     params_t = to_columns(params)
     value, grads_t, _ = value_and_grad_columns(params_t, augment(X), T.T, activation, output,
                                                weight_decay(params_t, l2),
