@@ -414,10 +414,9 @@ class _BaseMLP(BaseEstimator):
         n_samples = X.shape[0]
         batch_size = self._batch_size(n_samples)
         scale = self._loss_scale()
-        # scikit-learn divides alpha by each batch's weight sum; polynn's l2 is one number: the
-        # mean batch's weight sum (exact for unweighted, equal-sized batches).
-        mean_weight = 1.0 if sample_weight is None else float(np.mean(sample_weight))
-        l2 = float(self.alpha) * scale / (batch_size * mean_weight)
+        # scikit-learn divides alpha by each batch's weight sum: l2 per unit weight, divided by
+        # the batch's mean weight (l2_per_weight) when there are weights.
+        l2 = float(self.alpha) * scale / batch_size
         model = self._model_for_weights()
         Xd = _on_backend(model, X)
         Xd_val = None if X_val is None else _on_backend(model, X_val, cast=True)
@@ -471,7 +470,9 @@ class _BaseMLP(BaseEstimator):
                 history = model.fit(Xd, targets, l2=l2, epochs=self.max_iter - self.n_iter_,
                                     batch_size=batch_size, shuffle=bool(self.shuffle),
                                     optimizer=optimizer, seed=seed if first_call else None,
-                                    sample_weight=sample_weight, callback=end_of_epoch)
+                                    sample_weight=sample_weight,
+                                    l2_per_weight=sample_weight is not None,
+                                    callback=end_of_epoch)
             except FloatingPointError as err:  # polynn's DivergenceError: weights kept finite
                 if not early_stopping:
                     self._store_weights(model.params)

@@ -223,7 +223,7 @@ def test_fit_is_deterministic_and_pickles(moons):
 
 @pytest.mark.parametrize("case", ["multiclass-nesterov", "binary-adam", "regression-momentum",
                                   "regression-2-outputs-sgd", "regression-invscaling",
-                                  "multilabel-adaptive", "poisson-adam"])
+                                  "multilabel-adaptive", "poisson-adam", "weighted-sgd"])
 def test_updates_match_scikit_learn(case):
     """Same random_state (so the same initial weights), unshuffled mini-batches of equal size,
     float64: every update of polynn.sklearn equals scikit-learn's, which pins the init, the
@@ -256,18 +256,25 @@ def test_updates_match_scikit_learn(case):
         y = rng.integers(0, 2, size=(40, 3))
         kw, Est, Sk = dict(solver="sgd", learning_rate="adaptive", n_iter_no_change=1,
                            tol=100.0, max_iter=6), MLPClassifier, SkMLPClassifier
-    else:
+    elif case == "poisson-adam":
         y = rng.poisson(2.0, size=40)
         kw, Est, Sk = dict(solver="adam", loss="poisson", activation="tanh"), \
             MLPRegressor, SkMLPRegressor
+    else:
+        y = rng.integers(0, 3, size=40)
+        kw, Est, Sk = dict(solver="sgd"), MLPClassifier, SkMLPClassifier
+    weights = rng.uniform(0.1, 3.0, size=40) if case == "weighted-sgd" else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        est = Est(**common | kw).fit(X, y)
-        sk = Sk(**common | kw).fit(X, y)
+        est = Est(**common | kw).fit(X, y, sample_weight=weights)
+        sk = Sk(**common | kw).fit(X, y, sample_weight=weights)
     assert est.coefs_[0].dtype == np.float64 and est.n_iter_ == sk.n_iter_
     for mine, theirs in zip(est.coefs_ + est.intercepts_, sk.coefs_ + sk.intercepts_):
         np.testing.assert_allclose(mine, theirs, rtol=1e-9, atol=1e-12)
-    if case != "regression-2-outputs-sgd":  # scikit-learn's loss value for k > 1 is its own
+    # Reported losses: scikit-learn's squared-error value for k > 1 outputs is its own (module
+    # docstring), and with sample weights polynn averages an epoch's batches by their weight
+    # sums where scikit-learn uses their sizes.
+    if case not in ("regression-2-outputs-sgd", "weighted-sgd"):
         np.testing.assert_allclose(est.loss_curve_, sk.loss_curve_, rtol=1e-9)
     if case == "multilabel-adaptive":
         assert est._optimizer.learning_rate == sk._optimizer.learning_rate < 0.05
