@@ -19,9 +19,12 @@ any polynn backend. How scikit-learn's definitions map onto polynn's math (sciki
   reported (``loss_``, ``loss_curve_``) is polynn's divided by ``s``: scikit-learn's value
   (for squared error with k > 1 outputs scikit-learn reports the *mean* over outputs while its
   gradient is that of the sum; polynn reports the value whose gradient it follows, k/1 times
-  larger). One difference stays: scikit-learn divides alpha by the size of each batch, polynn
-  by ``batch_size`` for every batch, so the last, shorter batch of an epoch is regularised a
-  little less here.
+  larger). ``sample_weight`` makes each batch's data loss ``Σ wᵢ lᵢ / Σ wᵢ`` and divides the
+  penalty by the batch's mean weight (``MLP.fit(l2_per_weight=True)``), so alpha is divided by
+  the batch's sum of weights, as in scikit-learn. Differences that stay: scikit-learn divides
+  alpha by the size of each batch, polynn by ``batch_size`` for every batch, so the last,
+  shorter batch of an epoch is regularised a little less here; with weights and mini-batches
+  ``loss_curve_`` averages the batches by their weight sums (scikit-learn: by their sizes).
 - **solver.** "sgd" is scikit-learn's momentum SGD, ``v <- momentum * v - lr * grad`` then
   ``W <- W + v`` (Nesterov: ``W <- W + momentum * v - lr * grad``), as
   :class:`polynn.nn.optim.VelocityMomentum`; "adam" is polynn's Adam with ``beta_1``,
@@ -38,12 +41,16 @@ any polynn backend. How scikit-learn's definitions map onto polynn's math (sciki
   tol``) counts as no improvement; more than ``n_iter_no_change`` in a row stop training
   (``np.inf`` never stops). ``early_stopping`` holds out ``validation_fraction`` with
   ``random_state`` (stratified for single-output classifiers) and restores the best weights.
-  ``partial_fit`` always runs one epoch and refuses ``early_stopping=True``.
+  ``partial_fit`` always runs one epoch (``n_iter_`` is 1 after it, ``t_`` and ``loss_curve_``
+  accumulate) and refuses ``early_stopping=True``. One ``fit`` is one ``MLP.fit`` call whose
+  per-epoch ``callback`` applies these rules (restarted, optimizer state kept, only when the
+  "adaptive" rate changes).
   A loss that becomes NaN or infinite ends training: without early stopping it raises
   scikit-learn's ValueError ("Solver produced non-finite parameter weights...") and keeps the
   last finite weights; with early stopping the epoch scores NaN and the best weights are
   restored. Ctrl-C stops training after the current step with consistent weights and warns
-  "Training interrupted by user." (the interrupted epoch is not counted).
+  "Training interrupted by user." (the interrupted epoch is not counted; L-BFGS keeps the best
+  parameters it evaluated).
 - **Initialisation** exactly as scikit-learn: ``check_random_state(random_state)`` draws, per
   layer, the weights and then the biases from ``U(-a, a)``, ``a = sqrt(f / (fan_in +
   fan_out))`` with ``f = 2`` for "logistic" and 6 otherwise, in float64, cast to the weights'
@@ -58,6 +65,11 @@ any polynn backend. How scikit-learn's definitions map onto polynn's math (sciki
   logistic unit, more a softmax layer, a 2-D 0/1 indicator (multilabel) one logistic unit per
   label with binary cross-entropy. The regressor's ``loss="poisson"`` uses polynn's Poisson pair
   (exponential output, half Poisson deviance).
+- **Inputs.** Sparse ``X`` is densified for training (refused above ``MAX_DENSE_ELEMENTS``, with
+  a message) and in row blocks for prediction. With ``sklearn.set_config(array_api_dispatch=
+  True)``, PyTorch / JAX / CuPy / array-api-strict arrays train on their own backend and device
+  (validated on a host copy) and predictions come back in the input's namespace and device
+  (non-numeric labels stay NumPy); without dispatch every output is NumPy.
 """
 
 from __future__ import annotations
