@@ -288,16 +288,16 @@ class MLP:
         return self.fit(X, y, epochs=1, **fit_options)
 
     def save(self, path) -> None:
-        """Write weights and configuration to one ``.npz`` file (no pickle), atomically; see
-        :func:`polynn.load`."""
-        from polynn.io import save
+        """Write weights and configuration to one ``.safetensors`` file (no pickle),
+        atomically; see :func:`polynn.load` and :mod:`polynn.io` for the layout."""
+        from polynn.io import save  # here, not at the top: polynn.io imports this module
 
         save(self, path)
 
     def save_checkpoint(self, path) -> None:
         """Like :meth:`save`, plus the optimizer, its state and the shuffling stream, so that
         :func:`polynn.io.load_checkpoint` resumes training exactly where it stopped."""
-        from polynn.io import save_checkpoint
+        from polynn.io import save_checkpoint  # (polynn.io imports this module)
 
         save_checkpoint(self, path)
 
