@@ -279,7 +279,9 @@ class MLP:
 
         ``optimizer``: "sgd", "momentum", "nesterov" or "adam"; ``lr`` defaults to 0.1 for sgd,
         0.01 for momentum/nesterov and 0.001 for adam; ``schedule`` is None (constant) or a
-        schedule object from ``polynn.nn.optim``. ``validation_split`` (a fraction, taken from
+        schedule object from ``polynn.nn.optim``; ``optimizer`` may also be an optimizer
+        object from ``polynn.nn.optim`` (e.g. ``Adam(Constant(1e-3), eps=1e-7)``), learning rate
+        included. ``validation_split`` (a fraction, taken from
         the end of the data like Keras) or ``validation_data=(X_val, y_val)`` add validation
         loss/accuracy per epoch; ``patience`` stops after that many epochs without improvement of
         the validation loss by more than ``min_delta`` and restores the best weights.
@@ -402,11 +404,18 @@ class MLP:
         save_checkpoint(self, path)
 
     def _optimizer_for(self, name, lr, momentum, schedule):
-        defaults = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adam": 0.001}
-        if lr is None:
-            lr = defaults.get(name, 0.1)
-        options = {"momentum": momentum} if name in ("momentum", "nesterov") else {}
-        opt = make_optimizer(name, schedule if schedule is not None else lr, **options)
+        if not isinstance(name, str):
+            # An optimizer object from polynn.nn.optim: it carries its own learning rate.
+            if lr is not None or schedule is not None:
+                raise ValueError("optimizer is an object with its own learning rate: give lr "
+                                 "and schedule only with an optimizer name")
+            opt = name
+        else:
+            defaults = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adam": 0.001}
+            if lr is None:
+                lr = defaults.get(name, 0.1)
+            options = {"momentum": momentum} if name in ("momentum", "nesterov") else {}
+            opt = make_optimizer(name, schedule if schedule is not None else lr, **options)
         previous = self._optimizer
         same_kind = previous is not None and dataclasses.replace(
             previous, learning_rate=opt.learning_rate) == opt

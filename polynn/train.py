@@ -425,14 +425,14 @@ def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None,
                 previous = (start, done)
                 epoch_loss, epoch_correct = losses, correct / m
             else:
-                carry, losses, correct, sizes, shares = _epoch(
+                carry, losses, correct, sizes = _epoch(
                     spec, batches, carry, X, T, rows, decay, weights, chunker, interrupted, host)
                 good = _finite_prefix(losses)
                 if good < len(losses):
                     history.steps += good
                     raise _diverged(spec, start, history, history.steps, losses[good])
                 done = 1 if sum(sizes) == m else 0  # an interrupted epoch is not recorded
-                epoch_loss = np.array([np.dot(losses, shares) / np.sum(shares)])[:done]
+                epoch_loss = np.array([np.dot(losses, sizes) / m])[:done]
                 epoch_correct = np.array([correct.sum() / m])[:done]
             history.loss.extend(epoch_loss.tolist())
             if classify:
@@ -496,9 +496,8 @@ def _epoch(spec, batches, carry, X, T, rows, decay, weights, chunker, interrupte
     are host arrays (batches gathered on the host; with ``spec.stream``, moved to the device in
     prefetched chunks).
 
-    Returns ``(carry, losses, correct, sizes, shares)``: host arrays of the per-batch losses
-    (float64) and correct counts of the batches run, their sizes, and each batch's share of the
-    epoch's loss (its size, or its sum of weights)."""
+    Returns ``(carry, losses, correct, sizes)``: host arrays of the per-batch losses (float64)
+    and correct counts of the batches run, and their sizes."""
     backend = spec.backend
     m = X.shape[0] if rows is None else len(rows)
     b = int(spec.batch_size)
@@ -521,13 +520,8 @@ def _epoch(spec, batches, carry, X, T, rows, decay, weights, chunker, interrupte
         carry, losses, correct, sizes = _batches(
             spec, batches, carry, X, T, plan, decay, weights, chunker, interrupted)
     if not losses:
-        return carry, np.zeros(0), np.zeros(0), [], []
-    shares = sizes
-    if weights is not None:
-        host_weights = backend.to_host(weights).astype(np.float64)
-        run_rows = order[:sum(sizes)]
-        shares = np.add.reduceat(host_weights[run_rows], np.cumsum([0] + sizes[:-1]))
-    return carry, np.concatenate(losses), np.concatenate(correct), sizes, shares
+        return carry, np.zeros(0), np.zeros(0), []
+    return carry, np.concatenate(losses), np.concatenate(correct), sizes
 
 
 def _batches(spec, batches, carry, X, T, plan, decay, weights, chunker, interrupted):

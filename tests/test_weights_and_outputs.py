@@ -43,17 +43,20 @@ def test_zero_weights_drop_rows_and_uniform_weights_change_nothing():
         assert_close(ones.params, plain, rtol=1e-11)
 
 
-def test_weighted_epoch_loss_is_the_weighted_mean_of_the_data():
+def test_weighted_epoch_loss_averages_the_weighted_batch_losses_by_size():
+    """Each batch's loss is its weighted mean; the epoch's is their mean weighted by batch size
+    (as documented in History, and as scikit-learn's loss_curve_)."""
     X, y = spiral()
     w = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
     model = pn.MLP([2, 9, 3], dtype="float64", seed=1)
-    history = model.fit(X, y, lr=1e-9, epochs=1, batch_size=len(y) // 3, shuffle=False,
-                        sample_weight=w)
+    sizes = [40, 40, 10]
+    history = model.fit(X, y, lr=1e-9, epochs=1, batch_size=40, shuffle=False, sample_weight=w)
     # A tiny rate: every batch sees (nearly) the initial weights.
-    init = pn.MLP([2, 9, 3], dtype="float64", seed=1)
-    P = init.predict_proba(X)
-    expected = np.average(-np.log(P[np.arange(len(y)), y]), weights=w)
-    assert history.loss[0] == pytest.approx(expected, rel=1e-6)
+    P = pn.MLP([2, 9, 3], dtype="float64", seed=1).predict_proba(X)
+    nll = -np.log(P[np.arange(len(y)), y])
+    edges = np.cumsum([0] + sizes)
+    batch_losses = [np.average(nll[a:b], weights=w[a:b]) for a, b in zip(edges[:-1], edges[1:])]
+    assert history.loss[0] == pytest.approx(np.dot(batch_losses, sizes) / len(y), rel=1e-6)
 
 
 def test_sample_weight_is_refused_with_a_clear_message():

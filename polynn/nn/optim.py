@@ -148,6 +148,34 @@ class Momentum:
 
 
 @dataclass(frozen=True)
+class VelocityMomentum:
+    """Momentum in the velocity form of Sutskever et al., as scikit-learn's ``SGDOptimizer``
+    writes it: ``v ← μv − η(t)·g``, then ``W ← W + v``, or with Nesterov ``W ← W + μv − η(t)·g``
+    (the new v). For a constant η this equals :class:`Momentum` (``v = −η·v_torch``); when η
+    changes (scikit-learn's "invscaling" and "adaptive" rates) the velocity keeps the step
+    sizes it was built with, where :class:`Momentum` rescales the whole velocity by the new η."""
+
+    learning_rate: Schedule
+    momentum: float = 0.9
+    nesterov: bool = True
+
+    def init(self, params):
+        return (0, _zeros_like(params))
+
+    def update(self, grads, state, params, inplace=False):
+        t, velocity = state
+        eta, mu = self.learning_rate(t), self.momentum
+        velocity = tree_map(lambda v, g: mu * v - eta * g, velocity, grads)
+        # ``_descend`` subtracts, so it is given the negated step.
+        if self.nesterov:
+            down = tree_map(lambda g, v: eta * g - mu * v, grads, velocity)
+        else:
+            down = tree_map(lambda v: -v, velocity)
+        new = tree_map(lambda p, d: _descend(p, d, inplace), params, down)
+        return new, (t + 1, velocity)
+
+
+@dataclass(frozen=True)
 class Adam:
     """Adam (Kingma & Ba) with bias correction."""
 
@@ -175,6 +203,8 @@ class Adam:
 
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Momentum, "adam": Adam}
+# VelocityMomentum has no name here: polynn.sklearn builds it for solver="sgd" and passes the
+# object to MLP.fit(optimizer=...).
 
 
 def make_optimizer(name: str = "sgd", learning_rate=0.1, **options):
