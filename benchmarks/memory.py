@@ -15,7 +15,8 @@ batch 256 on a 784-256-10 network (or ``predict`` on all rows). Reported:
 
 Before the call each process runs a warm-up ``fit`` (1,024 rows; for JAX, zeros of the measured
 shape, since JAX compiles per shape), so the runtime's one-time costs (thread pools, compilation,
-BLAS buffers) are not charged to the data.
+BLAS buffers) are not charged to the data; then ``malloc_trim(0)`` returns the memory the warm-up
+freed to the kernel, so the measured call cannot silently reuse it.
 
     python -m benchmarks.memory                        # the table at 0.1, 0.5 and 1 GiB of rows
     python -m benchmarks.memory --md benchmarks/MEMORY.md
@@ -171,9 +172,13 @@ def worker(case: str, rows: int) -> dict:
             measured(X_warm, None)
         del X_warm
         X, y = _make_data(rows, where, Path(tmp))
+        import ctypes
         import gc
 
         gc.collect()
+        # Hand memory freed by the warm-up back to the kernel, so the measured call cannot
+        # reuse it unseen (glibc keeps freed heap pages otherwise).
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
         before = _status()
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # reset VmHWM to the current VmRSS

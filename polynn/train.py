@@ -44,7 +44,7 @@ CHUNK_SECONDS = 0.2
 # Streaming (``fit(stream=True)`` on JAX): one transfer chunk holds the rows of whole batches,
 # about this share of the data, at most this many bytes, so that the few chunks in flight (the
 # one training, the next one prefetched) stay a small fraction of the data at any size.
-STREAM_CHUNK_SHARE = 1 / 128
+STREAM_CHUNK_SHARE = 1 / 256
 STREAM_CHUNK_BYTES = 32 << 20
 # Evaluation (validation, predict): rows per chunk such that one chunk's activations (every
 # layer's width, once) take about this many bytes.
@@ -595,22 +595,32 @@ def _streamed_batches(spec, batches, carry, X, T, plan, decay, weights, interrup
         return gather(X, flat, 0), gather(T, flat, 1), w, local[key], n, size
 
     losses, correct, sizes = [], [], []
+
+    def collect(outs, done, size) -> bool:
+        """Read a chunk's losses back (waits for it); False once a loss is not finite."""
+        chunk_losses = backend.to_host(outs[0])[:done].astype(np.float64)
+        losses.append(chunk_losses)
+        correct.append(backend.to_host(outs[1])[:done])
+        sizes.extend([size] * done)
+        return _finite_prefix(chunk_losses) == done
+
     upcoming = transfer(pieces[0]) if pieces else None
+    pending = None  # the previous chunk's (outs, done, size), read back one chunk late
     for index in range(len(pieces)):
         if interrupted():
             break
         Xc, Tc, wc, order, n, size = upcoming
-        carry, (chunk_losses, chunk_correct), done = batches(carry, 0, n, Xc, Tc, order, decay,
-                                                             wc)
-        # Dispatch returned at once: prepare the next chunk while this one trains.
+        carry, outs, done = batches(carry, 0, n, Xc, Tc, order, decay, wc)
+        # Dispatch returned at once: prepare the next chunk while this one trains, and only
+        # then wait for the previous chunk's losses, so the device always has work queued.
         upcoming = transfer(pieces[index + 1]) if index + 1 < len(pieces) else None
         del Xc, Tc, wc
-        chunk_losses = backend.to_host(chunk_losses)[:done].astype(np.float64)
-        losses.append(chunk_losses)
-        correct.append(backend.to_host(chunk_correct)[:done])
-        sizes.extend([size] * done)
-        if _finite_prefix(chunk_losses) < done:
-            break
+        if pending is not None and not collect(*pending):
+            pending = None
+            break  # diverged: the epoch is abandoned (its starting state is restored)
+        pending = (outs, done, size)
+    if pending is not None:
+        collect(*pending)
     return carry, losses, correct, sizes
 
 

@@ -324,3 +324,25 @@ def test_mnist_from_disk_end_to_end(tmp_path):
     a.fit(X, y, epochs=2, batch_size=32, lr=0.1)
     b.fit(np.asarray(X_memory, dtype=np.float32), y_memory, epochs=2, batch_size=32, lr=0.1)
     np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), rtol=1e-5, atol=1e-6)
+
+
+def test_streaming_divergence_keeps_the_same_weights_as_resident(monkeypatch):
+    jax_or_skip()
+    monkeypatch.setattr(polynn.train, "STREAM_CHUNK_SHARE", 1.0)
+    monkeypatch.setattr(polynn.train, "STREAM_CHUNK_BYTES", 2 * 32 * 6 * 4)  # 2 batches a chunk
+    X, _ = data(320, 6, seed=7)
+    y = X @ np.arange(6.0) * 100.0
+    errors, nets = [], []
+    for stream in (False, True):
+        net = pn.MLP([6, 16, 1], backend="jax", output="identity", activation="tanh", seed=1)
+        net.fit(X, y, epochs=1, batch_size=32, lr=1e-3, stream=stream)
+        with pytest.raises(pn.train.DivergenceError) as err:
+            net.fit(X, y, epochs=5, batch_size=32, lr=10.0, stream=stream)
+        errors.append(err.value)
+        nets.append(net)
+    assert str(errors[0]) == str(errors[1])
+    assert errors[0].history.loss == errors[1].history.loss
+    for (Wa, ba), (Wb, bb) in zip(*(net.host_params() for net in nets), strict=True):
+        np.testing.assert_array_equal(Wa, Wb)
+        np.testing.assert_array_equal(ba, bb)
+    assert all(np.isfinite(W).all() for W, _ in nets[1].host_params())
