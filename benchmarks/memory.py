@@ -219,6 +219,15 @@ def _cell(result: dict, key: str) -> str:
     return f"{extra / MIB:,.0f} MiB ({extra / result['data_bytes']:.2f} ×)"
 
 
+def _slope(by: dict, case: str, sizes: list[int]) -> str:
+    ends = [by.get((case, n), {}) for n in (sizes[0], sizes[-1])]
+    if len(sizes) < 2 or any("extra_anon" not in r for r in ends):
+        return ""
+    grown = ends[1]["extra_anon"] - ends[0]["extra_anon"]
+    per_byte = grown / (ends[1]["data_bytes"] - ends[0]["data_bytes"])
+    return f"{per_byte if abs(per_byte) >= 0.005 else 0.0:.2f} ×"
+
+
 def markdown(results: list[dict], note: str = "") -> str:
     sizes = sorted({r["rows"] for r in results})
     cases = list(dict.fromkeys(r["case"] for r in results))
@@ -236,14 +245,20 @@ def markdown(results: list[dict], note: str = "") -> str:
         "*Streamed* cases read X from a `.npy` opened with `numpy.load(mmap_mode='r')` "
         "(`fit(stream=True)` where the installed polynn has it).",
         "",
-        "| case | " + " | ".join(head) + " | epoch s (largest) |",
-        "|---|" + "---|" * (len(sizes) + 1),
+        "*Per byte* is the growth with the data, (largest − smallest extra) / (largest − smallest "
+        "data): what remains of the extra memory once constant costs (weights, one batch or "
+        "chunk, the runtime's allocators) are set aside. *Epoch s* (largest size) is for "
+        "orientation only: the machine is shared, see RESULTS.md for timings.",
+        "",
+        "| case | " + " | ".join(head) + " | per byte | epoch s |",
+        "|---|" + "---|" * (len(sizes) + 2),
     ]
     for case in cases:
         cells = [_cell(by[case, n], "extra_anon") if (case, n) in by else "" for n in sizes]
         last = by.get((case, sizes[-1]), {})
         seconds = f"{last['seconds']:.1f}" if "seconds" in last else ""
-        lines.append(f"| {case} | " + " | ".join(cells) + f" | {seconds} |")
+        lines.append(f"| {case} | " + " | ".join(cells) + f" | {_slope(by, case, sizes)} | "
+                     f"{seconds} |")
     lines += [
         "",
         "Exact kernel high-water mark (`VmHWM` reset before the call, minus `VmRSS` before; "
