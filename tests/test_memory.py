@@ -135,7 +135,7 @@ def test_inference_runs_in_bounded_chunks(backend_name, dtype, method):
         else:
             getattr(net, method)(X)
 
-    ratio, peaks = slope(infer, 16384, 65536, n)
+    ratio, peaks = slope(infer, 8192, 32768, n)  # both above one default chunk (~2,700 rows)
     assert ratio < PREDICT_BOUND, f"extra peak grows by {ratio:.2f} x the data (peaks {peaks})"
 
 
@@ -197,9 +197,10 @@ def jax_or_skip():
     return jax
 
 
-@pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("source", ["array", "memmap"])
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(("dtype", "source", "weighted"), [
+    ("float32", "array", False), ("float64", "memmap", False),
+    ("float32", "memmap", True), ("float64", "array", True),
+])
 def test_streaming_gives_the_resident_parameters(tmp_path, monkeypatch, source, dtype, weighted):
     jax_or_skip()
     # Small transfer chunks: an epoch of 1,000 rows in batches of 64 spans several chunks of 4
@@ -223,14 +224,14 @@ def test_streaming_gives_the_resident_parameters(tmp_path, monkeypatch, source, 
         options = {"validation_split": 0.2, "sample_weight": weights, "l2_per_weight": True}
     models = [pn.MLP([12, 16, 3], backend="jax", dtype=dtype, seed=5) for _ in range(2)]
     histories = [
-        net.fit(X, y, epochs=3, batch_size=64, lr=0.1, optimizer="momentum", l2=1e-3,
+        net.fit(X, y, epochs=2, batch_size=64, lr=0.1, optimizer="momentum", l2=1e-3,
                 stream=stream, **options)
         for net, stream in zip(models, [False, True], strict=True)
     ]
     for (Wa, ba), (Wb, bb) in zip(*(net.host_params() for net in models), strict=True):
         np.testing.assert_array_equal(Wa, Wb)
         np.testing.assert_array_equal(ba, bb)
-    assert transfers == [4 if dtype == "float64" else 8] * 3  # one sizing per streamed epoch
+    assert transfers == [4 if dtype == "float64" else 8] * 2  # one sizing per streamed epoch
     assert histories[0].loss == histories[1].loss
     np.testing.assert_allclose(histories[0].val_loss, histories[1].val_loss, rtol=1e-6)
 
