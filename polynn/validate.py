@@ -221,7 +221,7 @@ def check_finite(array, name, dtype=None):
         bad = ~np.isfinite(array)
         first = array[tuple(np.argwhere(bad)[0])]
         raise ValueError(f"{name} contains NaN or infinity: {_nonfinite_name(first)} first "
-                         f"at {_first_bad(bad)}")
+                         f"at {_first_bad(bad)} (values must be finite)")
     limit = DTYPE_MAX.get(dtype)
     if limit is not None and max(-float(low), float(high)) > limit:
         bad = np.abs(array) > limit
@@ -274,28 +274,44 @@ def check_resident_X(X, xp, dtype, dtype_name, n_features, name="X"):
 
 def encode_targets(y, output, n_outputs, m, name="y", dtype=None) -> np.ndarray:
     """Labels/targets as the float64 target matrix ``(m, n_outputs)`` the loss pairs expect:
-    one-hot rows (softmax), one 0/1 column (sigmoid), the values themselves (identity).
+    one-hot rows (softmax), one 0/1 column (sigmoid), a 0/1 indicator matrix (sigmoid with
+    several units: multilabel), the values themselves (identity, poisson).
 
     ``y``: ``(m,)`` or ``(m, 1)`` integer class labels 0..k-1 (whole-number floats and bools
-    accepted) for classifiers; ``(m,)`` or ``(m, n_outputs)`` real values for regression, finite
-    in the model's ``dtype`` when given."""
+    accepted) for classifiers; ``(m,)`` or ``(m, n_outputs)`` real values for regression
+    (non-negative for poisson), finite in the model's ``dtype`` when given."""
     y = host_array(y, name)
     if y.shape[:1] != (m,):
         raise ValueError(f"X has {m} rows but {name} has shape {y.shape}: they must have the "
                          "same number of rows")
-    if output == "identity":
+    if output in ("identity", "poisson"):
         _check_kind(y, name, "numbers for regression")
         T = y.reshape(m, -1).astype(np.float64)
         if T.shape[1] != n_outputs:
             raise ValueError(f"{name} has {T.shape[1]} target column(s) but the model has "
                              f"{n_outputs} output unit(s) (layer_sizes[-1])")
         check_finite(y if y.dtype.kind == "f" else T, name, dtype)
+        if output == "poisson" and T.min() < 0:
+            raise ValueError(f"{name} has negative values (e.g. {T[T < 0][:3].tolist()}); "
+                             "output='poisson' models non-negative targets such as counts")
+        return T
+    _check_kind(y, name, "integer class labels")
+    if output == "sigmoid" and n_outputs > 1:
+        # Multilabel: a 0/1 indicator matrix, one column per output unit.
+        if y.ndim != 2 or y.shape[1] != n_outputs:
+            raise ValueError(f"{name} must be a 0/1 indicator matrix of shape ({m}, {n_outputs}) "
+                             f"for output='sigmoid' with {n_outputs} units (multilabel), got "
+                             f"shape {y.shape}")
+        check_finite(y, name)
+        T = y.astype(np.float64)
+        if not np.all((T == 0) | (T == 1)):
+            raise ValueError(f"{name} must hold only 0 and 1 for multilabel output='sigmoid' "
+                             f"(e.g. {y[(T != 0) & (T != 1)][:3].tolist()})")
         return T
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array of class labels, got shape {y.shape}")
-    _check_kind(y, name, "integer class labels")
     if y.dtype.kind == "f":
         check_finite(y, name)
         fractional = y != np.round(y)
@@ -316,6 +332,20 @@ def encode_targets(y, output, n_outputs, m, name="y", dtype=None) -> np.ndarray:
     T = np.zeros((m, n_outputs))
     T[np.arange(m), labels] = 1.0
     return T
+
+
+def check_sample_weight(sample_weight, m, name="sample_weight") -> np.ndarray:
+    """``sample_weight`` as a host float64 ``(m,)`` array of finite non-negative weights with a
+    positive sum."""
+    w = host_array(sample_weight, name)
+    _check_kind(w, name, "real numbers")
+    if w.shape != (m,):
+        raise ValueError(f"{name} must have shape ({m},), one weight per row of X, got {w.shape}")
+    check_finite(w, name)
+    w = w.astype(np.float64)
+    if w.min() < 0 or not w.sum() > 0:
+        raise ValueError(f"{name} must be finite and non-negative with a positive sum")
+    return w
 
 
 def check_validation_split(validation_split, m) -> float:
