@@ -232,16 +232,17 @@ def check_finite(array, name, dtype=None):
                          f"polynn.datasets.standardize) or use dtype='float64'")
 
 
-def check_X(X, n_features, name="X", dtype=None) -> np.ndarray:
-    """``X`` as a host real array of shape ``(m, n_features)``, ``m >= 1``, whose values are
-    finite in the model's ``dtype`` ("float32", "float64", "bfloat16"; None: as given)."""
+def check_X(X, n_features, name="X", dtype=None, *, allow_empty=False) -> np.ndarray:
+    """``X`` as a host real array of shape ``(m, n_features)`` (any width when ``n_features``
+    is None), ``m >= 1`` unless ``allow_empty``, whose values are finite in the model's ``dtype``
+    ("float32", "float64", "bfloat16"; None: as given)."""
     X = host_array(X, name)
     _check_kind(X, name)
     if X.ndim != 2:
         raise ValueError(f"{name} must be 2-D (m examples, n_features), got shape {X.shape}")
-    if X.shape[0] == 0:
+    if X.shape[0] == 0 and not allow_empty:
         raise ValueError(f"{name} has no rows")
-    if X.shape[1] != n_features:
+    if n_features is not None and X.shape[1] != n_features:
         raise ValueError(f"{name} has {X.shape[1]} features but the model's first layer expects "
                          f"{n_features} (layer_sizes[0])")
     check_finite(X, name, dtype)
