@@ -348,7 +348,7 @@ def _device(name: str, xp, device):
     if name == "numpy":
         if device is None or (platform == "cpu" and index in (None, 0)):
             return None
-        raise ValueError(f"backend 'numpy' runs on 'cpu' only, not {device!r}")
+        raise _bad_device(name, xp, device, " (backend 'numpy' runs on 'cpu' only)")
     if name == "jax":
         import jax
 

@@ -12,6 +12,7 @@ finite *after* the cast to the model's dtype, on the host and on the device alik
 from __future__ import annotations
 
 import math
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -264,7 +265,10 @@ def check_resident_X(X, xp, dtype, dtype_name, n_features, name="X"):
         raise TypeError(f"{name} must hold real numbers, got complex values (dtype {X.dtype})")
     if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
         raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
-    cast = X if X.dtype == dtype else xp.astype(X, dtype)
+    with warnings.catch_warnings(), np.errstate(over="ignore"):
+        # An overflow in the cast (NumPy-backed namespaces warn) is reported just below.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        cast = X if X.dtype == dtype else xp.astype(X, dtype)
     if not bool(xp.all(xp.isfinite(cast))):
         # Name the culprit on the host: this is the error path only.
         check_finite(to_host(X).astype(np.float64, copy=False) if X.dtype != dtype else
