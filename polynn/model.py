@@ -4,20 +4,33 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
-from numbers import Integral
 
 import numpy as np
 from array_api_compat import array_namespace, to_device
 
-from polynn.backend import get_backend, to_host
+from polynn.backend import BACKENDS, DTYPES, Backend, get_backend, to_host
 from polynn.datasets import split_indices
 from polynn.init import INITIALIZERS, init_params
 from polynn.nn import mlp as nn_mlp
 from polynn.nn.activations import ACTIVATIONS, get_activation
 from polynn.nn.losses import CLASSIFIERS, OUTPUTS, get_output
-from polynn.nn.optim import make_optimizer
+from polynn.nn.optim import OPTIMIZERS, make_optimizer
 from polynn.train import DivergenceError, History, TrainSpec, eval_chunk_rows, run, take_rows
+from polynn.validate import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_real,
+    check_resident_X,
+    check_sample_weight,
+    check_seed,
+    check_validation_split,
+    check_X,
+    encode_targets,
+    host_array,
+)
+from polynn.validate import check_l2 as _check_l2
+from polynn.validate import check_layer_sizes as _check_layer_sizes
 
 
 class MLP:
@@ -47,16 +60,16 @@ class MLP:
     def __init__(self, layer_sizes, *, activation="relu", output="softmax", backend=None,
                  device=None, dtype="float32", init="he", seed=0, negative_slope=0.01):
         self.layer_sizes = _check_layer_sizes(layer_sizes)
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; choose one of "
-                             f"{sorted(ACTIVATIONS)}")
-        if output not in OUTPUTS:
-            raise ValueError(f"unknown output {output!r}; choose one of {sorted(OUTPUTS)}")
-        if init not in INITIALIZERS:
-            raise ValueError(f"unknown init {init!r}; choose one of {sorted(INITIALIZERS)}")
+        check_choice("activation", activation, ACTIVATIONS)
+        check_choice("output", output, OUTPUTS)
+        check_choice("init", init, INITIALIZERS)
+        if not isinstance(backend, Backend) and backend is not None:
+            check_choice("backend", backend, BACKENDS)
+        check_choice("dtype", dtype, DTYPES)
         self.activation, self.output, self.init = activation, output, init
-        self.negative_slope = float(negative_slope)
-        self.seed = seed
+        # leaky_relu's slope for negative inputs (0 would be relu; NaN poisons every gradient).
+        self.negative_slope = check_real("negative_slope", negative_slope, 0, low_open=True)
+        self.seed = check_seed(seed)
         self.backend = get_backend(backend, device)
         self.dtype = dtype
         self._dtype = self.backend.dtype(dtype)  # validates the name, enables x64 on JAX
@@ -119,13 +132,13 @@ class MLP:
         resident = self._resident(X, name)
         if resident is not None:
             return take_rows(self.backend, resident, slice(None), self.dtype, self._dtype)
-        X = check_X(X, self.n_features, name)
+        X = check_X(X, self.n_features, name, self.dtype)
         return self.backend.asarray(X, self.dtype, copy=False)
 
     def _resident(self, X, name="X"):
         """``X`` checked on the device if it is already an array of this (non-NumPy) backend —
-        no round trip through the host for GPU data, no copy (batches and chunks are cast to
-        the model's dtype when used); None otherwise."""
+        no round trip through the host for GPU data, and no copy: batches and chunks are cast
+        to the model's dtype when used; None for any other array."""
         if self.backend.name == "numpy" or isinstance(X, np.ndarray):
             return None
         try:
@@ -134,18 +147,7 @@ class MLP:
             return None
         if xp is not self.backend.xp:
             return None
-        if X.ndim != 2:
-            raise ValueError(f"{name} must be 2-D (m examples, n_features), got shape "
-                             f"{tuple(X.shape)}")
-        if X.shape[0] == 0 or X.shape[1] != self.n_features:
-            raise ValueError(f"{name} has shape {tuple(X.shape)} but the model's first layer "
-                             f"expects {self.n_features} features (and at least one row)")
-        if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
-            raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
-        # min and max propagate NaN and ±inf: two reductions, no mask the size of X.
-        if xp.isdtype(X.dtype, "real floating") and not (
-                bool(xp.isfinite(xp.min(X))) and bool(xp.isfinite(xp.max(X)))):
-            raise ValueError(f"{name} contains NaN or infinity")
+        X = check_resident_X(X, xp, self._dtype, self.dtype, self.n_features, name, cast=False)
         if self.backend.device is not None:
             X = to_device(X, self.backend.device)
         return X
@@ -166,8 +168,7 @@ class MLP:
         """Targets as columns ``(n_outputs, m)`` in the model's dtype: on the backend, or as
         a host array when ``host`` (float64 for bfloat16, which NumPy lacks: cast per batch on
         the device, rounded once)."""
-        y = to_host(y) if not isinstance(y, np.ndarray) else y
-        y = np.asarray(y)
+        y = host_array(y, name)
         if y.shape[:1] != (m,):
             raise ValueError(f"X has {m} rows but {name} has shape {y.shape}: they must have "
                              "the same number of rows")
@@ -175,16 +176,21 @@ class MLP:
         # Encoded a block of rows at a time: the float64 (rows, k) matrix encode_targets builds
         # never exists for all rows (it is twice T's size in float32).
         block = max(1, (4 << 20) // (8 * self.n_outputs))
-        for start in range(0, m, block):
-            part = encode_targets(y[start : start + block], self.output, self.n_outputs,
-                                  min(block, m - start), name)
-            T[:, start : start + block] = part.T
+        try:
+            for start in range(0, m, block):
+                part = encode_targets(y[start : start + block], self.output, self.n_outputs,
+                                      min(block, m - start), name, self.dtype)
+                T[:, start : start + block] = part.T
+        except (TypeError, ValueError):
+            # The whole y names the culprit with its row number (error path only).
+            encode_targets(y, self.output, self.n_outputs, m, name, self.dtype)
+            raise
         return T if host else self.backend.asarray(T, self.dtype, copy=False)
 
     def _targets(self, y, m, name="y", columns=False):
         """The target matrix on the backend in the model's dtype: ``(m, n_outputs)``, or
         ``(n_outputs, m)`` with ``columns`` (the training layout, transposed on the host)."""
-        T = encode_targets(y, self.output, self.n_outputs, m, name)
+        T = encode_targets(y, self.output, self.n_outputs, m, name, self.dtype)
         if columns:
             T = np.ascontiguousarray(T.T)
         return self.backend.asarray(T, self.dtype, copy=False)
@@ -203,7 +209,8 @@ class MLP:
         ``what="output"``). Each chunk is cast to the model's dtype when used, so no copy of
         ``X`` and no activations for all rows exist at once."""
         resident = self._resident(X, name)
-        X = resident if resident is not None else check_X(X, self.n_features, name)
+        X = resident if resident is not None else check_X(X, self.n_features, name,
+                                                          self.dtype)
         chunks = self._row_chunks(X.shape[0], batch_size)
         infer = _inference(self.backend, self._act, self.output, what)
         params_t = nn_mlp.to_columns(self.params)
@@ -232,9 +239,9 @@ class MLP:
         chunks of ``batch_size`` rows (see :meth:`predict`), each chunk's (weighted) mean loss
         counted by its rows (or its sum of weights)."""
         resident = self._resident(X)
-        X = resident if resident is not None else check_X(X, self.n_features)
+        X = resident if resident is not None else check_X(X, self.n_features, "X", self.dtype)
         m = X.shape[0]
-        T = encode_targets(y, self.output, self.n_outputs, m)
+        T = encode_targets(y, self.output, self.n_outputs, m, "y", self.dtype)
         w = None if sample_weight is None else check_sample_weight(sample_weight, m)
         l2 = _check_l2(l2)
         total = 0.0
@@ -258,10 +265,8 @@ class MLP:
         if batch_size is None:
             batch_size = eval_chunk_rows(self.layer_sizes,
                                          np.dtype(_itemsize_dtype(self.dtype)).itemsize)
-        elif isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or \
-                batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer or None, got "
-                             f"{batch_size!r}")
+        else:
+            check_int("batch_size", batch_size, 1)
         return [(start, min(m, start + int(batch_size))) for start in range(0, m, int(batch_size))]
 
     # -- training --------------------------------------------------------------------------------
@@ -306,30 +311,33 @@ class MLP:
         needs mini-batches (``batch_size`` < the number of rows). ``validation_split`` takes its
         rows by index (no copy) and validation is evaluated in chunks of rows.
         """
+        _check_fit_options(lr=lr, l2=l2, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+                           seed=seed, optimizer=optimizer, momentum=momentum, schedule=schedule,
+                           validation_split=validation_split, validation_data=validation_data,
+                           patience=patience, min_delta=min_delta,
+                           restore_best_weights=restore_best_weights, progress=progress,
+                           callback=callback, l2_per_weight=l2_per_weight)
+        check_bool("stream", stream)
         resident = self._resident(X)
         if stream and resident is not None:
             raise ValueError("stream=True streams host data (a NumPy array or memmap), but X is "
                              f"already a {self.backend.name} array on the device")
-        X = check_X(X, self.n_features) if resident is None else resident
+        X = check_X(X, self.n_features, "X", self.dtype) if resident is None else resident
         m = X.shape[0]
-        y = to_host(y)
+        y = host_array(y, "y")
+        if validation_split is not None:
+            check_validation_split(validation_split, m)
         if y.shape[:1] != (m,):
             raise ValueError(f"X has {m} rows but y has shape {y.shape}: they must have the "
                              "same number of rows")
         weights = None if sample_weight is None else check_sample_weight(sample_weight, m)
         if validation_split is not None and validation_data is not None:
             raise ValueError("give validation_split or validation_data, not both")
-        if batch_size is not None and (not isinstance(batch_size, Integral) or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-        if not isinstance(epochs, Integral) or epochs < 0:
-            raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
         # Host data stays on the host (batches gathered when used) on host-memory backends and
         # when streaming; elsewhere it gets one device copy.
         host = resident is None and (stream or self._host_batches())
         rows = validation = None
         if validation_split is not None:
-            if not 0 < validation_split < 1:
-                raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
             # A seeded random (stratified for classifiers) split, not the last rows: data sets
             # often come sorted by class. The same seed gives the same split on every fit call.
             # Rows are split by index (X, y and the sample weights alike): training and
@@ -338,8 +346,6 @@ class MLP:
                 y.dtype, np.integer)
             rows, val_rows = split_indices(y, test_size=validation_split, stratify=stratify,
                                            seed=self.seed if seed is None else seed)
-            if rows.shape[0] == 0:
-                raise ValueError(f"validation_split={validation_split} leaves no training rows")
         if stream and (batch_size is None or batch_size >= (m if rows is None else len(rows))):
             raise ValueError("stream=True streams mini-batches: give a batch_size smaller than "
                              "the number of training rows (a full-batch step needs every row "
@@ -355,7 +361,7 @@ class MLP:
             X_val, y_val = validation_data
             val_resident = self._resident(X_val, "X_val")
             if val_resident is None:
-                X_val = check_X(X_val, self.n_features, "X_val")
+                X_val = check_X(X_val, self.n_features, "X_val", self.dtype)
                 X_val = X_val if host else self._device_copy(X_val)
             else:
                 X_val = val_resident
@@ -484,7 +490,8 @@ class MLP:
                 return float(np.mean(np.all(pred == labels, axis=1)))
             truth = labels.argmax(axis=1) if self.output == "softmax" else labels[:, 0]
             return float(np.mean(pred == truth))
-        y = np.asarray(y, dtype=np.float64).reshape(pred.shape)
+        # Regression targets as fit takes them: (m,) or (m, k), finite (NaN is an error, not 0.0).
+        y = encode_targets(y, "identity", self.n_outputs, pred.shape[0]).reshape(pred.shape)
         ss_res = np.sum((y - pred) ** 2)
         ss_tot = np.sum((y - y.mean(axis=0)) ** 2)
         return float(1.0 - ss_res / ss_tot) if ss_tot > 0 else 0.0
@@ -492,7 +499,8 @@ class MLP:
     def to(self, backend=None, device=None, dtype=None) -> MLP:
         """A copy of this model on another backend/device/dtype (same weights)."""
         return MLP.from_params(self.params, activation=self.activation, output=self.output,
-                               backend=backend, device=device, dtype=dtype or self.dtype,
+                               backend=backend, device=device,
+                               dtype=self.dtype if dtype is None else dtype,
                                seed=self.seed, negative_slope=self.negative_slope)
 
     def host_params(self):
@@ -500,6 +508,7 @@ class MLP:
         return tuple((to_host(W), to_host(b)) for W, b in self.params)
 
 
+# --- validation of fit's options (the data checks live in polynn/validate.py) ---------------
 @functools.lru_cache(maxsize=64)
 def _inference(backend, activation, output, what):
     """``infer(params_t, X (rows, n_0)) -> (rows, n_L)``: the output pre-activations
@@ -521,116 +530,33 @@ def _itemsize_dtype(name):
     return "float32" if name == "bfloat16" else name
 
 
-# --- validation (host side, before anything reaches a backend) ---------------------------------
-def _check_layer_sizes(layer_sizes):
-    try:
-        sizes = [int(n) for n in layer_sizes]
-    except (TypeError, ValueError):
-        raise ValueError(f"layer_sizes must be a sequence of positive integers, got "
-                         f"{layer_sizes!r}") from None
-    if len(sizes) < 2 or any(n < 1 for n in sizes) or any(
-            isinstance(n, float) and not float(n).is_integer() for n in layer_sizes):
-        raise ValueError(f"layer_sizes needs at least 2 positive integers [n_features, ..., "
-                         f"n_outputs], got {list(layer_sizes)!r}")
-    return sizes
-
-
-def _check_l2(l2):
-    l2 = float(l2)
-    if not (math.isfinite(l2) and l2 >= 0):
-        raise ValueError(f"l2 must be a non-negative finite number, got {l2!r}")
-    return l2
-
-
-def check_X(X, n_features, name="X") -> np.ndarray:
-    """``X`` as a host floating array of shape ``(m, n_features)`` with finite values."""
-    X = to_host(X) if not isinstance(X, np.ndarray) else X
-    X = np.asarray(X)
-    if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
-        raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (m examples, n_features), got shape {X.shape}")
-    if X.shape[0] == 0:
-        raise ValueError(f"{name} has no rows")
-    if X.shape[1] != n_features:
-        raise ValueError(f"{name} has {X.shape[1]} features but the model's first layer expects "
-                         f"{n_features} (layer_sizes[0])")
-    # min/max propagate NaN and ±inf without allocating a mask the size of X (isfinite(X).all()
-    # took 0.25 s on 60,000 x 784); the mask is built only to name the first bad entry.
-    if np.issubdtype(X.dtype, np.floating) and not (np.isfinite(X.min())
-                                                     and np.isfinite(X.max())):
-        bad = np.argwhere(~np.isfinite(X))[0]
-        raise ValueError(f"{name} contains NaN or infinity (first at row {bad[0]}, column "
-                         f"{bad[1]})")
-    return X
-
-
-def check_sample_weight(sample_weight, m, name="sample_weight") -> np.ndarray:
-    """``sample_weight`` as a host float64 ``(m,)`` array of finite non-negative weights with a
-    positive sum."""
-    w = to_host(sample_weight) if not isinstance(sample_weight, np.ndarray) else sample_weight
-    w = np.asarray(w)
-    if not (np.issubdtype(w.dtype, np.integer) or np.issubdtype(w.dtype, np.floating)):
-        raise TypeError(f"{name} must hold real numbers, got dtype {w.dtype}")
-    if w.shape != (m,):
-        raise ValueError(f"{name} must have shape ({m},), one weight per row of X, got {w.shape}")
-    w = w.astype(np.float64)
-    if not np.isfinite(w).all() or w.min() < 0 or not w.sum() > 0:
-        raise ValueError(f"{name} must be finite and non-negative with a positive sum")
-    return w
-
-
-def encode_targets(y, output, n_outputs, m, name="y") -> np.ndarray:
-    """Labels/targets as the float64 target matrix ``(m, n_outputs)`` the loss pairs expect:
-    one-hot rows (softmax), one 0/1 column (sigmoid), the values themselves (identity)."""
-    y = to_host(y) if not isinstance(y, np.ndarray) else y
-    y = np.asarray(y)
-    if y.shape[:1] != (m,):
-        raise ValueError(f"X has {m} rows but {name} has shape {y.shape}: they must have the "
-                         "same number of rows")
-    if output in ("identity", "poisson"):
-        if not np.issubdtype(y.dtype, np.number):
-            raise TypeError(f"{name} must hold numbers for regression, got dtype {y.dtype}")
-        T = y.reshape(m, -1).astype(np.float64)
-        if T.shape[1] != n_outputs:
-            raise ValueError(f"{name} has {T.shape[1]} target column(s) but the model has "
-                             f"{n_outputs} output unit(s) (layer_sizes[-1])")
-        if not np.isfinite(T).all():
-            raise ValueError(f"{name} contains NaN or infinity")
-        if output == "poisson" and T.min() < 0:
-            raise ValueError(f"{name} has negative values (e.g. {T[T < 0][:3].tolist()}); "
-                             "output='poisson' models non-negative targets such as counts")
-        return T
-    if output == "sigmoid" and n_outputs > 1:
-        # Multilabel: a 0/1 indicator matrix, one column per output unit.
-        if y.ndim != 2 or y.shape[1] != n_outputs:
-            raise ValueError(f"{name} must be a 0/1 indicator matrix of shape ({m}, {n_outputs}) "
-                             f"for output='sigmoid' with {n_outputs} units (multilabel), got "
-                             f"shape {y.shape}")
-        T = np.asarray(y, dtype=np.float64) if np.issubdtype(y.dtype, np.number) or (
-            y.dtype == bool) else None
-        if T is None or not np.all((T == 0) | (T == 1)):
-            raise ValueError(f"{name} must hold only 0 and 1 for multilabel output='sigmoid'")
-        return T
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of class labels, got shape {y.shape}")
-    if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.bool_)):
-        if not np.issubdtype(y.dtype, np.floating):
-            raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype}")
-        if not np.isfinite(y).all() or not np.all(y == np.round(y)):
-            raise ValueError(f"{name} must hold integer class labels 0..k-1; it has non-integer "
-                             f"values such as {y[~(y == np.round(y))][:3]}")
-    labels = y.astype(np.int64)
-    n_classes = 2 if output == "sigmoid" else n_outputs
-    if labels.min() < 0 or labels.max() >= n_classes:
-        bad = labels[(labels < 0) | (labels >= n_classes)][:3]
-        raise ValueError(f"{name} has labels outside 0..{n_classes - 1} (e.g. {bad.tolist()}); "
-                         f"output={output!r} with {n_outputs} output unit(s) takes labels "
-                         f"0..{n_classes - 1}")
-    if output == "sigmoid":
-        return labels.reshape(m, 1).astype(np.float64)
-    T = np.zeros((m, n_outputs))
-    T[np.arange(m), labels] = 1.0
-    return T
+def _check_fit_options(*, lr, l2, epochs, batch_size, shuffle, seed, optimizer, momentum,
+                       schedule, validation_split, validation_data, patience, min_delta,
+                       restore_best_weights, progress, callback, l2_per_weight):
+    """Refuse a bad ``fit`` option by name before any data is touched."""
+    check_real("lr", lr, 0, low_open=True, allow_none=True)
+    _check_l2(l2)
+    check_int("epochs", epochs, 0)
+    check_int("batch_size", batch_size, 1, allow_none=True)
+    check_bool("shuffle", shuffle)
+    check_seed(seed)
+    if isinstance(optimizer, str) or not (hasattr(optimizer, "init")
+                                          and hasattr(optimizer, "update")):
+        check_choice("optimizer", optimizer, OPTIMIZERS)  # else an optimizer object
+    check_real("momentum", momentum, 0, 1)
+    if schedule is not None and not callable(schedule):
+        raise TypeError(f"schedule must be None or a schedule from polynn.nn.optim (a callable "
+                        f"of the step count), got {schedule!r}")
+    if validation_split is not None:
+        check_real("validation_split", validation_split, 0, 1, low_open=True, high_open=True)
+    if validation_data is not None and not (isinstance(validation_data, (tuple, list))
+                                            and len(validation_data) == 2):
+        raise TypeError("validation_data must be a pair (X_val, y_val), got "
+                        f"{type(validation_data).__name__}")
+    check_int("patience", patience, 0, allow_none=True)
+    check_real("min_delta", min_delta, 0)
+    check_bool("restore_best_weights", restore_best_weights)
+    check_bool("progress", progress)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be None or a callable, got {callback!r}")
+    check_bool("l2_per_weight", l2_per_weight)
