@@ -36,7 +36,7 @@ REQUIRED = (
     ("jax-scan", "float64"),  # native JAX: jax.value_and_grad + one compiled lax.scan
     ("jax-scan", "float32"),
 )
-# informational rows (fewer runs per round); a full run only
+# informational rows (fewer runs per round); not in a focused run (--only reference)
 EXTRA = (
     ("numpy-hand", "float32"),
     ("polynn-numpy", "float32"),

@@ -326,9 +326,9 @@ def main(argv=None) -> int:
 
     # -- workload 1: the reference program (issue 9), against hand-written NumPy float64 ----------
     if wanted("reference"):
-        # the informational rows (torch, sklearn, ...) only in a full run, not a focused one
+        # the informational rows (torch, sklearn, ...) in full and quick runs, not focused ones
         results["rows"] += run_reference(
-            S, H, log, S.contestants, extra=not (S.quick or S.workloads)
+            S, H, log, S.contestants, extra=not S.workloads
         )
 
     # -- workload 2: MNIST-shaped ------------------------------------------------------------------
