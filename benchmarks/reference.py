@@ -43,8 +43,8 @@ EXTRA = (
     ("jax-jit", "float64"),
     ("sklearn", "float64"),
     ("polynn-torch", "float64"),
-    ("torch", "float64"),
-)
+)  # not the torch peer: 2 OpenMP threads on a loaded 2-core machine took 86 s for one run
+# (8.6 ms/step against 0.13 ms for polynn-torch) and would dominate the run's time
 # The physical floor per step on one core of this CPU (issue 9's measurements): a fused C step
 # with fast math took 7.0 us in float64 (~5-7 us estimated) and 4.1 us in float32.
 FLOOR_US = {"float64": (5.0, 7.0), "float32": (4.1, 4.1)}

@@ -178,6 +178,9 @@ def regressions(results: dict, previous: dict | None) -> list[dict]:
             st = f"not met, within the ±{100 * NOISE:.0f} % run-to-run noise"
         else:
             st = "not met"
+        cpu_then, cpu_now = previous.get("cpu_model"), results["meta"].get("cpu_model")
+        if cpu_then and cpu_now and cpu_then not in cpu_now:
+            st += f" (the previous run was on {cpu_then}, this one on {cpu_now})"
         out.append({"id": f"noreg-{w}", "target": label, "status": st, "detail": "; ".join(bits)})
     if quick:
         for t in out:
@@ -559,19 +562,22 @@ def _probe_line(meta) -> str:
     )
 
 
-SECTION_FILES = {"scaling": "SCALING.md", "memory-size": "MEMORY.md"}  # issues 10 and 11
+SECTION_FILES = {  # issues 10 and 11: file, heading when it is missing
+    "scaling": ("SCALING.md", "Multi-device scaling (issue 10)"),
+    "memory-size": ("MEMORY.md", "Memory against data size (issue 11)"),
+}
 
 
 def sections_md(ran: dict) -> list[str]:
     """The multi-device (SCALING.md) and memory (MEMORY.md) sections, written by their own
     scripts: the file this run produced, else the committed one labelled as from an earlier run."""
     parts = []
-    for w, name in SECTION_FILES.items():
+    for w, (name, title) in SECTION_FILES.items():
         sec = ran.get(w) or {}
         path = Path(sec["path"]) if sec.get("path") else HERE / name
         if not path.exists():
             if sec:
-                parts += [f"## {name}", "", f"Not included: {sec.get('status')}.", ""]
+                parts += [f"## {title}", "", f"Not measured: {sec.get('status')}.", ""]
             continue
         text = path.read_text().strip()
         if not sec.get("path"):

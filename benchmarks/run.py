@@ -476,7 +476,7 @@ def run_section(module: str, dest: Path, quick: bool, log) -> dict:
     try:
         p = subprocess.run(
             cmd, cwd=str(HERE.parent), capture_output=True, text=True,
-            timeout=600 if quick else 1800,
+            timeout=600 if quick else 900,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
         return {"status": f"error: {module} timed out", "path": None}
