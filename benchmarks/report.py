@@ -685,16 +685,10 @@ def results_md(results: dict) -> str:
         ]
     if any(r["workload"] != "reference" for r in results["rows"]):
         parts += ["### Workloads 2-4", "", table(results), ""]
-    parts += [
-        "### Memory",
-        "",
-        memory_table(results),
-        "",
-        "### Matmul ceiling",
-        "",
-        ceiling_table(results.get("ceilings"), "CPU"),
-        "",
-    ]
+    if results.get("memory"):
+        parts += ["### Memory", "", memory_table(results), ""]
+    if results.get("ceilings"):
+        parts += ["### Matmul ceiling", "", ceiling_table(results["ceilings"], "CPU"), ""]
     if gpu.get("ceilings"):
         parts += [
             ceiling_table(
@@ -702,7 +696,8 @@ def results_md(results: dict) -> str:
             ),
             "",
         ]
-    parts += ["## Targets", "", targets_md(results["targets"]), ""]
+    if results["targets"]:
+        parts += ["## Targets", "", targets_md(results["targets"]), ""]
     notes = sorted(
         {
             (r["contestant"], r["notes"])
