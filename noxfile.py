@@ -3,6 +3,7 @@
     nox                      # every default session (the README's test command)
     nox -s "tests(numpy)"    # one backend
     nox -s bench             # the CPU benchmark (not a default session)
+    nox -s conformance       # scikit-learn's own MLP tests against polynn.sklearn
 
 The numpy session runs the whole suite; every other backend session runs the tests that use the
 ``backend`` fixture (``-m backend``) against that backend, which is how parity with the NumPy
@@ -18,7 +19,7 @@ import subprocess
 
 import nox
 
-nox.options.sessions = ["tests", "lint"]
+nox.options.sessions = ["tests", "conformance", "lint"]
 nox.options.error_on_missing_interpreters = False
 
 # The torch session pins the release whose CPU wheel this project's machines carry locally;
@@ -61,6 +62,17 @@ def tests(session: nox.Session, backend: str) -> None:
     if backend.startswith("jax"):
         # The independent judge of the hand-derived gradients needs JAX.
         session.run(*PYTEST, "tests/test_gradcheck.py", env=env)
+
+
+@nox.session
+@nox.parametrize("backend", ["numpy", "jax"])
+def conformance(session: nox.Session, backend: str) -> None:
+    """The installed scikit-learn's own ``neural_network/tests/test_mlp.py``, run against
+    polynn.sklearn's estimators (imports rewritten at run time, see
+    tests/sklearn_conformance/run.py)."""
+    session.install(".[conformance,jax]" if backend == "jax" else ".[conformance]")
+    session.run("python", "tests/sklearn_conformance/run.py", "--backend", backend,
+                *session.posargs)
 
 
 @nox.session

@@ -197,65 +197,48 @@ class Backend:
         return fn
 
     def repeat(self, body, max_steps: int):
-        """Build ``run(carry, n, *args, stop=None) -> (carry, outs, n_done)`` applying
-        ``carry, out = body(carry, *args)`` ``n <= max_steps`` times.
+        """Build ``run(carry, start, n, *args, stop=None) -> (carry, outs, n_done)`` applying
+        ``carry, out = body(carry, index, *args)`` for ``index = start .. start + n - 1``
+        (``n <= max_steps``).
 
         ``out`` is a tuple of 0-d arrays; ``outs`` stacks them (length ``max_steps`` on JAX, of
         which the first ``n_done`` are valid; ``n_done`` elsewhere). On JAX the whole loop is one
-        compiled ``lax.fori_loop`` with a dynamic trip count, so changing ``n`` never recompiles.
-        Eager loops check ``stop()`` after every step and end early when it returns True."""
+        compiled ``lax.fori_loop`` with a dynamic start and trip count, so changing them never
+        recompiles. Eager loops check ``stop()`` after every step and end early when it returns
+        True; a compiled chunk cannot be stopped, so callers bound ``n`` by time."""
         if self.name == "jax":
             import jax
             from jax import lax
 
-            def run_jax(carry, n, *args):
-                shapes = jax.eval_shape(body, carry, *args)[1]
+            def run_jax(carry, start, n, *args):
+                shapes = jax.eval_shape(body, carry, start, *args)[1]
                 buffers = tuple(self.xp.zeros((max_steps,), dtype=s.dtype) for s in shapes)
 
                 def one(i, state):
                     carry, buffers = state
-                    carry, out = body(carry, *args)
+                    carry, out = body(carry, start + i, *args)
                     return carry, tuple(b.at[i].set(o) for b, o in zip(buffers, out))
 
                 return lax.fori_loop(0, n, one, (carry, buffers))
 
             compiled = jax.jit(run_jax)
 
-            def run(carry, n, *args, stop=None):
-                carry, outs = compiled(carry, n, *args)
+            def run(carry, start, n, *args, stop=None):
+                carry, outs = compiled(carry, start, n, *args)
                 return carry, outs, n
 
             return run
 
-        def run_eager(carry, n, *args, stop=None):
+        def run_eager(carry, start, n, *args, stop=None):
             outs = []
-            for _ in range(n):
-                carry, out = body(carry, *args)
+            for index in range(start, start + n):
+                carry, out = body(carry, index, *args)
                 outs.append(out)
                 if stop is not None and stop():
                     break
             return carry, _stack(self.xp, outs), len(outs)
 
         return run_eager
-
-    def scan(self, body, carry, xs, stop=None):
-        """``lax.scan`` on JAX (call it inside a compiled function); a Python loop elsewhere.
-
-        ``body(carry, *x) -> (carry, out)`` is applied to each slice ``x`` of the arrays in ``xs``
-        along their first axis; returns ``(carry, stacked outs, n_done)``. Eager loops check
-        ``stop()`` after every step."""
-        if self.name == "jax":
-            from jax import lax
-
-            carry, outs = lax.scan(lambda c, x: body(c, *x), carry, xs)
-            return carry, outs, xs[0].shape[0]
-        outs = []
-        for i in range(xs[0].shape[0]):
-            carry, out = body(carry, *(x[i, ...] for x in xs))
-            outs.append(out)
-            if stop is not None and stop():
-                break
-        return carry, _stack(self.xp, outs), len(outs)
 
     def sync(self, x):
         """Block until the device work producing ``x`` is done (for timing); returns x."""

@@ -1,21 +1,26 @@
 """The ``polynn`` command: train, predict, gradcheck, backends.
 
-``main(argv)`` returns the exit status: 0 on success, 1 when training fails (divergence) or a
-gradient check exceeds its tolerance, 2 for bad input (options, files, a backend or optional
-extra that is missing), 130 when interrupted outside training. User errors print one line
-``polynn: error: ...`` to stderr and no traceback (set ``POLYNN_DEBUG=1`` to get one).
+``main(argv)`` returns the exit status: 0 on success, 1 when training fails (divergence), a
+gradient check exceeds its tolerance or something unexpected breaks, 2 for bad input (options,
+files, a backend or optional extra that is missing), 130 when interrupted outside training.
+Every failure prints one line ``polynn: error: ...`` to stderr and no traceback; set the
+environment variable ``POLYNN_TRACEBACK=1`` to get the traceback as well.
+
+Output paths (``--save``, ``--history``, ``--plot``, ``--plot-history``, ``--out``) are checked
+before any work: the directory exists and is writable, the path is not a directory, an existing
+file is writable, and a plot's suffix names a format matplotlib writes.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib.util
 import json
 import math
 import os
 import sys
 import time
+import traceback
 import warnings
 from pathlib import Path
 
@@ -23,12 +28,14 @@ import numpy as np
 
 from polynn.backend import BACKENDS, DTYPES, ENV_VAR, available_backends, default_backend_name
 from polynn.nn.activations import ACTIVATIONS
-from polynn.nn.losses import OUTPUTS
+from polynn.nn.losses import CLASSIFIERS, OUTPUTS
 from polynn.nn.optim import OPTIMIZERS
 from polynn.train import DivergenceError
 
 # MLP.fit's default learning rate per optimizer, shown in the training header.
 DEFAULT_LR = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adam": 0.001}
+#: Set to 1 to see the Python traceback of a failing command as well as its one-line message.
+TRACEBACK_VAR = "POLYNN_TRACEBACK"
 
 
 class UsageError(Exception):
@@ -92,8 +99,8 @@ def _add_architecture_options(p, *, layers, activation):
                    help=f"hidden-layer activation (default: {activation})")
     p.add_argument("--output", choices=sorted(OUTPUTS), default="softmax",
                    help="output/loss pair: softmax + cross-entropy, sigmoid + binary "
-                        "cross-entropy (2 classes), identity + mean squared error "
-                        "(default: softmax)")
+                        "cross-entropy (2 classes), identity + mean squared error, poisson "
+                        "(exp) + Poisson deviance for counts (default: softmax)")
     p.add_argument("--l2", type=_nonneg_float, default=1e-3,
                    help="L2 strength: loss += 0.5 * l2 * sum(W**2) (default: 1e-3)")
     p.add_argument("--seed", type=int, default=0,
@@ -140,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "(needs --validation-split)")
     train.add_argument("--print-every", type=_positive_int, default=2500, metavar="N",
                        help="print the loss every N epochs (default: 2500)")
-    train.add_argument("--save", metavar="MODEL.npz", help="write the trained model here")
+    train.add_argument("--save", metavar="MODEL.safetensors",
+                       help="write the trained model here (a safetensors file)")
     train.add_argument("--plot", metavar="FILE.png",
                        help="decision boundary for 2-D data, the training curves otherwise")
     train.add_argument("--plot-history", metavar="FILE.png", help="training curves (loss, "
@@ -152,12 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser(
         "predict", help="predict with a saved model",
-        description="Predict with a model saved by 'polynn train --save'. DATA is a CSV file "
-                    "(the model's features, optionally followed by a label column; a header "
-                    "row is skipped) or a dataset name as for 'train --dataset'. Predictions "
-                    "go one per line to stdout (or --out); accuracy on labelled data to "
-                    "stderr.")
-    predict.add_argument("model", metavar="MODEL", help="a .npz file from 'train --save'")
+        description="Predict with a model saved by 'polynn train --save'. DATA is a UTF-8 CSV "
+                    "file (the model's features, optionally followed by a label column; a "
+                    "first row with no number in it is a header and skipped) or a dataset "
+                    "name as for 'train --dataset'. Predictions go one line per data row to "
+                    "stdout (or --out); accuracy on labelled data to stderr.")
+    predict.add_argument("model", metavar="MODEL",
+                         help="a .safetensors file from 'train --save'")
     predict.add_argument("data", metavar="DATA", help="CSV path or dataset name")
     predict.add_argument("--out", metavar="FILE", help="write predictions here")
     predict.add_argument("--proba", action="store_true",
@@ -210,23 +219,48 @@ def _output_units(output, y):
             raise UsageError(f"--output sigmoid needs 2 classes (labels 0/1); the data has "
                              f"{len(np.unique(y))} classes: use --output softmax")
         return 1
-    return 1  # identity: regress the label value
+    return 1  # identity, poisson: regress the label value
 
 
 def _plural(n, word):
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def _check_output_path(option, path):
+    """Refuse, before any work, an output path that cannot be written."""
+    shown = f"--{option.replace('_', '-')} {path}"
+    if Path(path).is_dir():
+        raise UsageError(f"{shown}: is a directory")
+    target = Path(os.path.realpath(path))  # a symlink is written through
+    directory = target.parent
+    if not directory.is_dir():
+        raise UsageError(f"{shown}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UsageError(f"{shown}: directory {directory} is not writable")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise UsageError(f"{shown}: the file exists and is not writable")
+
+
 def _check_outputs(args):
     """Fail before training, not after it, when an output cannot be written."""
-    for option in ("save", "history", "plot", "plot_history"):
-        path = getattr(args, option)
-        if path is not None and not Path(path).resolve().parent.is_dir():
-            raise UsageError(f"--{option.replace('_', '-')} {path}: directory "
-                             f"{Path(path).resolve().parent} does not exist")
-    if (args.plot or args.plot_history) and importlib.util.find_spec("matplotlib") is None:
-        raise UsageError('plotting needs matplotlib, which is not installed: '
-                         'pip install "polynn[plot]"')
+    for option in ("save", "history", "plot", "plot_history", "out"):
+        path = getattr(args, option, None)
+        if path is not None:
+            _check_output_path(option, path)
+    plots = [(option, getattr(args, option, None)) for option in ("plot", "plot_history")]
+    plots = [(f"--{option.replace('_', '-')}", path) for option, path in plots if path]
+    if plots:
+        if importlib.util.find_spec("matplotlib") is None:
+            raise UsageError('plotting needs matplotlib, which is not installed: '
+                             'pip install "polynn[plot]"')
+        from polynn.plot import _figure
+
+        formats = _figure().canvas.get_supported_filetypes()
+        for option, path in plots:
+            suffix = Path(path).suffix[1:].lower()
+            if suffix and suffix not in formats:
+                raise UsageError(f"{option} {path}: matplotlib cannot write .{suffix} images; "
+                                 f"use one of {', '.join(sorted(formats))}")
 
 
 def cmd_train(args, out, err) -> int:
@@ -243,9 +277,9 @@ def cmd_train(args, out, err) -> int:
 
         X_train, X_val, y_train, y_val = train_test_split(
             X, y, test_size=args.validation_split, seed=args.seed,
-            stratify=args.output != "identity")
+            stratify=args.output in CLASSIFIERS)
         validation = (X_val, y_val)
-    classify = args.output != "identity"
+    classify = args.output in CLASSIFIERS
     batch = "full batch" if args.batch_size is None else f"batches of {args.batch_size}"
     print(f"{model}", file=out)
     print(f"data: {args.dataset}, {X_train.shape[0]} training examples"
@@ -287,7 +321,8 @@ def _report(args, model, history, X, y, validation, seconds, out) -> float:
               f"{history.best_epoch}, the best on validation", file=out)
 
     def shown(score):
-        return f"accuracy {100 * score:.2f}%" if model.output != "identity" else f"R^2 {score:.4f}"
+        return (f"accuracy {100 * score:.2f}%" if model.output in CLASSIFIERS
+                else f"R^2 {score:.4f}")
 
     score = model.score(X, y)
     print(f"final loss {final:.6f}  training {shown(score)}  ({epochs} in {seconds:.2f} s)",
@@ -311,7 +346,7 @@ def _write_outputs(args, model, history, X, y, score, out):
 
     if args.plot:
         if X.shape[1] == 2:
-            kind = "accuracy" if args.output != "identity" else "R^2"
+            kind = "accuracy" if args.output in CLASSIFIERS else "R^2"
             title = (f"{args.dataset}: {'-'.join(map(str, model.layer_sizes))} "
                      f"{args.activation}/{args.output}, {kind} {score:.3f}")
             plot.decision_boundary(model, X, y, args.plot, title=title)
@@ -326,23 +361,15 @@ def _write_outputs(args, model, history, X, y, score, out):
 
 # --- predict ------------------------------------------------------------------------------------
 def _read_prediction_csv(path, n_features):
-    """Features ``(m, n_features)`` float64 and labels (int64 ``(m,)`` or None) from a CSV with
-    the model's features, optionally followed by a label column; a header row is skipped."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"data file not found: {path}")
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        rows = [(n, [c.strip() for c in row]) for n, row in enumerate(csv.reader(f), 1)
-                if any(c.strip() for c in row)]
+    """Features ``(m, n_features)`` float64 and labels (int64 ``(m,)`` or None) from a UTF-8 CSV
+    with the model's features, optionally followed by a label column. The first row is a header
+    only when none of its cells is a number, so every data row gives one prediction; a cell that
+    is not a finite number is an error naming the file, line and column."""
+    from polynn.datasets import _header_row, _is_number, _read_rows
 
-    def number(cell):
-        try:
-            return float(cell)
-        except ValueError:
-            return None
-
-    if rows and any(number(c) is None for c in rows[0][1][:n_features]):
-        rows = rows[1:]  # header
+    rows = _read_rows(path)
+    if _header_row(rows[0][1]):
+        rows = rows[1:]
     if not rows:
         raise ValueError(f"{path}: no data rows")
     width = len(rows[0][1])
@@ -354,14 +381,14 @@ def _read_prediction_csv(path, n_features):
         if len(row) != width:
             raise ValueError(f"{path}: line {line} has {len(row)} fields, expected {width}")
         for c in range(n_features):
-            value = number(row[c])
-            if value is None or not math.isfinite(value):
+            value = float(row[c]) if _is_number(row[c]) else math.nan
+            if not math.isfinite(value):
                 raise ValueError(f"{path}: line {line}, column {c}: {row[c]!r} is not a number")
             X[r, c] = value
     labels = None
     if width == n_features + 1:
-        values = [number(row[-1]) for _, row in rows]
-        if all(v is not None and v == round(v) for v in values):
+        values = [float(row[-1]) if _is_number(row[-1]) else math.nan for _, row in rows]
+        if all(math.isfinite(v) and v == round(v) for v in values):
             labels = np.array(values, dtype=np.int64)
     return X, labels
 
@@ -369,6 +396,7 @@ def _read_prediction_csv(path, n_features):
 def cmd_predict(args, out, err) -> int:
     from polynn.io import load
 
+    _check_outputs(args)
     model = load(args.model, backend=args.backend, device=args.device)
     if args.data.partition(":")[0] in ("csv", "idx") or not (
             Path(args.data).exists() or args.data.endswith(".csv")):
@@ -378,19 +406,20 @@ def cmd_predict(args, out, err) -> int:
     if args.proba:
         rows = [",".join(f"{p:.6g}" for p in row) for row in model.predict_proba(X)]
     else:
-        pred = model.predict(X)
-        if model.output == "identity":
-            rows = [",".join(f"{v:.10g}" for v in np.atleast_1d(row)) for row in pred]
+        pred = model.predict(X)  # (m,) or (m, k): one line per row either way
+        if model.output in CLASSIFIERS:
+            rows = [",".join(str(int(v)) for v in np.atleast_1d(row)) for row in pred]
         else:
-            rows = [str(int(v)) for v in pred]
+            rows = [",".join(f"{v:.10g}" for v in np.atleast_1d(row)) for row in pred]
     text = "\n".join(rows) + "\n"
     if args.out:
         Path(args.out).write_text(text)
         print(f"wrote {len(rows)} predictions to {args.out}", file=err)
     else:
         out.write(text)
-    if labels is not None and model.output != "identity":
-        accuracy = float(np.mean(model.predict(X) == labels))
+    predicted = model.predict(X) if labels is not None and model.output in CLASSIFIERS else None
+    if predicted is not None and predicted.ndim == 1:  # (multilabel: (m, k), no single label)
+        accuracy = float(np.mean(predicted == labels))
         print(f"accuracy {100 * accuracy:.2f}% on {len(labels)} labelled examples", file=err)
     return 0
 
@@ -433,36 +462,63 @@ def _format_warning(message, category, filename, lineno, line=None):
     return f"polynn: warning: {message}\n"
 
 
+def _one_line(e: BaseException) -> str:
+    message = str(e) or ("" if isinstance(e, MemoryError) else type(e).__name__)
+    if isinstance(e, OSError) and e.filename and e.strerror:
+        message = f"{e.strerror}: {e.filename}"
+    return " ".join(message.split())
+
+
+def _silence_stdout():
+    """After a broken pipe (``polynn predict ... | head``): send what is left to /dev/null, so
+    that the interpreter's final flush does not report the same error again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (captured, replaced)
+        pass
+
+
 def main(argv=None) -> int:
     """Run the ``polynn`` command with ``argv`` (default: ``sys.argv[1:]``); return the exit
-    status."""
+    status. No exception escapes: each failure is one ``polynn: error: ...`` line on stderr
+    (``POLYNN_TRACEBACK=1`` prints the traceback before it)."""
     from polynn.backend import BackendUnavailableError
 
     out, err = sys.stdout, sys.stderr
+    show_traceback = os.environ.get(TRACEBACK_VAR, "") not in ("", "0") or bool(
+        os.environ.get("POLYNN_DEBUG"))
+
+    def fail(e: BaseException, code: int, prefix: str = "") -> int:
+        if show_traceback:
+            traceback.print_exception(type(e), e, e.__traceback__, file=err)
+        print(f"polynn: error: {prefix}{_one_line(e)}", file=err)
+        return code
+
     with warnings.catch_warnings():
         warnings.formatwarning = _format_warning
         try:
             args = build_parser().parse_args(argv)
-            return args.run(args, out, err)
+            code = args.run(args, out, err)
+            out.flush()  # a broken pipe shows here, where it is handled, not at exit
+            return code
         except SystemExit as exit_:  # --help, --version
             return exit_.code if isinstance(exit_.code, int) else 0
         except DivergenceError as e:
-            if os.environ.get("POLYNN_DEBUG"):
-                raise
-            print(f"polynn: error: {e}", file=err)
-            return 1
+            return fail(e, 1)
         except KeyboardInterrupt:
             print("polynn: interrupted", file=err)
             return 130
+        except BrokenPipeError:
+            _silence_stdout()
+            return 1
         except (UsageError, BackendUnavailableError, ImportError, ValueError, TypeError,
                 OSError) as e:
-            if os.environ.get("POLYNN_DEBUG"):
-                raise
-            message = str(e) or type(e).__name__
-            if isinstance(e, OSError) and e.filename and e.strerror:
-                message = f"{e.strerror}: {e.filename}"
-            print(f"polynn: error: {' '.join(message.split())}", file=err)
-            return 2
+            return fail(e, 2)
+        except MemoryError as e:
+            return fail(e, 1, "out of memory: " if str(e) else "out of memory")
+        except Exception as e:  # anything unforeseen: still one line, with its type
+            return fail(e, 1, f"{type(e).__name__}: ")
         finally:
             warnings.formatwarning = _original_formatwarning
 

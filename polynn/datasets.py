@@ -18,6 +18,7 @@ import csv
 import gzip
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -301,15 +302,42 @@ def load_mnist(directory, kind="train"):
 # --------------------------------------------------------------------------- CSV files
 
 
-def _read_rows(path, delimiter):
-    """Non-blank rows of a CSV file as (line number, stripped cells) pairs."""
+# Undecodable bytes, kept by errors="surrogateescape" as lone surrogates, so that the error can
+# name the line and column where they are.
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
+def _read_rows(path, delimiter=","):
+    """Non-blank rows of a UTF-8 CSV file as (line number, stripped cells) pairs.
+
+    Raises FileNotFoundError naming the file, and ValueError naming the file and line for an
+    empty file, bytes that are not UTF-8, a field longer than Python's csv limit or a
+    malformed quote."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"CSV file not found: {path}")
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f, delimiter=delimiter)
-        rows = [(reader.line_num, [c.strip() for c in row]) for row in reader]
-    rows = [(n, row) for n, row in rows if any(row)]
+    rows = []
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+        reader = csv.reader(f, delimiter=delimiter, strict=True)
+        try:
+            for row in reader:
+                line = reader.line_num
+                cells = [c.strip() for c in row]
+                joined = "".join(cells)
+                if not joined:
+                    continue
+                if not joined.isascii() and _UNDECODED.search(joined):
+                    column = next(i for i, c in enumerate(cells) if _UNDECODED.search(c))
+                    byte = ord(_UNDECODED.search(cells[column]).group()) - 0xDC00
+                    raise ValueError(f"{path}: line {line}, column {column}: byte 0x{byte:02x} "
+                                     "is not UTF-8 text; save the file as UTF-8")
+                rows.append((line, cells))
+        except csv.Error as err:
+            line, detail = reader.line_num, str(err)
+            if "field larger than field limit" in detail:
+                detail = (f"a field is longer than {csv.field_size_limit()} characters "
+                          "(Python's csv limit)")
+            raise ValueError(f"{path}: line {line}: {detail}") from None
     if not rows:
         raise ValueError(f"{path}: empty file (no rows)")
     return rows
@@ -321,6 +349,12 @@ def _is_number(cell):
     except ValueError:
         return False
     return True
+
+
+def _header_row(first_row):
+    """A first row is a header only when none of its cells is a number: a typo such as
+    ``1,2x`` in the first data row is a bad cell, not a header."""
+    return not any(_is_number(c) for c in first_row)
 
 
 def _label_index(path, label_column, names, width):
@@ -340,12 +374,9 @@ def _label_index(path, label_column, names, width):
     return index % width
 
 
-def _has_header(path, header, first_row, label_column):
+def _has_header(header, first_row, label_column):
     if header == "infer":
-        if isinstance(label_column, str):
-            return True
-        label = _label_index(path, label_column, None, len(first_row))
-        return not all(_is_number(c) for i, c in enumerate(first_row) if i != label)
+        return isinstance(label_column, str) or _header_row(first_row)
     if header is True or header is False:
         return header
     raise ValueError(f"header must be 'infer', True or False, got {header!r}")
@@ -389,19 +420,21 @@ def load_csv(path, *, label_column=-1, header="infer", delimiter=","):
     """Load a classification table from a CSV file.
 
     ``label_column`` is a column index (negative counts from the end) or a header name.
-    ``header`` is True, False or "infer" (a header is assumed when a name is given or when some
-    feature cell of the first row is not a number). Blank lines are skipped.
+    ``header`` is True, False or "infer" (a header is assumed when a name is given or when no
+    cell of the first row is a number; a first row with some numbers is data, and its
+    non-numeric feature cells are errors). Blank lines are skipped. The file must be UTF-8.
 
     Returns ``(X, y, classes)``: ``X`` float64 ``(m, n_columns - 1)``, ``y`` int64 ``(m,)`` in
     0..k-1 and ``classes`` the sorted original label values (int64 when all labels are whole
     numbers, float64 when numeric, else strings), so that ``classes[y]`` gives the labels back.
     Labels already 0..k-1 are kept as they are (``classes == arange(k)``).
-    Raises ValueError naming the problem for an empty file, ragged rows, non-numeric features
-    (with line and column), or an unknown label column.
+    Raises ValueError naming the file and the problem for an empty file, ragged rows,
+    non-numeric features (with line and column), bytes that are not UTF-8, a field longer than
+    Python's csv limit, or an unknown label column.
     """
     rows = _read_rows(path, delimiter)
     names = None
-    if _has_header(path, header, rows[0][1], label_column):
+    if _has_header(header, rows[0][1], label_column):
         names = rows[0][1]
         rows = rows[1:]
         if not rows:

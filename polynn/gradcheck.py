@@ -165,7 +165,8 @@ class GradcheckResult:
 def random_problem(layer_sizes, output="softmax", m=8, seed=0):
     """A random float64 problem: He-initialised ``params`` with small random biases (so that b
     takes part), ``X`` ``(m, n_0)`` standard normal, and targets ``T`` ``(m, n_L)`` that suit the
-    output: one-hot random labels (softmax), 0/1 entries (sigmoid), normal values (identity)."""
+    output: one-hot random labels (softmax), 0/1 entries (sigmoid), normal values (identity),
+    Poisson counts (poisson)."""
     get_output(output)  # validates the name
     rng = np.random.default_rng(seed)
     params = tuple((W, 0.1 * rng.standard_normal(b.shape))
@@ -176,6 +177,8 @@ def random_problem(layer_sizes, output="softmax", m=8, seed=0):
         T = np.eye(k)[rng.integers(0, k, m)]
     elif output == "sigmoid":
         T = rng.integers(0, 2, (m, k)).astype(np.float64)
+    elif output == "poisson":
+        T = rng.poisson(1.5, (m, k)).astype(np.float64)
     else:
         T = rng.standard_normal((m, k))
     return params, X, T

@@ -14,7 +14,7 @@ from polynn.datasets import train_test_split
 from polynn.init import INITIALIZERS, init_params
 from polynn.nn import mlp as nn_mlp
 from polynn.nn.activations import ACTIVATIONS, get_activation
-from polynn.nn.losses import OUTPUTS
+from polynn.nn.losses import CLASSIFIERS, OUTPUTS
 from polynn.nn.optim import make_optimizer
 from polynn.train import DivergenceError, History, TrainSpec, run
 
@@ -29,9 +29,11 @@ class MLP:
         ``(n_l,)``.
     activation : "relu" | "leaky_relu" | "tanh" | "sigmoid" | "identity"
         Hidden-layer activation (``negative_slope`` configures leaky_relu; default 0.01).
-    output : "softmax" | "sigmoid" | "identity"
+    output : "softmax" | "sigmoid" | "identity" | "poisson"
         Output/loss pair: softmax + cross-entropy (integer labels 0..k-1), sigmoid + binary
-        cross-entropy (one output unit, 0/1 labels), identity + mean squared error.
+        cross-entropy (one output unit and 0/1 labels ``(m,)``; or k units and a multilabel 0/1
+        indicator ``y`` ``(m, k)``), identity + mean squared error, poisson: exp output + half
+        Poisson deviance (non-negative targets, e.g. counts).
     backend : "numpy" | "jax" | "cupy" | "torch" | "array_api_strict", default ``$POLYNN_BACKEND``
         or "numpy".
     device : backend-specific device ("cpu", "gpu:0", "cuda:1", ...) or None for the default.
@@ -49,9 +51,6 @@ class MLP:
                              f"{sorted(ACTIVATIONS)}")
         if output not in OUTPUTS:
             raise ValueError(f"unknown output {output!r}; choose one of {sorted(OUTPUTS)}")
-        if output == "sigmoid" and self.layer_sizes[-1] != 1:
-            raise ValueError("output='sigmoid' (binary cross-entropy) needs exactly one output "
-                             f"unit, but layer_sizes ends with {self.layer_sizes[-1]}")
         if init not in INITIALIZERS:
             raise ValueError(f"unknown init {init!r}; choose one of {sorted(INITIALIZERS)}")
         self.activation, self.output, self.init = activation, output, init
@@ -149,36 +148,48 @@ class MLP:
             X = to_device(X, self.backend.device)
         return X
 
-    def _targets(self, y, m, name="y"):
+    def _targets(self, y, m, name="y", columns=False):
+        """The target matrix on the backend in the model's dtype: ``(m, n_outputs)``, or
+        ``(n_outputs, m)`` with ``columns`` (the training layout, transposed on the host)."""
         T = encode_targets(y, self.output, self.n_outputs, m, name)
+        if columns:
+            T = np.ascontiguousarray(T.T)
         return self.backend.asarray(T, self.dtype, copy=False)
 
     # -- the math, exposed -----------------------------------------------------------------------
     def forward(self, X):
         """The output layer's pre-activation Z ``(m, n_outputs)`` as a backend array."""
-        Z, _ = nn_mlp.forward(self.params, self._inputs(X), self._act)
-        return Z
+        return nn_mlp.forward(self.params, self._inputs(X), self._act)
 
-    def value_and_grad(self, X, y, *, l2=0.0):
+    def _weights(self, sample_weight, m):
+        if sample_weight is None:
+            return None
+        return self.backend.asarray(check_sample_weight(sample_weight, m), self.dtype)
+
+    def value_and_grad(self, X, y, *, l2=0.0, sample_weight=None):
         """The regularised loss (float) and the hand-derived gradients: a tuple of ``(dW, db)``
-        backend arrays per layer, shaped like ``params``."""
+        backend arrays per layer, shaped like ``params``. ``sample_weight`` ``(m,)``: the data
+        loss is Σ wᵢ lᵢ / Σ wᵢ."""
         Xd = self._inputs(X)
-        loss, grads = nn_mlp.value_and_grad(self.params, Xd, self._targets(y, Xd.shape[0]),
-                                            self._act, self.output, _check_l2(l2))
+        m = Xd.shape[0]
+        loss, grads = nn_mlp.value_and_grad(self.params, Xd, self._targets(y, m), self._act,
+                                            self.output, _check_l2(l2),
+                                            self._weights(sample_weight, m))
         return float(to_host(loss)), grads
 
-    def loss(self, X, y, *, l2=0.0) -> float:
+    def loss(self, X, y, *, l2=0.0, sample_weight=None) -> float:
         """The regularised loss of the current parameters on (X, y), as a float."""
         Xd = self._inputs(X)
-        value = nn_mlp.loss(self.params, Xd, self._targets(y, Xd.shape[0]), self._act,
-                            self.output, _check_l2(l2))
+        m = Xd.shape[0]
+        value = nn_mlp.loss(self.params, Xd, self._targets(y, m), self._act, self.output,
+                            _check_l2(l2), self._weights(sample_weight, m))
         return float(to_host(value))
 
     # -- training --------------------------------------------------------------------------------
     def fit(self, X, y, *, lr=None, l2=0.0, epochs=100, batch_size=None, shuffle=True, seed=None,
             optimizer="sgd", momentum=0.9, schedule=None, validation_split=None,
             validation_data=None, patience=None, min_delta=0.0, restore_best_weights=True,
-            progress=False) -> History:
+            progress=False, callback=None, sample_weight=None, l2_per_weight=False) -> History:
         """Train on ``X`` ``(m, n_features)`` and labels/targets ``y``; returns a :class:`History`.
 
         Full batch when ``batch_size`` is None (each step is an epoch; ``history.loss[k]`` is the
@@ -188,13 +199,22 @@ class MLP:
 
         ``optimizer``: "sgd", "momentum", "nesterov" or "adam"; ``lr`` defaults to 0.1 for sgd,
         0.01 for momentum/nesterov and 0.001 for adam; ``schedule`` is None (constant) or a
-        schedule object from ``polynn.nn.optim``. ``validation_split`` (a fraction, taken from
+        schedule object from ``polynn.nn.optim``; ``optimizer`` may also be an optimizer
+        object from ``polynn.nn.optim`` (e.g. ``Adam(Constant(1e-3), eps=1e-7)``), learning rate
+        included. ``validation_split`` (a fraction, taken from
         the end of the data like Keras) or ``validation_data=(X_val, y_val)`` add validation
         loss/accuracy per epoch; ``patience`` stops after that many epochs without improvement of
         the validation loss by more than ``min_delta`` and restores the best weights.
         ``seed`` reseeds the shuffling; Ctrl-C stops after the current step and keeps the
-        weights. A loss that becomes NaN/inf raises :class:`DivergenceError` and keeps the weights
-        from before the divergence.
+        weights. ``callback(info)`` runs after every epoch with a :class:`polynn.train.EpochInfo`
+        (epoch count, history, current row-layout params) and stops training by returning True.
+        A loss that becomes NaN/inf raises :class:`DivergenceError` and keeps the weights from
+        before the divergence.
+
+        ``sample_weight`` ``(m,)``: non-negative example weights; each batch's data loss becomes
+        its weighted mean Σ wᵢ lᵢ / Σ wᵢ (as ``numpy.average``; uniform weights change nothing).
+        ``l2_per_weight=True`` also divides the L2 term by the batch's mean weight, which is
+        scikit-learn's convention (its alpha is normalised by the batch's sum of weights).
         """
         resident = None if validation_split is not None else self._resident(X)
         X = check_X(X, self.n_features) if resident is None else resident
@@ -204,6 +224,7 @@ class MLP:
             raise ValueError(f"X has {m} rows but y has shape {y.shape}: they must have the "
                              "same number of rows")
         validation = None
+        weights = None if sample_weight is None else check_sample_weight(sample_weight, m)
         if validation_split is not None and validation_data is not None:
             raise ValueError("give validation_split or validation_data, not both")
         if validation_split is not None:
@@ -211,18 +232,22 @@ class MLP:
                 raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
             # A seeded random (stratified for classifiers) split, not the last rows: data sets
             # often come sorted by class. The same seed gives the same split on every fit call.
-            stratify = self.output != "identity" and y.ndim == 1 and np.issubdtype(
+            stratify = self.output in CLASSIFIERS and y.ndim == 1 and np.issubdtype(
                 y.dtype, np.integer)
-            X, X_val, y, y_val = train_test_split(
-                X, y, test_size=validation_split, stratify=stratify,
+            # Split row indices, so that X, y and the sample weights split alike.
+            train, held_out, y, y_val = train_test_split(
+                np.arange(m)[:, None], y, test_size=validation_split, stratify=stratify,
                 seed=self.seed if seed is None else seed)
+            X, X_val = X[train[:, 0]], X[held_out[:, 0]]
+            if weights is not None:
+                weights = weights[train[:, 0]]
             if X.shape[0] == 0:
                 raise ValueError(f"validation_split={validation_split} leaves no training rows")
             validation_data, m = (X_val, y_val), X.shape[0]
         if validation_data is not None:
             X_val, y_val = validation_data
             X_val = self._inputs(X_val, "X_val")
-            validation = (X_val, self._targets(y_val, X_val.shape[0], "y_val"))
+            validation = (X_val, self._targets(y_val, X_val.shape[0], "y_val", columns=True))
         if patience is not None and validation is None:
             raise ValueError("early stopping (patience=...) needs validation_split or "
                              "validation_data")
@@ -230,18 +255,26 @@ class MLP:
             raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
         if not isinstance(epochs, Integral) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
-        T = self._targets(y, m)
-        Xd = resident if resident is not None else self.backend.asarray(X, self.dtype,
-                                                                         copy=False)
+        T = self._targets(y, m, columns=True)
+        if weights is not None:
+            weights = self.backend.asarray(weights, self.dtype)
+        if resident is not None:
+            Xd = resident
+        elif self.backend.name == "numpy":
+            Xd = X  # host data is the backend's: batches are gathered and cast when used
+        else:
+            Xd = self.backend.asarray(X, self.dtype, copy=False)
         opt = self._optimizer_for(optimizer, lr, momentum, schedule)
         if seed is not None:
             self._shuffle_rng = np.random.default_rng(seed)
         spec = TrainSpec(self.backend, self._act, self.output, _check_l2(l2), opt, int(epochs),
-                         batch_size, shuffle, self._shuffle_rng, patience, min_delta,
-                         restore_best_weights, progress)
+                         batch_size, shuffle, self._shuffle_rng, dtype=self._dtype,
+                         patience=patience, min_delta=min_delta,
+                         restore_best=restore_best_weights, progress=progress, callback=callback,
+                         l2_per_weight=bool(l2_per_weight))
         try:
             self.params, self._opt_state, history = run(spec, self.params, self._opt_state, Xd,
-                                                        T, validation)
+                                                        T, validation, weights=weights)
         except DivergenceError as err:
             self.params, self._opt_state = err.params, err.opt_state
             raise
@@ -255,25 +288,32 @@ class MLP:
         return self.fit(X, y, epochs=1, **fit_options)
 
     def save(self, path) -> None:
-        """Write weights and configuration to one ``.npz`` file (no pickle), atomically; see
-        :func:`polynn.load`."""
-        from polynn.io import save
+        """Write weights and configuration to one ``.safetensors`` file (no pickle),
+        atomically; see :func:`polynn.load` and :mod:`polynn.io` for the layout."""
+        from polynn.io import save  # here, not at the top: polynn.io imports this module
 
         save(self, path)
 
     def save_checkpoint(self, path) -> None:
         """Like :meth:`save`, plus the optimizer, its state and the shuffling stream, so that
         :func:`polynn.io.load_checkpoint` resumes training exactly where it stopped."""
-        from polynn.io import save_checkpoint
+        from polynn.io import save_checkpoint  # (polynn.io imports this module)
 
         save_checkpoint(self, path)
 
     def _optimizer_for(self, name, lr, momentum, schedule):
-        defaults = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adam": 0.001}
-        if lr is None:
-            lr = defaults.get(name, 0.1)
-        options = {"momentum": momentum} if name in ("momentum", "nesterov") else {}
-        opt = make_optimizer(name, schedule if schedule is not None else lr, **options)
+        if not isinstance(name, str):
+            # An optimizer object from polynn.nn.optim: it carries its own learning rate.
+            if lr is not None or schedule is not None:
+                raise ValueError("optimizer is an object with its own learning rate: give lr "
+                                 "and schedule only with an optimizer name")
+            opt = name
+        else:
+            defaults = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adam": 0.001}
+            if lr is None:
+                lr = defaults.get(name, 0.1)
+            options = {"momentum": momentum} if name in ("momentum", "nesterov") else {}
+            opt = make_optimizer(name, schedule if schedule is not None else lr, **options)
         previous = self._optimizer
         same_kind = previous is not None and dataclasses.replace(
             previous, learning_rate=opt.learning_rate) == opt
@@ -285,32 +325,41 @@ class MLP:
         return opt
 
     # -- inference -------------------------------------------------------------------------------
+    @property
+    def _multilabel(self) -> bool:
+        return self.output == "sigmoid" and self.n_outputs > 1
+
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities as a host NumPy array: ``(m, k)`` for softmax; ``(m, 2)`` columns
-        [P(0), P(1)] for sigmoid."""
-        if self.output == "identity":
+        [P(0), P(1)] for one sigmoid unit; ``(m, k)`` per-label P(1) for multilabel."""
+        if self.output not in CLASSIFIERS:
             raise ValueError("predict_proba needs a classifier (output='softmax' or 'sigmoid')")
         P = to_host(nn_mlp.predict_output(self.params, self._inputs(X), self._act, self.output))
-        if self.output == "sigmoid":
+        if self.output == "sigmoid" and not self._multilabel:
             P = np.concatenate([1.0 - P, P], axis=1)
         return P
 
     def predict(self, X) -> np.ndarray:
-        """Predicted labels (int64 ``(m,)``) for classifiers, or values for regression (``(m,)``
-        with one output, else ``(m, k)``), as a host NumPy array."""
-        if self.output == "identity":
-            Z = to_host(self.forward(X))
-            return Z[:, 0] if Z.shape[1] == 1 else Z
+        """As a host NumPy array: predicted labels (int64 ``(m,)``) for classifiers, a 0/1
+        indicator (int64 ``(m, k)``) for multilabel, or values for regression (``(m,)`` with one
+        output, else ``(m, k)``; the predicted means e^z for poisson)."""
         Z = to_host(self.forward(X))
+        if self.output in ("identity", "poisson"):
+            Y = np.exp(Z) if self.output == "poisson" else Z
+            return Y[:, 0] if Y.shape[1] == 1 else Y
         if self.output == "sigmoid":
-            return (Z[:, 0] > 0).astype(np.int64)
+            hits = (Z > 0).astype(np.int64)
+            return hits if self._multilabel else hits[:, 0]
         return np.argmax(Z, axis=1).astype(np.int64)
 
     def score(self, X, y) -> float:
-        """Accuracy for classifiers; the coefficient of determination R² for regression."""
+        """Accuracy for classifiers (subset accuracy for multilabel: every label right); the
+        coefficient of determination R² for regression (identity and poisson)."""
         pred = self.predict(X)
-        if self.output != "identity":
+        if self.output in CLASSIFIERS:
             labels = encode_targets(y, self.output, self.n_outputs, pred.shape[0])
+            if self._multilabel:
+                return float(np.mean(np.all(pred == labels, axis=1)))
             truth = labels.argmax(axis=1) if self.output == "softmax" else labels[:, 0]
             return float(np.mean(pred == truth))
         y = np.asarray(y, dtype=np.float64).reshape(pred.shape)
@@ -373,6 +422,21 @@ def check_X(X, n_features, name="X") -> np.ndarray:
     return X
 
 
+def check_sample_weight(sample_weight, m, name="sample_weight") -> np.ndarray:
+    """``sample_weight`` as a host float64 ``(m,)`` array of finite non-negative weights with a
+    positive sum."""
+    w = to_host(sample_weight) if not isinstance(sample_weight, np.ndarray) else sample_weight
+    w = np.asarray(w)
+    if not (np.issubdtype(w.dtype, np.integer) or np.issubdtype(w.dtype, np.floating)):
+        raise TypeError(f"{name} must hold real numbers, got dtype {w.dtype}")
+    if w.shape != (m,):
+        raise ValueError(f"{name} must have shape ({m},), one weight per row of X, got {w.shape}")
+    w = w.astype(np.float64)
+    if not np.isfinite(w).all() or w.min() < 0 or not w.sum() > 0:
+        raise ValueError(f"{name} must be finite and non-negative with a positive sum")
+    return w
+
+
 def encode_targets(y, output, n_outputs, m, name="y") -> np.ndarray:
     """Labels/targets as the float64 target matrix ``(m, n_outputs)`` the loss pairs expect:
     one-hot rows (softmax), one 0/1 column (sigmoid), the values themselves (identity)."""
@@ -381,7 +445,7 @@ def encode_targets(y, output, n_outputs, m, name="y") -> np.ndarray:
     if y.shape[:1] != (m,):
         raise ValueError(f"X has {m} rows but {name} has shape {y.shape}: they must have the "
                          "same number of rows")
-    if output == "identity":
+    if output in ("identity", "poisson"):
         if not np.issubdtype(y.dtype, np.number):
             raise TypeError(f"{name} must hold numbers for regression, got dtype {y.dtype}")
         T = y.reshape(m, -1).astype(np.float64)
@@ -390,6 +454,20 @@ def encode_targets(y, output, n_outputs, m, name="y") -> np.ndarray:
                              f"{n_outputs} output unit(s) (layer_sizes[-1])")
         if not np.isfinite(T).all():
             raise ValueError(f"{name} contains NaN or infinity")
+        if output == "poisson" and T.min() < 0:
+            raise ValueError(f"{name} has negative values (e.g. {T[T < 0][:3].tolist()}); "
+                             "output='poisson' models non-negative targets such as counts")
+        return T
+    if output == "sigmoid" and n_outputs > 1:
+        # Multilabel: a 0/1 indicator matrix, one column per output unit.
+        if y.ndim != 2 or y.shape[1] != n_outputs:
+            raise ValueError(f"{name} must be a 0/1 indicator matrix of shape ({m}, {n_outputs}) "
+                             f"for output='sigmoid' with {n_outputs} units (multilabel), got "
+                             f"shape {y.shape}")
+        T = np.asarray(y, dtype=np.float64) if np.issubdtype(y.dtype, np.number) or (
+            y.dtype == bool) else None
+        if T is None or not np.all((T == 0) | (T == 1)):
+            raise ValueError(f"{name} must hold only 0 and 1 for multilabel output='sigmoid'")
         return T
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]

@@ -1,10 +1,16 @@
 """The training loop: batches, epochs, shuffling, history, progress, early stopping.
 
-The per-step math is one pure function (``make_step``) built from ``polynn.nn``; the backend
-decides how it is repeated: a compiled ``lax.fori_loop`` / ``lax.scan`` on JAX (many steps per
-dispatch), a Python loop elsewhere. The loop runs in *chunks* (one epoch for mini-batches, an
-adaptive number of full-batch steps otherwise); between chunks it reads the losses back, updates
-progress, checks for divergence, validation and Ctrl-C.
+The per-step math is one pure function (``make_step``) built from ``polynn.nn``, in the training
+("columns") layout: ``run`` converts the row-layout parameters and optimizer state once on entry
+and back on exit, so nothing outside this module sees that layout. The backend decides how steps
+are repeated: one compiled ``lax.fori_loop`` per chunk on JAX, a Python loop elsewhere.
+
+The loop runs in *chunks*: an adaptive number of steps (full-batch steps, or mini-batches of the
+current epoch) sized to take about ``CHUNK_SECONDS``, so that on every backend progress,
+divergence checks, Ctrl-C and callbacks are served between chunks, within a fraction of a
+second, while dispatch overhead stays negligible. Mini-batches are gathered from the caller's
+row-layout ``X`` when they are used (and cast to the model's dtype then), so an epoch makes no
+permuted or cast copy of the data.
 """
 
 from __future__ import annotations
@@ -19,11 +25,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from polynn.backend import Backend
-from polynn.nn.losses import get_output
-from polynn.nn.mlp import backward, forward, l2_penalty
+from polynn.nn._namespace import namespace
+from polynn.nn.losses import CLASSIFIERS, get_output
+from polynn.nn.mlp import (
+    augment,
+    example_weights,
+    forward_columns,
+    l2_penalty_columns,
+    to_columns,
+    to_rows,
+    value_and_grad_columns,
+    weight_decay,
+)
 
-# Full-batch chunks: at most this many steps per compiled dispatch, aiming at this much time, so
-# progress, Ctrl-C and divergence checks stay responsive while dispatch overhead stays negligible.
+# At most this many steps per compiled dispatch, aiming at this much time per chunk.
 MAX_CHUNK_STEPS = 4096
 CHUNK_SECONDS = 0.2
 
@@ -41,7 +56,8 @@ class History:
     """What ``fit`` recorded. Full batch: one entry per step (each step is an epoch) holding the
     loss computed in that step's forward pass, before its update. Mini-batches: one entry per
     epoch, the mean over its batches weighted by batch size. Accuracy lists stay empty for
-    regression; validation lists stay empty without validation data."""
+    regression; validation lists stay empty without validation data. ``stopped`` is None (ran
+    all epochs), "early_stopping", "interrupted" (Ctrl-C) or "callback"."""
 
     loss: list = field(default_factory=list)
     accuracy: list = field(default_factory=list)
@@ -50,111 +66,94 @@ class History:
     steps: int = 0
     epochs: int = 0
     best_epoch: int | None = None
-    stopped: str | None = None  # None (ran all epochs), "early_stopping" or "interrupted"
+    stopped: str | None = None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
 
 # --- the step ------------------------------------------------------------------------------------
-def _correct_counter(output):
-    """Number of correctly classified rows in a batch (0-d int array); None for regression."""
-
-    def softmax_correct(Z, T, xp):
-        # The target's score is the row maximum: reuses the max of the softmax shift, where
-        # argmax(Z) == argmax(T) would add two reductions (kernels) to every compiled step.
-        hit = T * xp.astype(Z == xp.max(Z, axis=1, keepdims=True), T.dtype)
-        return xp.astype(xp.sum(hit), xp.int32)
-
-    def sigmoid_correct(Z, T, xp):
-        return xp.sum(xp.astype((Z > 0) == (T > 0.5), xp.int32))
-
-    return {"softmax": softmax_correct, "sigmoid": sigmoid_correct}.get(output)
-
-
-def make_step(xp, activation, output: str, l2: float, optimizer, inplace: bool = False):
-    """One training step as a function of arrays:
-    ``step((params, opt_state), X (m, n_0), T (m, n_L)) -> ((params, opt_state), (loss, correct))``.
+def make_step(activation, output: str, optimizer, inplace: bool = False):
+    """One training step in columns: ``step((params_t, opt_state), Xa (n_0 + 1, m), T (k, m),
+    decay, w=None) -> ((params_t, opt_state), (loss, correct))``; ``w`` is None or the batch's
+    ``(1, m)`` example weights, summing to 1.
 
     Pure unless ``inplace``: then the optimizer overwrites the parameters it is given (for a
     caller that owns them, on backends with mutable arrays; JAX arrays are never mutated)."""
     pair = get_output(output)
-    count = _correct_counter(output)
 
-    def step(carry, X, T):
+    def step(carry, Xa, T, decay, w=None):
         params, opt_state = carry
-        Z, cache = forward(params, X, activation)
-        data_loss, delta = pair.value_and_delta(Z, T)
-        grads = backward(params, cache, delta, activation, l2)
-        loss = data_loss + l2_penalty(params, l2)
+        loss, grads, correct = value_and_grad_columns(params, Xa, T, activation, pair, decay, w)
         params, opt_state = optimizer.update(grads, opt_state, params, inplace=inplace)
-        correct = count(Z, T, xp) if count else xp.zeros((), dtype=xp.int32)
         return (params, opt_state), (loss, correct)
 
     return step
 
 
-def make_evaluate(xp, activation, output: str, l2: float):
-    """``evaluate(params, X, T) -> (loss, correct)``: the regularised loss and correct count."""
+def make_evaluate(activation, output: str):
+    """``evaluate(params_t, Xa, T, decay) -> (loss, correct)``: the regularised loss and the
+    number of correctly classified examples, in columns."""
     pair = get_output(output)
-    count = _correct_counter(output)
 
-    def evaluate(params, X, T):
-        Z, _ = forward(params, X, activation)
-        correct = count(Z, T, xp) if count else xp.zeros((), dtype=xp.int32)
-        return pair.value(Z, T) + l2_penalty(params, l2), correct
+    def evaluate(params, Xa, T, decay):
+        Z, _ = forward_columns(params, Xa, activation)
+        value, _, correct = pair.terms(Z, T)
+        return value + l2_penalty_columns(params, decay), correct
 
     return evaluate
 
 
+def gather_batch(X, T, rows, dtype):
+    """The batch of ``rows`` (int array ``(b,)``) from row-layout ``X`` ``(m, n)`` and columns
+    ``T`` ``(k, m)``, as ``(Xa (n + 1, b), T (k, b))`` in ``dtype``: the only copy of the data an
+    epoch makes is this batch-sized one."""
+    xp = namespace(X)
+    Xb = xp.take(X, rows, axis=0)
+    if Xb.dtype != dtype:
+        Xb = xp.astype(Xb, dtype)
+    return augment(Xb), xp.take(T, rows, axis=1)
+
+
+def normalized_weights(weights, decay, l2_per_weight: bool):
+    """A batch's example weights ``(b,)`` as the ``(1, b)`` row summing to 1 that the loss pairs
+    take, and the weight decay for that batch: with ``l2_per_weight`` the L2 term is divided by
+    the batch's mean weight (scikit-learn's convention: its penalty is normalised by the batch's
+    sum of weights, like its data term)."""
+    if l2_per_weight and decay is not None:
+        mean_weight = namespace(weights).sum(weights) / weights.shape[0]
+        decay = tuple(d / mean_weight for d in decay)
+    return example_weights(weights), decay
+
+
 @functools.lru_cache(maxsize=64)
-def _runners(backend: Backend, activation, output, l2, optimizer, batch_size):
-    """The compiled pieces for one configuration, cached so a second ``fit`` (or a benchmark's
-    timed run after its warm-up) reuses JAX's compiled code instead of tracing again."""
-    xp = backend.xp
+def _runners(backend: Backend, activation, output, optimizer, dtype, l2_per_weight=False):
+    """``(full, batches, evaluate)`` for one configuration, cached so that a second ``fit`` (or
+    a benchmark's timed run after its warm-up) reuses JAX's compiled code.
+
+    ``full(carry, start, n, Xa, T, decay, w)`` runs n full-batch steps (``w``: None or the
+    normalised ``(1, m)`` weights); ``batches(carry, start, n, X, T, order, decay, weights)``
+    runs mini-batches ``start .. start + n - 1`` of an epoch whose batch rows are the rows of
+    ``order`` ``(n_batches, b)`` (``weights``: None or every example's ``(m,)`` weight). Both
+    return ``(carry, (losses, correct), n_done)`` (see ``Backend.repeat``)."""
     # Eager backends update in place (the loop owns its arrays: see ``_owned``); allocating new
     # weights every step cost ~12 % per step on an MNIST-sized NumPy network.
-    step = make_step(xp, activation, output, l2, optimizer, inplace=not backend.jit)
-    repeat = backend.repeat(step, MAX_CHUNK_STEPS)
-    evaluate = backend.compile(make_evaluate(xp, activation, output, l2))
-    if batch_size is None:
-        return repeat, None, evaluate
+    step = make_step(activation, output, optimizer, inplace=not backend.jit)
 
-    def epoch(carry, X, T, order, stop=None):
-        """One pass over (X, T) in batches of ``batch_size`` rows, in ``order`` (None: as is)."""
-        m = X.shape[0]
-        n_full = m // batch_size
-        cut = n_full * batch_size
-        if backend.jit:
-            # Gather each batch inside the compiled scan: no reshaped or permuted copy of X.
-            rows = order if order is not None else xp.arange(m)
-            batches = xp.reshape(rows[:cut], (n_full, batch_size))
+    def full_body(carry, index, Xa, T, decay, w):
+        return step(carry, Xa, T, decay, w)
 
-            def body(carry, index):
-                return step(carry, xp.take(X, index, axis=0), xp.take(T, index, axis=0))
+    def batch_body(carry, index, X, T, order, decay, weights):
+        rows = order[index, ...]
+        Xa, Tb = gather_batch(X, T, rows, dtype)
+        w = None
+        if weights is not None:
+            w, decay = normalized_weights(namespace(X).take(weights, rows), decay, l2_per_weight)
+        return step(carry, Xa, Tb, decay, w)
 
-            carry, (losses, correct), done = backend.scan(body, carry, (batches,))
-            X_rest, T_rest = xp.take(X, rows[cut:], axis=0), xp.take(T, rows[cut:], axis=0)
-        else:
-            # Eager: one permuted copy per epoch, then batches are views.
-            if order is not None:
-                X, T = xp.take(X, order, axis=0), xp.take(T, order, axis=0)
-            Xb = xp.reshape(X[:cut, ...], (n_full, batch_size, X.shape[1]))
-            Tb = xp.reshape(T[:cut, ...], (n_full, batch_size, T.shape[1]))
-            carry, (losses, correct), done = backend.scan(step, carry, (Xb, Tb), stop)
-            X_rest, T_rest = X[cut:, ...], T[cut:, ...]
-        sizes = [batch_size] * done
-        if cut < m and done == n_full and not (stop is not None and stop()):
-            carry, (loss_r, correct_r) = step(carry, X_rest, T_rest)
-            losses = xp.concat([losses, xp.reshape(loss_r, (1,))]) if done else loss_r
-            correct = xp.concat([correct, xp.reshape(correct_r, (1,))]) if done else correct_r
-            sizes.append(m - cut)
-        return carry, (losses, correct), sizes
-
-    if backend.jit:
-        compiled = backend.compile(lambda carry, X, T, order: epoch(carry, X, T, order))
-        return repeat, lambda carry, X, T, order, stop=None: compiled(carry, X, T, order), evaluate
-    return repeat, epoch, evaluate
+    full = backend.repeat(full_body, MAX_CHUNK_STEPS)
+    batches = backend.repeat(batch_body, MAX_CHUNK_STEPS)
+    return full, batches, backend.compile(make_evaluate(activation, output))
 
 
 # --- Ctrl-C --------------------------------------------------------------------------------------
@@ -188,7 +187,10 @@ class _InterruptFlag:
 # --- the loop ------------------------------------------------------------------------------------
 @dataclass
 class TrainSpec:
-    """Everything ``run`` needs besides data and parameters."""
+    """Everything ``run`` needs besides data and parameters. ``dtype`` is the backend's dtype
+    object that batches are cast to (None: X's own); ``callback(EpochInfo) -> bool | None`` runs
+    after every epoch and stops training when it returns True; ``l2_per_weight``: see
+    ``normalized_weights``."""
 
     backend: Backend
     activation: object
@@ -199,10 +201,46 @@ class TrainSpec:
     batch_size: int | None
     shuffle: bool
     rng: np.random.Generator
+    dtype: object = None
     patience: int | None = None
     min_delta: float = 0.0
     restore_best: bool = True
     progress: bool = False
+    callback: object = None
+    l2_per_weight: bool = False
+
+
+@dataclass
+class EpochInfo:
+    """What a ``fit(callback=...)`` receives after each epoch: ``epoch`` (the number of epochs
+    completed, counting earlier fits), the running ``history``, and ``params``: the current
+    parameters in the public row layout. They are views into the arrays being trained on eager
+    backends: copy them to keep them past the callback."""
+
+    epoch: int
+    history: History
+    _params_t: tuple
+
+    @property
+    def params(self):
+        return to_rows(self._params_t)
+
+
+class _Chunker:
+    """Steps per chunk: 1 first (it pays for compilation), 16 next, then sized by the measured
+    time per step to take about CHUNK_SECONDS."""
+
+    def __init__(self):
+        self.size, self.runs = 1, 0
+
+    def take(self, remaining: int) -> int:
+        return max(1, min(self.size, remaining))
+
+    def measured(self, steps: int, seconds: float) -> None:
+        self.runs += 1
+        per_step = seconds / max(steps, 1)
+        self.size = 16 if self.runs == 1 else max(
+            1, min(MAX_CHUNK_STEPS, int(CHUNK_SECONDS / max(per_step, 1e-9))))
 
 
 def _finite_prefix(values: np.ndarray) -> int:
@@ -211,88 +249,112 @@ def _finite_prefix(values: np.ndarray) -> int:
     return int(bad[0]) if bad.size else len(values)
 
 
-def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None):
-    """Train from ``(params, opt_state)`` on device arrays ``X`` ``(m, n_0)`` and ``T``
-    ``(m, n_L)``; ``validation`` is ``(X_val, T_val)`` device arrays or None.
+def _state_to_columns(state):
+    """An optimizer state ``(t, *trees)`` with row-layout trees -> columns (see nn.optim)."""
+    return (state[0],) + tuple(to_columns(tree) for tree in state[1:])
 
-    Returns ``(params, opt_state, history)``. Raises :class:`DivergenceError` (after storing the
-    last finite parameters in the error's ``params``) when the loss stops being finite."""
+
+def _state_to_rows(state):
+    return (state[0],) + tuple(to_rows(tree) for tree in state[1:])
+
+
+def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None, weights=None):
+    """Train from row-layout ``(params, opt_state)`` on backend arrays ``X`` ``(m, n_0)`` (rows,
+    any real dtype: batches are cast to ``spec.dtype`` when used) and ``T`` ``(n_L, m)`` (the
+    targets as columns, in ``spec.dtype``). ``validation`` is ``(X_val, T_val)`` in the same
+    layouts, or None. ``weights``: None or the examples' non-negative weights ``(m,)`` in
+    ``spec.dtype``; each batch's loss is then its weighted mean (Σ wᵢ lᵢ / Σ wᵢ).
+
+    Returns ``(params, opt_state, history)`` in the row layout. Raises :class:`DivergenceError`
+    (carrying the last finite ``params`` and ``opt_state``) when the loss stops being finite."""
     history = history or History()
+    backend, xp = spec.backend, spec.backend.xp
+    dtype = spec.dtype if spec.dtype is not None else X.dtype
     m = X.shape[0]
     full_batch = spec.batch_size is None or spec.batch_size >= m
-    batch_size = None if full_batch else int(spec.batch_size)
-    repeat, epoch_fn, evaluate = _runners(
-        spec.backend, spec.activation, spec.output, spec.l2, spec.optimizer, batch_size
-    )
-    classify = _correct_counter(spec.output) is not None
-    to_host = spec.backend.to_host
-    owned = _owned(spec.backend)
-    carry = (params, opt_state)
+    full, batches, evaluate = _runners(backend, spec.activation, spec.output, spec.optimizer,
+                                       dtype, spec.l2_per_weight and weights is not None)
+    classify = spec.output in CLASSIFIERS
+    to_host = backend.to_host
+    owned = _owned(backend)
+    carry = (to_columns(params), _state_to_columns(opt_state))
+    decay = weight_decay(carry[0], spec.l2)
+
+    def cast(A):
+        return A if A.dtype == dtype else xp.astype(A, dtype)
+
+    if full_batch:
+        Xa = augment(cast(X))
+        w_full, decay_full = (None, decay) if weights is None else normalized_weights(
+            weights, decay, spec.l2_per_weight)
+    if validation is not None:
+        validation = (augment(cast(validation[0])), validation[1])
+    per_epoch_work = validation is not None or spec.callback is not None
     best = (math.inf, None, None)  # (val loss, epoch, carry)
     bar = _progress_bar(spec.progress, spec.epochs)
-    n_done, chunk, chunks_run = 0, 1, 0
-    previous = None  # (carry, steps) of the chunk before this one, for divergence replay
+    chunker = _Chunker()
+    n_done = 0
+    previous = None  # (carry, steps) of the full-batch chunk before this one, for a replay
     # Overflow on the way to a divergence is reported by the loop itself (DivergenceError).
     with _InterruptFlag() as interrupted, np.errstate(over="ignore", invalid="ignore"):
         while n_done < spec.epochs and not interrupted():
             # Steps may overwrite their arrays (eager backends): train on a copy and keep the
-            # chunk's starting state (at first, the caller's arrays) for a divergence rollback.
+            # chunk's (or epoch's) starting state for a divergence rollback.
             start, carry = carry, owned(carry)
-            tic = time.perf_counter()
             if full_batch:
-                # With validation or early stopping, every step is an epoch to evaluate.
-                n = 1 if validation is not None else min(chunk, spec.epochs - n_done)
-                carry, (losses, correct), done = repeat(carry, n, X, T, stop=interrupted)
-                losses, correct = to_host(losses)[:done], to_host(correct)[:done]
-                epoch_loss, epoch_correct = losses.astype(np.float64), correct / m
+                # With per-epoch work (validation, callback) every step is an epoch.
+                n = 1 if per_epoch_work else chunker.take(spec.epochs - n_done)
+                tic = time.perf_counter()
+                carry, (losses, correct), done = full(carry, 0, n, Xa, T, decay_full, w_full,
+                                                      stop=interrupted)
+                losses = to_host(losses)[:done].astype(np.float64)
+                correct = to_host(correct)[:done]
+                chunker.measured(done, time.perf_counter() - tic)
+                good = _finite_prefix(losses)
+                if good < done:
+                    kept = _last_finite(full, start, previous, (Xa, T, decay_full, w_full), good)
+                    history.loss.extend(losses[:good].tolist())
+                    history.steps += good
+                    raise _diverged(spec, kept, history, history.steps, losses[good])
+                previous = (start, done)
+                epoch_loss, epoch_correct = losses, correct / m
             else:
-                order = None
-                if spec.shuffle:
-                    order = spec.backend.asarray(spec.rng.permutation(m), copy=False)
-                carry, (losses, correct), sizes = epoch_fn(carry, X, T, order, stop=interrupted)
-                losses = to_host(losses).astype(np.float64)[: len(sizes)]
-                correct = to_host(correct)[: len(sizes)]
+                carry, losses, correct, sizes = _epoch(
+                    spec, batches, carry, X, T, decay, weights, chunker, interrupted)
+                good = _finite_prefix(losses)
+                if good < len(losses):
+                    history.steps += good
+                    raise _diverged(spec, start, history, history.steps, losses[good])
                 done = 1 if sum(sizes) == m else 0  # an interrupted epoch is not recorded
-                epoch_loss = np.array([np.dot(np.atleast_1d(losses), sizes) / m])[:done]
+                epoch_loss = np.array([np.dot(losses, sizes) / m])[:done]
                 epoch_correct = np.array([correct.sum() / m])[:done]
-            losses = np.atleast_1d(losses)
-            good = _finite_prefix(losses)
-            if good < len(losses):
-                kept = _last_finite(repeat, start, previous, X, T, good, full_batch)
-                history.loss.extend(epoch_loss[:good].tolist() if full_batch else [])
-                step_no = history.steps + good
-                history.steps = step_no
-                raise _diverged(spec, kept, history, step_no, losses[good])
             history.loss.extend(epoch_loss.tolist())
             if classify:
                 history.accuracy.extend(epoch_correct.tolist())
             history.steps += len(losses)
             history.epochs += done
             n_done += done
-            if validation is not None and done:
-                val_loss, val_correct = evaluate(carry[0], *validation)
+            if bar is not None:
+                bar.update(done)
+                if history.loss:
+                    bar.set_postfix(loss=f"{history.loss[-1]:.4g}", refresh=False)
+            if not done:
+                continue
+            if validation is not None:
+                val_loss, val_correct = evaluate(carry[0], *validation, decay)
                 val_loss = float(to_host(val_loss))
                 history.val_loss.append(val_loss)
                 if classify:
-                    n_val = validation[0].shape[0]
-                    history.val_accuracy.append(float(to_host(val_correct)) / n_val)
+                    history.val_accuracy.append(float(to_host(val_correct)) / m_of(validation))
                 if val_loss < best[0] - spec.min_delta:
                     best = (val_loss, history.epochs - 1, owned(carry))
                 elif spec.patience is not None and history.epochs - 1 - best[1] >= spec.patience:
                     history.stopped = "early_stopping"
                     break
-            if full_batch and done:
-                previous = (start, done)
-                chunks_run += 1
-                per_step = (time.perf_counter() - tic) / done
-                # The first chunk pays for compilation; size the later ones by measured speed.
-                chunk = 16 if chunks_run == 1 else max(
-                    1, min(MAX_CHUNK_STEPS, int(CHUNK_SECONDS / max(per_step, 1e-9)))
-                )
-            if bar is not None:
-                bar.update(done)
-                if history.loss:
-                    bar.set_postfix(loss=f"{history.loss[-1]:.4g}", refresh=False)
+            if spec.callback is not None and spec.callback(
+                    EpochInfo(history.epochs, history, carry[0])):
+                history.stopped = "callback"
+                break
         if interrupted():
             history.stopped = "interrupted"
     if bar is not None:
@@ -301,7 +363,52 @@ def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None)
         history.best_epoch = best[1]
         if spec.restore_best and history.stopped == "early_stopping":
             carry = best[2]
-    return carry[0], carry[1], history
+    return to_rows(carry[0]), _state_to_rows(carry[1]), history
+
+
+def m_of(data) -> int:
+    """The number of examples of a columns-layout ``(Xa, T)`` pair."""
+    return data[1].shape[1]
+
+
+def _epoch(spec, batches, carry, X, T, decay, weights, chunker, interrupted):
+    """One pass over the rows of ``X`` in mini-batches of ``spec.batch_size`` (shuffled by the
+    host generator when ``spec.shuffle``), run in chunks of batches; stops early on Ctrl-C or at
+    the first non-finite loss.
+
+    Returns ``(carry, losses, correct, sizes)``: host arrays of the per-batch losses (float64)
+    and correct counts of the batches run, and their sizes."""
+    backend = spec.backend
+    m, b = X.shape[0], int(spec.batch_size)
+    order = spec.rng.permutation(m) if spec.shuffle else np.arange(m)
+    n_full = m // b
+    cut = n_full * b
+    # The batch rows travel to the device once per epoch (m integers); the batches themselves
+    # are gathered from X when used.
+    plan = [(backend.asarray(order[:cut].reshape(n_full, b)), n_full)] if n_full else []
+    if cut < m:
+        plan.append((backend.asarray(order[cut:].reshape(1, m - cut)), 1))
+    losses, correct, sizes = [], [], []
+    for rows, n_batches in plan:
+        position = 0
+        while position < n_batches and not interrupted():
+            n = chunker.take(n_batches - position)
+            tic = time.perf_counter()
+            carry, (chunk_losses, chunk_correct), done = batches(
+                carry, position, n, X, T, rows, decay, weights, stop=interrupted)
+            chunk_losses = backend.to_host(chunk_losses)[:done].astype(np.float64)
+            chunker.measured(done, time.perf_counter() - tic)
+            losses.append(chunk_losses)
+            correct.append(backend.to_host(chunk_correct)[:done])
+            sizes.extend([rows.shape[1]] * done)
+            position += done
+            if _finite_prefix(chunk_losses) < done:
+                break
+        if interrupted() or (losses and _finite_prefix(losses[-1]) < len(losses[-1])):
+            break
+    if not losses:
+        return carry, np.zeros(0), np.zeros(0), []
+    return carry, np.concatenate(losses), np.concatenate(correct), sizes
 
 
 def _owned(backend: Backend):
@@ -319,19 +426,16 @@ def _owned(backend: Backend):
     return copy
 
 
-def _last_finite(repeat, start, previous, X, T, good, full_batch):
-    """The (params, opt_state) whose loss was the last finite one: replayed from the chunk's
-    start (full batch is deterministic), or the state before the diverging epoch (mini-batches).
-    """
-    if not full_batch:
-        return start
+def _last_finite(full, start, previous, data, good):
+    """The full-batch (params, opt_state) whose loss was the last finite one, replayed from the
+    chunk's start (full batch is deterministic); ``data`` is ``full``'s arguments after n."""
     if good == 0:  # the previous chunk's last update diverged: replay that chunk but one step
         if previous is None:
             return start
         start, good = previous
     if good <= 1:
         return start
-    carry, _, _ = repeat(start, good - 1, X, T)
+    carry, _, _ = full(start, 0, good - 1, *data)
     return carry
 
 
@@ -342,7 +446,8 @@ def _diverged(spec, carry, history, step_no, value):
         f"parameters from before that step; try a lower learning rate (it was {lr}).",
         history,
     )
-    err.params, err.opt_state = carry
+    params_t, state_t = carry
+    err.params, err.opt_state = to_rows(params_t), _state_to_rows(state_t)
     return err
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -74,7 +75,7 @@ def test_plot_writes_png(capsys, tmp_path):
 
 def test_save_then_predict_round_trip(capsys, tmp_path):
     needs_io()
-    model_path = tmp_path / "model.npz"
+    model_path = tmp_path / "model.safetensors"
     code, out, err = run(capsys, "train", *QUICK, "--save", str(model_path))
     assert code == 0, err
     model = pn.load(model_path)
@@ -133,7 +134,7 @@ def test_backends_lists_numpy_as_usable(capsys):
     (["train", "--lr", "-1"], "must be"),
     (["train", "--patience", "3", "--epochs", "2"], "validation"),
     (["train", "--output", "sigmoid"], "needs 2 classes"),
-    (["predict", "/no/such/model.npz", "spiral"], "No such file"),
+    (["predict", "/no/such/model.safetensors", "spiral"], "No such file"),
     (["frobnicate"], "invalid choice"),
     ([], "required"),
 ])
@@ -172,7 +173,7 @@ def test_ctrl_c_keeps_and_saves_what_was_trained(capsys, tmp_path):
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=interrupt_once_training_runs, daemon=True).start()
-    path = tmp_path / "m.npz"
+    path = tmp_path / "m.safetensors"
     code, out, err = run(capsys, "train", "--epochs", "10000000", "--quiet", "--save",
                          str(path))
     assert code == 0, err
@@ -188,3 +189,170 @@ def test_help_and_python_dash_m():
     proc = subprocess.run([sys.executable, "-m", "polynn", "train", "--layers", "0"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.startswith("polynn: error: ")
+
+
+# --------------------------------------------------------------------------- predict's CSV
+
+
+@pytest.fixture(scope="module")
+def spiral_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "spiral.safetensors"
+    model = pn.MLP([2, 8, 3], seed=0)
+    model.fit(*pn.datasets.spiral(), epochs=20)
+    model.save(path)
+    return model, path
+
+
+@pytest.mark.parametrize("text,rows", [
+    ("x1,x2,label\n0.1,0.2,0\n0.3,-0.4,1\n", 2),   # header: no cell is a number
+    ("0.1,0.2,0\n0.3,-0.4,1\n0.5,0.5,2\n", 3),      # no header
+    ("0.1,0.2\n\n0.3,-0.4\n", 2),                   # blank lines are not rows
+    ('"0.1","0.2"\n0.3,-0.4\n', 2),                 # quoted numbers are numbers
+])
+def test_predict_prints_one_line_per_data_row(capsys, tmp_path, spiral_model, text, rows):
+    model, path = spiral_model
+    data = tmp_path / "points.csv"
+    data.write_text(text)
+    code, out, err = run(capsys, "predict", str(path), str(data))
+    assert code == 0, err
+    assert len(out.splitlines()) == rows
+    X = np.array([[float(v.strip('"')) for v in line.split(",")[:2]]
+                  for line in text.splitlines() if line and line[0] in '"0123456789'])
+    assert out.split() == [str(v) for v in model.predict(X)]
+
+
+@pytest.mark.parametrize("text,message", [
+    ("1,2x\n3,4\n", r"line 1, column 1: '2x' is not a number"),  # a typo is not a header
+    ("x,0.2\n3,4\n", r"line 1, column 0: 'x' is not a number"),
+    ("0.1,0.2\n3,nan\n", r"line 2, column 1: 'nan' is not a number"),
+    ("a,b\n1,2\n3\n", "line 3 has 1 fields, expected 2"),
+    ("a,b\n1,2,3,4\n", "has 4 columns; the model takes 2 features"),
+    ("a,b\n", "no data rows"),
+    ('1,2\n3,"4\n', "line 2: unexpected end of data"),
+])
+def test_predict_bad_csv_is_one_line_naming_file_and_line(capsys, tmp_path, spiral_model,
+                                                          text, message):
+    _, path = spiral_model
+    data = tmp_path / "bad.csv"
+    data.write_text(text)
+    code, out, err = run(capsys, "predict", str(path), str(data))
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"polynn: error: {data}"), err
+    assert re.search(message, lines[0]), lines[0]
+
+
+def test_predict_csv_limits_and_encoding(capsys, tmp_path, spiral_model):
+    import csv
+
+    _, path = spiral_model
+    data = tmp_path / "long.csv"
+    data.write_text("1,2\n3," + "4" * (csv.field_size_limit() + 10) + "\n")
+    code, out, err = run(capsys, "predict", str(path), str(data))
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.strip() == (f"polynn: error: {data}: line 2: a field is longer than 131072 "
+                           "characters (Python's csv limit)")
+    data = tmp_path / "latin1.csv"
+    data.write_bytes("x\u00e9,y\n1,2\n".encode("latin-1"))
+    code, out, err = run(capsys, "predict", str(path), str(data))
+    assert code == 2 and out == ""
+    assert err.strip() == (f"polynn: error: {data}: line 1, column 0: byte 0xe9 is not UTF-8 "
+                           "text; save the file as UTF-8")
+
+
+def test_predict_corrupt_model_is_one_line(capsys, tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}")
+    code, out, err = run(capsys, "predict", str(bad), "spiral")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"polynn: error: '{bad}' is truncated or corrupted")
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def test_unexpected_error_is_one_line_and_traceback_on_request(capsys, monkeypatch):
+    from polynn import cli
+
+    def broken(args, out, err):
+        raise RuntimeError("something\ninternal broke")
+
+    monkeypatch.setattr(cli, "cmd_backends", broken)
+    monkeypatch.delenv("POLYNN_TRACEBACK", raising=False)
+    code, out, err = run(capsys, "backends")
+    assert code == 1
+    assert err == "polynn: error: RuntimeError: something internal broke\n"
+    monkeypatch.setenv("POLYNN_TRACEBACK", "1")
+    code, out, err = run(capsys, "backends")
+    assert code == 1 and err.startswith("Traceback (most recent call last)")
+    assert "in broken" in err
+    assert err.splitlines()[-1] == "polynn: error: RuntimeError: something internal broke"
+
+
+@pytest.mark.parametrize("option,setup,message", [
+    ("--save", lambda d: d / "missing" / "m.safetensors", "does not exist"),
+    ("--save", lambda d: d, "is a directory"),
+    ("--history", lambda d: d / "missing" / "h.json", "does not exist"),
+    ("--plot", lambda d: d / "missing" / "p.png", "does not exist"),
+    ("--plot", lambda d: d / "p.xyz", "matplotlib cannot write .xyz images"),
+    ("--plot-history", lambda d: d, "is a directory"),
+])
+def test_output_paths_are_checked_before_training(capsys, tmp_path, option, setup, message):
+    if "plot" in option:
+        pytest.importorskip("matplotlib")
+    target = setup(tmp_path)
+    code, out, err = run(capsys, "train", "--epochs", "100000000", "--quiet", option,
+                         str(target))
+    assert code == 2 and out == ""  # refused before the model is even built
+    assert err.startswith(f"polynn: error: {option} {target}") and message in err, err
+
+
+def test_unwritable_output_is_refused_before_training(capsys, tmp_path, monkeypatch):
+    """(Monkeypatched: tests may run as root, which may write anywhere.)"""
+    real_access = os.access
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (tmp_path / "ro.json").write_text("{}")
+
+    def access(path, mode, **kw):
+        if os.fspath(path) in (str(locked), str(tmp_path / "ro.json")) and mode & os.W_OK:
+            return False
+        return real_access(path, mode, **kw)
+
+    monkeypatch.setattr(os, "access", access)
+    code, out, err = run(capsys, "train", *QUICK, "--save", str(locked / "m.safetensors"))
+    assert code == 2 and out == "" and f"directory {locked} is not writable" in err
+    code, out, err = run(capsys, "train", *QUICK, "--history", str(tmp_path / "ro.json"))
+    assert code == 2 and out == "" and "the file exists and is not writable" in err
+    code, out, err = run(capsys, "predict", "any.safetensors", "spiral", "--out",
+                         str(locked / "p.txt"))
+    assert code == 2 and "is not writable" in err
+
+
+def test_broken_pipe_is_not_a_traceback(tmp_path, spiral_model):
+    """``polynn predict ... | head`` that closes the pipe early: no traceback, no 'Exception
+    ignored' from the interpreter's last flush."""
+    _, path = spiral_model
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # block-buffered
+    proc = subprocess.Popen([sys.executable, "-m", "polynn", "predict", str(path), "spiral"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # before the command writes: its write meets a closed pipe
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert proc.returncode != 0
+
+
+@pytest.mark.parametrize("output,units", [("sigmoid", 3), ("poisson", 1), ("identity", 2)])
+def test_predict_multilabel_and_regression_one_line_per_row(capsys, tmp_path, output, units):
+    model = pn.MLP([2, 4, units], output=output, seed=1)
+    model.save(tmp_path / "m.safetensors")
+    data = tmp_path / "points.csv"
+    data.write_text("a,b\n0.1,0.2\n-0.3,0.4\n0.5,-0.6\n")
+    code, out, err = run(capsys, "predict", str(tmp_path / "m.safetensors"), str(data))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 3 and all(len(line.split(",")) == units for line in lines)
+    expected = model.predict(np.array([[0.1, 0.2], [-0.3, 0.4], [0.5, -0.6]]))
+    got = np.array([[float(v) for v in line.split(",")] for line in lines])
+    np.testing.assert_allclose(got.reshape(expected.shape), expected, rtol=1e-9)

@@ -361,6 +361,62 @@ def test_csv_bad_options(tmp_path, kw, match):
         ds.load_csv(path, **kw)
 
 
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("1,2x,0\n3,4,1\n", r"line 1, column 1: '2x' is not a number"),  # a typo, not a header
+        ("x,2,label\n3,4,1\n", r"line 1, column 0: 'x' is not a number"),
+        ("a,b,label\n1,2,0\n3,,1\n", r"line 3, column 1 \('b'\): '' is not a number"),
+        ("1,2,0\n3,inf,1\n", r"line 2, column 1: 'inf' is not a number"),
+    ],
+)
+def test_csv_header_only_when_no_cell_of_the_first_row_is_a_number(tmp_path, text, match):
+    path = write_text(tmp_path / "d.csv", text)
+    with pytest.raises(ValueError, match=f"d.csv: {match}"):
+        ds.load_csv(path)
+
+
+def test_csv_header_of_names_and_utf8_bom(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes("\ufeffa,b,label\n1,2,0\n3,4,1\n".encode())
+    X, y, _ = ds.load_csv(path)
+    np.testing.assert_array_equal(X, [[1, 2], [3, 4]])
+    X, y, _ = ds.load_csv(path, label_column="label")
+    assert y.tolist() == [0, 1]
+
+
+def test_csv_field_over_the_csv_limit_is_a_clear_error(tmp_path):
+    import csv
+
+    path = write_text(tmp_path / "long.csv", "1,2,0\n1," + "9" * (csv.field_size_limit() + 1)
+                      + ",0\n")
+    with pytest.raises(ValueError, match=r"long.csv: line 2: a field is longer than 131072 "
+                                         r"characters \(Python's csv limit\)") as err:
+        ds.load_csv(path)
+    assert not isinstance(err.value, csv.Error)
+
+
+def test_csv_unterminated_quote_names_the_line(tmp_path):
+    path = write_text(tmp_path / "q.csv", '1,2,0\n3,"4,1\n5,6,1\n')
+    with pytest.raises(ValueError, match=r"q.csv: line 3: unexpected end of data"):
+        ds.load_csv(path)
+
+
+@pytest.mark.parametrize(
+    ("blob", "where"),
+    [
+        (b"1,2,0\n3,\xe94,1\n", "line 2, column 1: byte 0xe9"),  # Latin-1
+        ("caf\u00e9,b,label\n1,2,0\n".encode("latin-1"), "line 1, column 0: byte 0xe9"),
+        ("a,b\n1,2\n".encode("utf-16"), "line 1, column 0: byte 0xff"),
+    ],
+)
+def test_csv_not_utf8_names_file_line_and_column(tmp_path, blob, where):
+    path = tmp_path / "latin.csv"
+    path.write_bytes(blob)
+    with pytest.raises(ValueError, match=f"latin.csv: {where} is not UTF-8 text"):
+        ds.load_csv(path)
+
+
 def test_csv_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.csv"):
         ds.load_csv(tmp_path / "nope.csv")

@@ -17,7 +17,7 @@ from polynn.nn.activations import ACTIVATIONS, Activation
 from polynn.nn.losses import OUTPUTS
 
 PAIRS = [(a, o) for a in ["relu", "leaky_relu", "tanh", "sigmoid", "identity"]
-         for o in ["softmax", "sigmoid", "identity"]]
+         for o in ["softmax", "sigmoid", "identity", "poisson"]]
 DEPTHS = [1, 2, 3, 4]  # hidden layers
 WIDTHS = [4, 7]
 
@@ -50,9 +50,45 @@ def test_backward_matches_finite_differences(activation, output):
 
 
 def test_several_sigmoid_output_units():
-    # The math allows k independent sigmoid units (the MLP class asks for one).
+    # k independent sigmoid units: multilabel classification.
     r = gradcheck((4, 6, 3), "tanh", "sigmoid", l2=1e-3, m=5, seed=2, methods=("fd",))
     assert r.ok()
+    pytest.importorskip("jax")
+    r = gradcheck((4, 6, 5, 3), "relu", "sigmoid", l2=1e-3, m=7, seed=3, methods=("jax",))
+    assert r.max_error("jax") < 1e-10, r.table()
+
+
+@pytest.mark.parametrize("output", sorted(OUTPUTS))
+def test_weighted_backward_matches_jax_grad(output):
+    """Example weights (a (1, m) row summing to 1) in every output/loss pair, with weight decay:
+    the hand-derived columns gradients against jax.grad of the same weighted loss."""
+    jax = pytest.importorskip("jax")
+    from polynn.gradcheck import _x64
+
+    k = 1 if output == "sigmoid" else 3
+    params, X, T = random_problem((4, 6, 5, k), output, m=9, seed=4)
+    w = np.random.default_rng(5).uniform(0.0, 3.0, 9)
+    w = (w / w.sum()).reshape(1, -1)
+    with _x64():
+        import jax.numpy as jnp
+
+        params_t = mlp.to_columns(tuple((jnp.asarray(W), jnp.asarray(b)) for W, b in params))
+        Xa, Tc, wj = mlp.augment(jnp.asarray(X)), jnp.asarray(T.T), jnp.asarray(w)
+        decay = mlp.weight_decay(params_t, 1e-2)
+
+        def value(p):
+            return mlp.value_and_grad_columns(p, Xa, Tc, "tanh", output, decay, wj)[0]
+
+        judged = jax.grad(value)(params_t)
+        _, mine, _ = mlp.value_and_grad_columns(params_t, Xa, Tc, "tanh", output, decay, wj)
+        for a, b in zip(mine, judged):
+            assert relative_error(a, b) < 1e-10
+        # Uniform weights are the unweighted loss.
+        uniform = jnp.full((1, 9), 1 / 9)
+        assert float(mlp.value_and_grad_columns(params_t, Xa, Tc, "tanh", output, decay,
+                                                uniform)[0]) == pytest.approx(
+            float(mlp.value_and_grad_columns(params_t, Xa, Tc, "tanh", output, decay)[0]),
+            rel=1e-13)
 
 
 def test_judges_return_float64_arrays_shaped_like_params():

@@ -145,9 +145,11 @@ def test_bad_layer_sizes(sizes):
         pn.MLP(sizes)
 
 
-def test_sigmoid_output_needs_one_unit():
-    with pytest.raises(ValueError, match="exactly one output unit"):
-        pn.MLP([2, 4, 2], output="sigmoid")
+def test_sigmoid_output_with_several_units_is_multilabel():
+    X, y = pn.datasets.spiral(n_per_class=5, n_classes=2, seed=0)
+    model = pn.MLP([2, 4, 2], output="sigmoid")
+    with pytest.raises(ValueError, match=r"0/1 indicator matrix of shape \(10, 2\)"):
+        model.fit(X, y, epochs=1)
 
 
 def test_regression_target_columns_must_match():

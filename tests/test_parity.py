@@ -111,5 +111,8 @@ def test_loss_matches_a_direct_numpy_formula():
     expected = -np.log(probs[np.arange(len(y)), y]).mean() + 0.5 * 1e-3 * (
         (W1 * W1).sum() + (W2 * W2).sum())
     assert model.loss(X, y, l2=1e-3) == pytest.approx(expected, rel=1e-12)
-    Z, cache = mlp.forward(model.params, X, "relu")
-    assert len(cache) == 2 and cache[0] is X
+    np.testing.assert_allclose(mlp.forward(model.params, X, "relu"), scores, rtol=1e-13)
+    Xa = mlp.augment(X)
+    Z, cache = mlp.forward_columns(mlp.to_columns(model.params), Xa, "relu")
+    assert len(cache) == 2 and cache[0] is Xa and cache[1].shape == (25 + 1, len(y))
+    np.testing.assert_allclose(Z, scores.T, rtol=1e-13)

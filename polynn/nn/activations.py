@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from array_api_compat import array_namespace
+from polynn.nn._namespace import namespace
 
 Array = object
 
@@ -23,18 +23,18 @@ class Activation(NamedTuple):
 
 
 def _relu(Z):
-    return array_namespace(Z).maximum(Z, 0.0)
+    return namespace(Z).maximum(Z, 0.0)
 
 
 def _relu_backward(A, dA):
     # A 0/1 mask times dA, as the reference program writes it: on NumPy a multiply by the mask
     # is ~8x faster than ``where`` (measured on 256x256 float32).
-    xp = array_namespace(A)
+    xp = namespace(A)
     return dA * xp.astype(A > 0, dA.dtype)
 
 
 def _tanh(Z):
-    return array_namespace(Z).tanh(Z)
+    return namespace(Z).tanh(Z)
 
 
 def _tanh_backward(A, dA):
@@ -43,7 +43,7 @@ def _tanh_backward(A, dA):
 
 def sigmoid(Z):
     """Logistic function, overflow-free: 1/(1+e^-z) = (1 + tanh(z/2)) / 2."""
-    xp = array_namespace(Z)
+    xp = namespace(Z)
     return 0.5 * (1.0 + xp.tanh(0.5 * Z))
 
 
@@ -69,10 +69,10 @@ def leaky_relu(negative_slope: float = 0.01) -> Activation:
     pick = "maximum" if negative_slope <= 1 else "minimum"
 
     def forward(Z):
-        return getattr(array_namespace(Z), pick)(Z, negative_slope * Z)
+        return getattr(namespace(Z), pick)(Z, negative_slope * Z)
 
     def backward(A, dA):
-        xp = array_namespace(A)
+        xp = namespace(A)
         return dA * (negative_slope + (1.0 - negative_slope) * xp.astype(A > 0, dA.dtype))
 
     return Activation(forward, backward)

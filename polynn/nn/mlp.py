@@ -1,18 +1,29 @@
 """Forward pass, hand-derived backward pass, and the regularised loss of an MLP.
 
-Shapes (examples are rows): ``X`` is ``(m, n_0)``; layer l has ``W`` ``(n_{l-1}, n_l)`` and
-``b`` ``(n_l,)``; ``Z_l = A_{l-1} @ W_l + b_l`` and ``A_l = g(Z_l)`` for hidden layers.
-``params`` is
-a tuple of ``(W, b)`` pairs, one per layer, all in one floating dtype on one device.
+The math is written once, in the training ("columns") layout, which the hardware likes for small
+and medium networks (measured in issue 9: the same compiled matmuls took 11.6 µs against 20.4 µs
+per step in float64 on the reference network, and reductions over classes run along the fast axis):
 
-Loss = mean data loss + ``0.5 * l2 * Σ‖W‖²`` (weights only), so ``dW = A_prevᵀ · dZ + l2 · W``
-with ``dZ`` already divided by the batch size.
+- a batch is ``Xa`` of shape ``(n_0 + 1, m)``: the examples as columns, with a row of ones
+  appended (``augment``) so that the bias is folded into the weights;
+- layer l's parameter is one array ``Wb`` of shape ``(n_l, n_{l-1} + 1)``: ``Wb[:, :-1] = Wᵀ``
+  and ``Wb[:, -1] = b``; ``Z_l = Wb_l @ Â_{l-1}`` and ``A_l = g(Z_l)``, where ``Â`` is ``A`` with
+  the ones row appended; the output ``Z`` is ``(n_L, m)``.
+
+The public convention is rows (``X`` ``(m, n_0)``, ``W`` ``(n_in, n_out)``, ``b`` ``(n_out,)``,
+``params`` a tuple of ``(W, b)`` pairs): ``forward``, ``value_and_grad``, ``loss`` and
+``predict_output`` take and return that layout and convert with ``to_columns`` / ``to_rows``
+around the same math. The training loop converts once per ``fit``.
+
+Loss = mean data loss + ``0.5 * l2 * Σ‖W‖²`` (weights only, never the bias column), so
+``dW = A_prevᵀ · dZ + l2 · W`` with ``dZ`` already divided by the batch size.
 """
 
 from __future__ import annotations
 
-from array_api_compat import array_namespace
+from array_api_compat import device as device_of
 
+from polynn.nn._namespace import namespace
 from polynn.nn.activations import Activation, get_activation
 from polynn.nn.losses import OutputLoss, get_output
 
@@ -25,70 +36,145 @@ def _as_output(output) -> OutputLoss:
     return output if isinstance(output, OutputLoss) else get_output(output)
 
 
-def forward(params, X, activation="relu"):
-    """Run the network on ``X`` ``(m, n_0)``.
+# --- layout conversion ---------------------------------------------------------------------------
+def augment(X):
+    """Rows ``X`` ``(m, n)`` -> columns with a ones row, ``(n + 1, m)``, same dtype (a copy)."""
+    xp = namespace(X)
+    ones = xp.ones((1, X.shape[0]), dtype=X.dtype, device=device_of(X))
+    return xp.concat([X.T, ones], axis=0)
 
-    Returns ``(Z_out, cache)``: the output layer's pre-activation ``(m, n_L)`` and the tuple of
-    layer inputs ``(A_0 = X, A_1, ..., A_{L-1})`` that ``backward`` needs. Same dtype as ``X``.
-    """
+
+def to_columns(params):
+    """Row-layout ``((W (n_in, n_out), b (n_out,)), ...)`` -> ``(Wb (n_out, n_in + 1), ...)``,
+    each a new array in C (row-major) order."""
+    xp = namespace(params[0][0])
+
+    def row_major(A):
+        # NumPy's concat keeps the column-major order of W.T; reshaping through 1-D copies in
+        # row-major order (a no-op under XLA). Mixed-order updates ``Wb -= η·dWb`` (dWb comes
+        # out of a matmul in row-major order) measured 5x slower: 257 against 50 µs.
+        return xp.reshape(xp.reshape(A, (-1,)), A.shape)
+
+    return tuple(row_major(xp.concat([W.T, xp.reshape(b, (-1, 1))], axis=1)) for W, b in params)
+
+
+def to_rows(params_t):
+    """The inverse of :func:`to_columns` (views of ``Wb`` where the backend has views)."""
+    return tuple((Wb[:, :-1].T, Wb[:, -1]) for Wb in params_t)
+
+
+def weight_decay(params_t, l2):
+    """Per-layer ``(1, n_in + 1)`` rows holding ``l2`` for the weights and 0 for the bias column,
+    to multiply each ``Wb`` by; None when ``l2`` is 0 (no decay work at all)."""
+    if isinstance(l2, (int, float)) and l2 == 0:
+        return None
+    xp = namespace(params_t[0])
+    rows = []
+    for Wb in params_t:
+        n_in = Wb.shape[1] - 1
+        mask = xp.concat([xp.ones((1, n_in), dtype=Wb.dtype, device=device_of(Wb)),
+                          xp.zeros((1, 1), dtype=Wb.dtype, device=device_of(Wb))], axis=1)
+        rows.append(l2 * mask)
+    return tuple(rows)
+
+
+# --- the math, in columns ------------------------------------------------------------------------
+def forward_columns(params_t, Xa, activation="relu"):
+    """Run the network on ``Xa`` ``(n_0 + 1, m)`` (see :func:`augment`).
+
+    Returns ``(Z_out, cache)``: the output pre-activation ``(n_L, m)`` and the tuple of
+    augmented layer inputs ``(Â_0 = Xa, Â_1, ..., Â_{L-1})`` that ``backward_columns`` needs."""
+    xp = namespace(Xa)
     g = _as_activation(activation).forward
-    A = X
-    cache = [X]
-    for W, b in params[:-1]:
-        A = g(A @ W + b)
+    ones = Xa[-1:, ...]  # the ones row, reused by every layer
+    A = Xa
+    cache = [Xa]
+    for Wb in params_t[:-1]:
+        A = xp.concat([g(Wb @ A), ones], axis=0)
         cache.append(A)
-    W, b = params[-1]
-    return A @ W + b, tuple(cache)
+    return params_t[-1] @ A, tuple(cache)
 
 
-def backward(params, cache, delta, activation="relu", l2=0.0):
-    """Hand-derived backpropagation.
+def backward_columns(params_t, cache, delta, activation="relu", decay=None):
+    """Hand-derived backpropagation in columns.
 
-    ``delta`` is dLoss/dZ_out ``(m, n_L)`` (from an output/loss pair, already divided by m);
-    ``cache`` comes from ``forward``. Returns a tuple of ``(dW, db)`` with the shapes and dtype of
-    ``params``. ``dA_0`` (the gradient w.r.t. the input) is never formed: nothing needs it.
-    """
+    ``delta`` is dLoss/dZ_out ``(n_L, m)`` (from an output/loss pair, already divided by m);
+    ``cache`` comes from ``forward_columns``; ``decay`` from :func:`weight_decay` (or None).
+    Returns a tuple of ``dWb`` with the shapes and dtype of ``params_t``: one matmul gives each
+    layer's weight and bias gradients together (the bias column meets the ones row). dÂ_0 (the
+    gradient w.r.t. the input) is never formed: nothing needs it."""
     g_backward = _as_activation(activation).backward
-    skip_l2 = isinstance(l2, (int, float)) and l2 == 0
-    xp = array_namespace(delta)
     grads = []
     dZ = delta
-    for layer in range(len(params) - 1, -1, -1):
-        W, _ = params[layer]
+    for layer in range(len(params_t) - 1, -1, -1):
+        Wb = params_t[layer]
         A_prev = cache[layer]
-        dW = A_prev.T @ dZ
-        if not skip_l2:
-            dW = dW + l2 * W
-        grads.append((dW, xp.sum(dZ, axis=0)))
+        dWb = dZ @ A_prev.T
+        if decay is not None:
+            dWb = dWb + decay[layer] * Wb
+        grads.append(dWb)
         if layer > 0:
-            dZ = g_backward(A_prev, dZ @ W.T)
+            dZ = g_backward(A_prev[:-1, ...], Wb[:, :-1].T @ dZ)
     return tuple(reversed(grads))
 
 
-def l2_penalty(params, l2):
-    """``0.5 * l2 * Σ‖W‖²`` over the weights (biases are not regularised); a 0-d array or 0.0."""
-    if isinstance(l2, (int, float)) and l2 == 0:
+def l2_penalty_columns(params_t, decay):
+    """``0.5 * l2 * Σ‖W‖²`` over the weights (not the bias column); a 0-d array, or 0.0."""
+    if decay is None:
         return 0.0
-    xp = array_namespace(params[0][0])
-    return 0.5 * l2 * sum(xp.sum(W * W) for W, _ in params)
+    xp = namespace(params_t[0])
+    return 0.5 * sum(xp.sum(d * (Wb * Wb)) for Wb, d in zip(params_t, decay))
 
 
-def loss(params, X, T, activation="relu", output="softmax", l2=0.0):
-    """Regularised loss (0-d array) of ``params`` on inputs ``X`` ``(m, n_0)`` and targets ``T``
-    ``(m, n_L)``."""
-    Z, _ = forward(params, X, activation)
-    return _as_output(output).value(Z, T) + l2_penalty(params, l2)
+def value_and_grad_columns(params_t, Xa, T, activation="relu", output="softmax", decay=None,
+                           w=None):
+    """Regularised loss (0-d), its gradient (a tuple of ``dWb``) and the correct count (0-d
+    int32), all in columns: ``Xa`` ``(n_0 + 1, m)``, ``T`` ``(n_L, m)``, ``w`` None or
+    ``(1, m)`` example weights summing to 1."""
+    Z, cache = forward_columns(params_t, Xa, activation)
+    data_loss, delta, correct = _as_output(output).terms(Z, T, w)
+    grads = backward_columns(params_t, cache, delta, activation, decay)
+    return data_loss + l2_penalty_columns(params_t, decay), grads, correct
 
 
-def value_and_grad(params, X, T, activation="relu", output="softmax", l2=0.0):
-    """The regularised loss (0-d array) and its gradient: a tuple of ``(dW, db)`` per layer."""
-    Z, cache = forward(params, X, activation)
-    data_loss, delta = _as_output(output).value_and_delta(Z, T)
-    grads = backward(params, cache, delta, activation, l2)
-    return data_loss + l2_penalty(params, l2), grads
+# --- the public row layout, over the same math ---------------------------------------------------
+def forward(params, X, activation="relu"):
+    """The output layer's pre-activation ``(m, n_L)`` for rows ``X`` ``(m, n_0)``."""
+    Z, _ = forward_columns(to_columns(params), augment(X), activation)
+    return Z.T
+
+
+def example_weights(sample_weight):
+    """Non-negative weights ``(m,)`` -> the ``(1, m)`` row summing to 1 that the loss pairs take
+    (None stays None: every example weighs 1/m)."""
+    if sample_weight is None:
+        return None
+    xp = namespace(sample_weight)
+    return xp.reshape(sample_weight / xp.sum(sample_weight), (1, -1))
+
+
+def loss(params, X, T, activation="relu", output="softmax", l2=0.0, sample_weight=None):
+    """Regularised loss (0-d array) of row-layout ``params`` on ``X`` ``(m, n_0)`` and targets
+    ``T`` ``(m, n_L)``; with ``sample_weight`` ``(m,)`` the data loss is Σ wᵢ lᵢ / Σ wᵢ."""
+    params_t = to_columns(params)
+    Z, _ = forward_columns(params_t, augment(X), activation)
+    decay = weight_decay(params_t, l2)
+    data_loss = _as_output(output).value(Z, T.T, example_weights(sample_weight))
+    return data_loss + l2_penalty_columns(params_t, decay)
+
+
+def value_and_grad(params, X, T, activation="relu", output="softmax", l2=0.0, sample_weight=None):
+    """The regularised loss (0-d array) and its gradient: a tuple of ``(dW (n_in, n_out),
+    db (n_out,))`` per layer, for row-layout ``params``, ``X`` ``(m, n_0)``, ``T`` ``(m, n_L)``
+    and optional ``sample_weight`` ``(m,)``."""
+    params_t = to_columns(params)
+    value, grads_t, _ = value_and_grad_columns(params_t, augment(X), T.T, activation, output,
+                                               weight_decay(params_t, l2),
+                                               example_weights(sample_weight))
+    return value, to_rows(grads_t)
 
 
 def predict_output(params, X, activation="relu", output="softmax"):
     """Probabilities (softmax/sigmoid) or predictions (identity), ``(m, n_L)``."""
-    Z, _ = forward(params, X, activation)
-    return _as_output(output).output(Z)
+    Z = forward(params, X, activation)
+    return _as_output(output).output(Z.T).T

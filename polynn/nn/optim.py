@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from array_api_compat import array_namespace
+from polynn.nn._namespace import namespace
 
 
 # --- learning-rate schedules: callables t -> learning rate --------------------------------------
@@ -83,6 +83,14 @@ def as_schedule(learning_rate) -> Schedule:
 
 
 # --- optimizers ---------------------------------------------------------------------------------
+def tree_map(fn, *trees):
+    """Apply ``fn`` leaf by leaf to nested tuples of arrays of one structure (row-layout
+    ``((W, b), ...)`` pairs or the training layout's flat ``(Wb, ...)``)."""
+    if isinstance(trees[0], tuple):
+        return tuple(tree_map(fn, *branches) for branches in zip(*trees))
+    return fn(*trees)
+
+
 def _descend(p, step, inplace: bool):
     """``p - step``. With ``inplace`` it is ``p -= step``, the array API's in-place operator:
     it overwrites mutable arrays (NumPy, CuPy, PyTorch) instead of allocating new ones, and
@@ -94,10 +102,14 @@ def _descend(p, step, inplace: bool):
 
 
 def _zeros_like(params):
-    xp = array_namespace(params[0][0])
-    return tuple((xp.zeros_like(W), xp.zeros_like(b)) for W, b in params)
+    def zeros(p):
+        return namespace(p).zeros_like(p)
+
+    return tree_map(zeros, params)
 
 
+# Every optimizer's state is ``(t, *trees)``: the step count, then buffers shaped like the
+# parameters, so the training loop can convert a state between layouts leaf by leaf.
 @dataclass(frozen=True)
 class SGD:
     """Plain gradient descent: ``W ← W − η(t)·dW``."""
@@ -110,8 +122,7 @@ class SGD:
     def update(self, grads, state, params, inplace=False):
         (t,) = state
         eta = self.learning_rate(t)
-        new = tuple((_descend(W, eta * dW, inplace), _descend(b, eta * db, inplace))
-                    for (W, b), (dW, db) in zip(params, grads))
+        new = tree_map(lambda p, g: _descend(p, eta * g, inplace), params, grads)
         return new, (t + 1,)
 
 
@@ -130,14 +141,38 @@ class Momentum:
     def update(self, grads, state, params, inplace=False):
         t, velocity = state
         eta, mu = self.learning_rate(t), self.momentum
-        new_params, new_velocity = [], []
-        for (W, b), (dW, db), (vW, vb) in zip(params, grads, velocity):
-            vW, vb = mu * vW + dW, mu * vb + db
-            stepW, stepb = (dW + mu * vW, db + mu * vb) if self.nesterov else (vW, vb)
-            new_params.append((_descend(W, eta * stepW, inplace),
-                               _descend(b, eta * stepb, inplace)))
-            new_velocity.append((vW, vb))
-        return tuple(new_params), (t + 1, tuple(new_velocity))
+        velocity = tree_map(lambda v, g: mu * v + g, velocity, grads)
+        step = tree_map(lambda g, v: g + mu * v, grads, velocity) if self.nesterov else velocity
+        new = tree_map(lambda p, s: _descend(p, eta * s, inplace), params, step)
+        return new, (t + 1, velocity)
+
+
+@dataclass(frozen=True)
+class VelocityMomentum:
+    """Momentum in the velocity form of Sutskever et al., as scikit-learn's ``SGDOptimizer``
+    writes it: ``v ← μv − η(t)·g``, then ``W ← W + v``, or with Nesterov ``W ← W + μv − η(t)·g``
+    (the new v). For a constant η this equals :class:`Momentum` (``v = −η·v_torch``); when η
+    changes (scikit-learn's "invscaling" and "adaptive" rates) the velocity keeps the step
+    sizes it was built with, where :class:`Momentum` rescales the whole velocity by the new η."""
+
+    learning_rate: Schedule
+    momentum: float = 0.9
+    nesterov: bool = True
+
+    def init(self, params):
+        return (0, _zeros_like(params))
+
+    def update(self, grads, state, params, inplace=False):
+        t, velocity = state
+        eta, mu = self.learning_rate(t), self.momentum
+        velocity = tree_map(lambda v, g: mu * v - eta * g, velocity, grads)
+        # ``_descend`` subtracts, so it is given the negated step.
+        if self.nesterov:
+            down = tree_map(lambda g, v: eta * g - mu * v, grads, velocity)
+        else:
+            down = tree_map(lambda v: -v, velocity)
+        new = tree_map(lambda p, d: _descend(p, d, inplace), params, down)
+        return new, (t + 1, velocity)
 
 
 @dataclass(frozen=True)
@@ -154,22 +189,22 @@ class Adam:
 
     def update(self, grads, state, params, inplace=False):
         t, first, second = state
-        xp = array_namespace(params[0][0])
-        b1, b2 = self.beta1, self.beta2
+        b1, b2, eps = self.beta1, self.beta2, self.eps
         # Fold both bias corrections into the step size: η·sqrt(1−β2^t)/(1−β1^t).
         eta = self.learning_rate(t) * (1 - b2 ** (t + 1)) ** 0.5 / (1 - b1 ** (t + 1))
-        new_params, new_first, new_second = [], [], []
-        for p, g, m1, m2 in zip(params, grads, first, second):
-            m1 = tuple(b1 * m + (1 - b1) * d for m, d in zip(m1, g))
-            m2 = tuple(b2 * v + (1 - b2) * (d * d) for v, d in zip(m2, g))
-            new_params.append(tuple(_descend(w, eta * m / (xp.sqrt(v) + self.eps), inplace)
-                                    for w, m, v in zip(p, m1, m2)))
-            new_first.append(m1)
-            new_second.append(m2)
-        return tuple(new_params), (t + 1, tuple(new_first), tuple(new_second))
+        first = tree_map(lambda m, g: b1 * m + (1 - b1) * g, first, grads)
+        second = tree_map(lambda v, g: b2 * v + (1 - b2) * (g * g), second, grads)
+
+        def descend(p, m, v):
+            return _descend(p, eta * m / (namespace(v).sqrt(v) + eps), inplace)
+
+        new = tree_map(descend, params, first, second)
+        return new, (t + 1, first, second)
 
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Momentum, "adam": Adam}
+# VelocityMomentum has no name here: polynn.sklearn builds it for solver="sgd" and passes the
+# object to MLP.fit(optimizer=...).
 
 
 def make_optimizer(name: str = "sgd", learning_rate=0.1, **options):
