@@ -142,6 +142,37 @@ class Backend:
             return self._reshard(tree, ())
         return self._global(np.asarray(tree), (), None)
 
+    def call(self, fn, *args, static=None, **kwargs):
+        """``fn(*args, **kwargs, **static)``; with a mesh, compiled (and cached per ``fn`` and
+        hashable ``static`` options): eager array creation next to sharded arrays would ask for
+        a sharded ``device`` that a small shape cannot take, and a compiled call lets XLA split
+        the work. Without a mesh, a plain call."""
+        static = static or {}
+        if self.mesh is None:
+            return fn(*args, **kwargs, **static)
+        return _compiled_call(fn, tuple(sorted(static.items())))(*args, **kwargs)
+
+    def place_training(self, carry):
+        """Place a training carry ``(params_t, (t, *trees))`` in the columns layout (one ``Wb``
+        ``(n_l, n_{l-1} + 1)`` per layer; optimizer trees shaped alike) on the mesh:
+        replicated, except that with a "model" axis each hidden layer's ``Wb`` (and its
+        optimizer buffers) is split along its units (axis 0) when they divide by the axis
+        size (Megatron-style: XLA inserts the collectives). Identity without a mesh."""
+        if self.mesh is None:
+            return carry
+        params_t, state = carry
+        last = len(params_t) - 1
+        specs = [("model", None) if self.model_size > 1 and layer < last
+                 and Wb.shape[0] % self.model_size == 0 else () for layer, Wb in
+                 enumerate(params_t)]
+
+        def place(tree):
+            return tuple(self._reshard(x, spec) if _is_jax(x) else self._global(
+                np.asarray(x), spec, None) for x, spec in zip(tree, specs))
+
+        return place(params_t), (self.replicate(state[0]),) + tuple(
+            place(tree) for tree in state[1:])
+
     def constrain_batch(self, x, axis: int = 0):
         """Inside a compiled step: ask XLA to split ``x``'s example ``axis`` over "data"
         (``with_sharding_constraint``). Without it a batch gathered from sharded data makes XLA
@@ -535,6 +566,13 @@ def mesh_spec(mesh):
     if mesh is None:
         return None
     return {name: int(size) for name, size in mesh.shape.items()}
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled_call(fn, static):
+    import jax
+
+    return jax.jit(functools.partial(fn, **dict(static)))
 
 
 def _is_jax(x) -> bool:
