@@ -258,6 +258,7 @@ class Backend:
                 carry, outs = compiled(carry, start, n, *args)
                 return carry, outs, n
 
+            run.compiled = compiled  # the jitted loop, for inspecting its HLO (tests)
             return run
 
         def run_eager(carry, start, n, *args, stop=None):

@@ -154,7 +154,10 @@ class MLP:
         if not bool(xp.all(xp.isfinite(X))):
             raise ValueError(f"{name} contains NaN or infinity")
         if self.backend.mesh is not None:
-            X = self.backend.place_rows(X)
+            # A global array already on this mesh keeps its placement (e.g. rows that each
+            # process contributed, polynn.distributed.global_rows); others are split over it.
+            if getattr(getattr(X, "sharding", None), "mesh", None) != self.backend.mesh:
+                X = self.backend.place_rows(X)
         elif self.backend.device is not None:
             X = to_device(X, self.backend.device)
         return X
@@ -281,11 +284,21 @@ class MLP:
         if resident is not None:
             Xd = resident
         elif self.backend.mesh is not None:
-            Xd = self.backend.place_rows(X, self.dtype)
+            Xd = X  # placed below
         elif self.backend.name == "numpy":
             Xd = X  # host data is the backend's: batches are gathered and cast when used
         else:
             Xd = self.backend.asarray(X, self.dtype, copy=False)
+        if self.backend.mesh is not None and batch_size is not None and batch_size < m:
+            # Mini-batches on a mesh: every device holds all rows of host data, so gathering a
+            # batch needs no communication and a step's only collective is the gradient
+            # all-reduce (from rows split over the devices, XLA all-reduces every gathered
+            # batch: more bytes than the gradients for an MNIST-sized network).
+            T, weights = self.backend.replicate((T, weights))
+            if resident is None:
+                Xd = self.backend.asarray(X, self.dtype, copy=False)  # replicated
+        elif self.backend.mesh is not None and resident is None:
+            Xd = self.backend.place_rows(X, self.dtype)
         opt = self._optimizer_for(optimizer, lr, momentum, schedule)
         if seed is not None:
             self._shuffle_rng = np.random.default_rng(seed)
