@@ -338,3 +338,18 @@ def test_two_processes_on_localhost_equal_one_device(tmp_path):
     flat = np.concatenate([a.ravel() for W, b in model.host_params() for a in (W, b)])
     assert rel(flat, result["params"]) <= RTOL
     assert_same_model(model, pn.load(tmp_path / "model.safetensors"))
+
+
+@pytest.mark.skipif(os.environ.get(CHILD_ENV) == "1", reason="the parent process runs it")
+def test_cli_mesh_on_forced_cpu_devices_equals_one_device(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("JAX_NUM_CPU_DEVICES", "XLA_FLAGS")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    common = [sys.executable, "-m", "polynn", "train", "--backend", "jax", "--epochs", "30",
+              "--batch-size", "64", "--quiet"]
+    for name, extra in (("one", []), ("many", ["--cpu-devices", "4", "--mesh", "4"])):
+        done = subprocess.run([*common, *extra, "--save", str(tmp_path / f"{name}.safetensors")],
+                              env=env, capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert "mesh(data=4)" in done.stdout
+    assert_same_model(pn.load(tmp_path / "one.safetensors"),
+                      pn.load(tmp_path / "many.safetensors"))
