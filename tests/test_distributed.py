@@ -353,3 +353,25 @@ def test_cli_mesh_on_forced_cpu_devices_equals_one_device(tmp_path):
     assert "mesh(data=4)" in done.stdout
     assert_same_model(pn.load(tmp_path / "one.safetensors"),
                       pn.load(tmp_path / "many.safetensors"))
+
+
+def test_forcing_cpu_devices_after_jax_started_is_refused():
+    jax.devices()  # JAX has started
+    with pytest.raises(RuntimeError, match="already started"):
+        pn.distributed.force_cpu_devices(jax.device_count() + 3)
+    with pytest.raises(ValueError, match="positive"):
+        pn.distributed.force_cpu_devices(0)
+    with pytest.raises(ValueError, match="process_id must be in"):
+        pn.distributed.initialize("127.0.0.1:1", 2, 5)
+    assert pn.distributed.process_count() == 1 and pn.distributed.is_main_process()
+
+
+@needs_devices
+def test_global_rows_refuses_rows_that_do_not_divide():
+    model = pn.MLP([3, 4, 2], backend="jax", dtype="float64", mesh=N)
+    placed = pn.distributed.global_rows(np.ones((8, 3)), model)
+    assert placed.shape == (8, 3) and placed.sharding.spec[0] == "data"
+    assert placed.dtype == np.float64
+    with pytest.raises(ValueError, match="do not divide"):
+        pn.distributed.global_rows(np.ones((6, 3)), model)
+    assert (pn.distributed.gather(placed) == 1).all()
