@@ -170,6 +170,19 @@ def test_sample_weights_and_early_stopping_equal_one_device():
 
 
 @needs_devices
+@pytest.mark.parametrize("mesh", [N, (2, 2)])
+def test_full_batch_weights_and_l2_equal_one_device(mesh):
+    w = np.random.default_rng(4).uniform(0.1, 2.0, size=30)
+    (one, many), (h1, hn), (X, y) = fit_pair(mesh, 30, sizes=(12, 16, 8, 3), epochs=5,
+                                             sample_weight=w, l2=1e-2, optimizer="momentum",
+                                             l2_per_weight=True)
+    assert rel(h1.loss, hn.loss) <= RTOL
+    assert_same_model(one, many)
+    assert abs(one.loss(X, y, l2=1e-2, sample_weight=w) - many.loss(
+        X, y, l2=1e-2, sample_weight=w)) <= RTOL
+
+
+@needs_devices
 def test_model_parallel_mesh_equals_one_device():
     (one, many), (h1, hn), _ = fit_pair((2, 2), 64, sizes=(12, 32, 16, 3), epochs=4,
                                         batch_size=16, optimizer="adam", lr=0.01)
