@@ -371,13 +371,63 @@ def _device_spec(name: str, device):
 
 
 def _parse_index(device, default=0) -> int:
-    """'gpu:1' / 'cuda:1' / 1 -> 1; 'gpu' / None -> default."""
+    """'gpu:1' / 'cuda:1' / 1 -> 1; 'gpu' / None -> default. ValueError for anything else
+    ('gpu:x', 'gpu:-1', True)."""
     if device is None:
         return default
-    if isinstance(device, int):
-        return device
-    _, _, index = str(device).partition(":")
-    return int(index) if index else default
+    if isinstance(device, bool) or not isinstance(device, (int, np.integer, str)):
+        raise ValueError(f"device {device!r} is not a device name like 'gpu:0' or an index")
+    if not isinstance(device, str):
+        index = int(device)
+    else:
+        _, sep, text = device.partition(":")
+        if not sep:
+            return default
+        if not text.isdigit():  # also refuses '-1' and ''
+            raise ValueError(f"device {device!r}: the index after ':' must be a non-negative "
+                             "integer")
+        index = int(text)
+    if index < 0:
+        raise ValueError(f"device {device!r}: the index must be a non-negative integer")
+    return index
+
+
+def _devices_here(name: str, xp) -> list[str]:
+    """The device names ``get_backend(name, device=...)`` accepts on this machine."""
+    if name == "numpy":
+        return ["cpu"]
+    if name == "jax":
+        import jax
+
+        names = []
+        for platform in ("cpu", "gpu", "tpu"):
+            try:
+                names += [f"{platform}:{i}" for i in range(len(jax.devices(platform)))]
+            except RuntimeError:
+                pass
+        return names
+    if name == "torch":
+        import torch
+
+        names = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+        mps = getattr(torch.backends, "mps", None)
+        return names + (["mps"] if mps is not None and mps.is_available() else [])
+    if name == "cupy":
+        return [f"gpu:{i}" for i in range(xp.cuda.runtime.getDeviceCount())]
+    if name == "array_api_strict":
+        return [str(d).split("'")[1] for d in xp.__array_namespace_info__().devices()]
+    raise AssertionError(name)
+
+
+def _bad_device(name: str, xp, device, why: str = "") -> ValueError:
+    valid = ", ".join(repr(d) for d in _devices_here(name, xp)) or "none"
+    return ValueError(f"unknown device {device!r} for backend {name!r}{why}; devices here: "
+                      f"{valid}")
+
+
+def _platform(device) -> str | None:
+    """'cuda:1' -> 'cuda'; an int index (or None) -> None."""
+    return device.partition(":")[0].strip().lower() if isinstance(device, str) else None
 
 
 # backend name -> (module to import, the library's name in messages)
@@ -426,42 +476,76 @@ def _namespace(name: str):
 
 
 def _device(name: str, xp, device):
+    """The namespace's device object for a device spec, one rule on every backend: None (the
+    default), a name "platform[:index]" ("cpu", "gpu:1", "cuda:0", ...), an int index of the
+    accelerator, or the library's own device object. Anything unknown or out of range here is a
+    ValueError naming the device and listing the devices this machine has."""
+    if isinstance(device, bool):
+        raise _bad_device(name, xp, device)
+    try:
+        index = _parse_index(device, None) if isinstance(device, (str, int, np.integer)) else None
+    except ValueError as err:
+        raise _bad_device(name, xp, device, f" ({err})") from None
+    platform = _platform(device)
     if name == "numpy":
-        if device not in (None, "cpu"):
-            raise ValueError(f"backend 'numpy' runs on 'cpu' only, not {device!r}")
-        return None
+        if device is None or (platform == "cpu" and index in (None, 0)):
+            return None
+        raise _bad_device(name, xp, device, " (backend 'numpy' runs on 'cpu' only)")
     if name == "jax":
         import jax
 
-        if device is None or not isinstance(device, (str, int)):
-            return device  # None (JAX's default) or a jax.Device
-        platform = str(device).partition(":")[0].replace("cuda", "gpu")
+        if device is not None and not isinstance(device, (str, int, np.integer)):
+            if not isinstance(device, jax.Device):
+                raise _bad_device(name, xp, device)
+            return device
+        if device is None:
+            return None
+        platform = {"cuda": "gpu", "rocm": "gpu", None: jax.default_backend()}.get(platform,
+                                                                                   platform)
+        if platform not in ("cpu", "gpu", "tpu"):
+            raise _bad_device(name, xp, device)
         try:
             devices = jax.devices(platform)
-        except RuntimeError as e:
-            raise _unavailable(name, f"JAX has no {platform!r} device ({e})") from None
-        index = _parse_index(device)
-        if index >= len(devices):
-            raise ValueError(f"JAX has {len(devices)} {platform} device(s); no index {index}")
-        return devices[index]
+        except RuntimeError:
+            raise _bad_device(name, xp, device, f" (JAX has no {platform!r} device)") from None
+        if (index or 0) >= len(devices):
+            raise _bad_device(name, xp, device, f" (JAX has {len(devices)} {platform} device(s))")
+        return devices[index or 0]
     if name == "torch":
         import torch
 
-        dev = torch.device(device if device is not None else "cpu")
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise _unavailable(name, "torch.cuda.is_available() is False (no usable GPU)")
-        return dev
+        if isinstance(device, torch.device):
+            platform, index = device.type, device.index
+        elif device is not None and not isinstance(device, (str, int, np.integer)):
+            raise _bad_device(name, xp, device)
+        if device is None:
+            return torch.device("cpu")
+        platform = "cuda" if platform is None else platform
+        if platform == "cpu" and index in (None, 0):
+            return torch.device("cpu")
+        if platform == "cuda" and (index or 0) < torch.cuda.device_count():
+            return torch.device("cuda" if index is None else f"cuda:{index}")
+        mps = getattr(torch.backends, "mps", None)
+        if platform == "mps" and index in (None, 0) and mps is not None and mps.is_available():
+            return torch.device("mps")
+        raise _bad_device(name, xp, device)
     if name == "cupy":
         import cupy
 
-        index = _parse_index(device)
-        if index >= cupy.cuda.runtime.getDeviceCount():
-            raise ValueError(f"CuPy sees {cupy.cuda.runtime.getDeviceCount()} GPU(s); no {index}")
-        return cupy.cuda.Device(index)
+        if isinstance(device, cupy.cuda.Device):
+            index, platform = device.id, None
+        elif device is not None and not isinstance(device, (str, int, np.integer)):
+            raise _bad_device(name, xp, device)
+        count = cupy.cuda.runtime.getDeviceCount()
+        if platform not in (None, "gpu", "cuda") or (index or 0) >= count:
+            raise _bad_device(name, xp, device, f" (CuPy sees {count} GPU(s))")
+        return cupy.cuda.Device(index or 0)
     if name == "array_api_strict":
-        if device is None:
-            return None
-        return device if not isinstance(device, str) else xp.Device(device)
+        if device is None or isinstance(device, xp.Device):
+            return device
+        if isinstance(device, str) and device in _devices_here(name, xp):
+            return xp.Device(device)
+        raise _bad_device(name, xp, device)
     raise AssertionError(name)
 
 

@@ -24,6 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from polynn.validate import check_bool, check_finite, check_real, check_seed, check_X, host_array
+from polynn.validate import check_int as _check_int
+
 __all__ = [
     "DATASETS",
     "Standardizer",
@@ -45,35 +48,31 @@ __all__ = [
 # --------------------------------------------------------------------------- validation helpers
 
 
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
 def _check_nonneg(name, value):
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return value
+    return check_real(name, value, 0)
 
 
 def _as_labels(y, name="y"):
     """Integer class labels as a 1-D int64 array; whole-number floats are accepted."""
-    y = np.asarray(y)
+    y = host_array(y, name)
     if y.ndim != 1:
         raise ValueError(f"{name} must be 1-D of shape (m,), got shape {y.shape}")
-    if y.dtype.kind == "f":
-        if not np.all(np.isfinite(y) & (y == np.round(y))):
-            raise ValueError(f"{name} must hold whole-number class labels")
-    elif y.dtype.kind not in "iub":
+    if y.dtype.kind not in "iubf":
         raise ValueError(f"{name} must hold integer class labels, got dtype {y.dtype}")
-    y = y.astype(np.int64)
+    if y.dtype.kind == "f":
+        check_finite(y, name)
+        if not np.all(y == np.round(y)):
+            raise ValueError(f"{name} must hold whole-number class labels, got e.g. "
+                             f"{y[y != np.round(y)][:3].tolist()}")
+    # Range checks in y's own dtype, before the int64 cast that would overflow 1e20.
     if y.size and y.min() < 0:
-        raise ValueError(f"{name} must hold labels >= 0, got {y.min()}")
-    return y
+        raise ValueError(f"{name} must hold labels >= 0, got {y.min()!r}")
+    if y.size and y.max() > _MAX_LABEL:
+        raise ValueError(f"{name} has a label {y.max()!r} above {_MAX_LABEL}: not a class index")
+    return y.astype(np.int64)
+
+
+_MAX_LABEL = 2**31 - 1  # class indices beyond this are data errors, not classes
 
 
 # --------------------------------------------------------------------------- synthetic data
@@ -91,7 +90,7 @@ def spiral(n_per_class=100, n_classes=3, *, noise=0.2, seed=0):
     n_per_class = _check_int("n_per_class", n_per_class, 1)
     n_classes = _check_int("n_classes", n_classes, 1)
     noise = _check_nonneg("noise", noise)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     r = np.linspace(0.0, 1.0, n_per_class)
     blocks = []
     for j in range(n_classes):
@@ -111,7 +110,7 @@ def _two_class(xs, ys, n_out, noise, seed):
     """Stack two point sets (class 0 then class 1) and add Gaussian noise of std ``noise``."""
     X = np.column_stack([xs, ys]).astype(np.float64)
     y = np.repeat(np.array([0, 1], dtype=np.int64), [n_out, len(xs) - n_out])
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     return X + rng.normal(scale=noise, size=X.shape), y
 
 
@@ -484,12 +483,13 @@ def train_test_split(X, y, *, test_size=0.25, seed=0, stratify=False):
 
     Returns ``(X_train, X_test, y_train, y_test)``, with the dtypes of the inputs.
     """
-    X, y = np.asarray(X), np.asarray(y)
+    X, y = host_array(X, "X"), host_array(y, "y")
+    stratify = check_bool("stratify", stratify)
     m = X.shape[0] if X.ndim else 0
     if X.ndim == 0 or y.ndim == 0 or y.shape[0] != m:
         raise ValueError(f"X and y must have the same number of rows, got {X.shape} and {y.shape}")
     n_test = _test_count(test_size, m)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     if stratify:
         test = rng.permutation(_stratified_test_indices(y, n_test, rng))
         train = rng.permutation(np.setdiff1d(np.arange(m), test))
@@ -538,10 +538,10 @@ class Standardizer:
 
 
 def _as_matrix(X, name):
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D of shape (m, n_features), got shape {X.shape}")
-    return X
+    """``X`` as a float64 ``(m, n_features)`` array of finite real numbers (complex and text
+    are refused, not cast)."""
+    X = check_X(X, None, name, allow_empty=True)
+    return X.astype(np.float64, copy=False)
 
 
 def standardize(X_train, X_test=None):
@@ -551,9 +551,15 @@ def standardize(X_train, X_test=None):
     (``X_test_std`` is None when ``X_test`` is None) and the fitted scaler, to apply later
     with ``scaler.transform(X_new)``.
     """
+    _as_matrix(X_train, "X_train")  # errors name the argument
+    if X_test is not None:
+        _as_matrix(X_test, "X_test")
     scaler = Standardizer.fit(X_train)
     X_test_std = None if X_test is None else scaler.transform(X_test)
     return scaler.transform(X_train), X_test_std, scaler
+
+
+_MAX_ONE_HOT = 2**30  # elements (8 GiB of float64): beyond it, a label is surely a mistake
 
 
 def one_hot(y, n_classes=None):
@@ -567,6 +573,9 @@ def one_hot(y, n_classes=None):
             raise ValueError("n_classes is required when y is empty")
         n_classes = int(y.max()) + 1
     n_classes = _check_int("n_classes", n_classes, 1)
+    if y.shape[0] * n_classes > _MAX_ONE_HOT:
+        raise ValueError(f"one_hot of {y.shape[0]} labels with n_classes={n_classes} would hold "
+                         f"{y.shape[0] * n_classes} floats (limit {_MAX_ONE_HOT})")
     if y.size and y.max() >= n_classes:
         raise ValueError(f"label {y.max()} out of range for n_classes={n_classes}")
     out = np.zeros((y.shape[0], n_classes), dtype=np.float64)

@@ -289,11 +289,11 @@ def _check_config(config) -> dict:
         if not isinstance(config[key], str) or config[key] not in names:
             raise bad(key, f"one of {sorted(names)}")
     slope = config["negative_slope"]
-    if not (_is_number(slope) and math.isfinite(slope)):
-        raise bad("negative_slope", "a finite number")
+    if not (_is_number(slope) and math.isfinite(slope) and slope > 0):  # as MLP(...) checks
+        raise bad("negative_slope", "a positive finite number")
     seed = config["seed"]
     if not (seed is None or (_is_int(seed) and seed >= 0)
-            or (isinstance(seed, list) and all(_is_int(s) and s >= 0 for s in seed))):
+            or (isinstance(seed, list) and seed and all(_is_int(s) and s >= 0 for s in seed))):
         raise bad("seed", "a non-negative int, a list of them or null")
     if not isinstance(config["polynn_version"], str):
         raise bad("polynn_version", "a string")

@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import dataclasses
-import math
-from numbers import Integral
 
 import numpy as np
 from array_api_compat import array_namespace, to_device
 
-from polynn.backend import get_backend, to_host
+from polynn.backend import BACKENDS, DTYPES, Backend, get_backend, to_host
 from polynn.datasets import train_test_split
 from polynn.init import INITIALIZERS, init_params
 from polynn.nn import mlp as nn_mlp
 from polynn.nn.activations import ACTIVATIONS, get_activation
 from polynn.nn.losses import CLASSIFIERS, OUTPUTS
-from polynn.nn.optim import make_optimizer
+from polynn.nn.optim import OPTIMIZERS, make_optimizer
 from polynn.train import DivergenceError, History, TrainSpec, run
+from polynn.validate import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_real,
+    check_resident_X,
+    check_sample_weight,
+    check_seed,
+    check_validation_split,
+    check_X,
+    encode_targets,
+    host_array,
+)
+from polynn.validate import check_l2 as _check_l2
+from polynn.validate import check_layer_sizes as _check_layer_sizes
 
 
 class MLP:
@@ -52,16 +65,16 @@ class MLP:
                  device=None, dtype="float32", init="he", seed=0, negative_slope=0.01,
                  mesh=None):
         self.layer_sizes = _check_layer_sizes(layer_sizes)
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; choose one of "
-                             f"{sorted(ACTIVATIONS)}")
-        if output not in OUTPUTS:
-            raise ValueError(f"unknown output {output!r}; choose one of {sorted(OUTPUTS)}")
-        if init not in INITIALIZERS:
-            raise ValueError(f"unknown init {init!r}; choose one of {sorted(INITIALIZERS)}")
+        check_choice("activation", activation, ACTIVATIONS)
+        check_choice("output", output, OUTPUTS)
+        check_choice("init", init, INITIALIZERS)
+        if not isinstance(backend, Backend) and backend is not None:
+            check_choice("backend", backend, BACKENDS)
+        check_choice("dtype", dtype, DTYPES)
         self.activation, self.output, self.init = activation, output, init
-        self.negative_slope = float(negative_slope)
-        self.seed = seed
+        # leaky_relu's slope for negative inputs (0 would be relu; NaN poisons every gradient).
+        self.negative_slope = check_real("negative_slope", negative_slope, 0, low_open=True)
+        self.seed = check_seed(seed)
         self.backend = get_backend(backend, device, mesh)
         self.dtype = dtype
         self._dtype = self.backend.dtype(dtype)  # validates the name, enables x64 on JAX
@@ -125,7 +138,7 @@ class MLP:
         resident = self._resident(X, name)
         if resident is not None:
             return resident
-        X = check_X(X, self.n_features, name)
+        X = check_X(X, self.n_features, name, self.dtype)
         if self.backend.mesh is not None:
             return self.backend.place_rows(X, self.dtype)
         return self.backend.asarray(X, self.dtype, copy=False)
@@ -141,18 +154,7 @@ class MLP:
             return None
         if xp is not self.backend.xp:
             return None
-        if X.ndim != 2:
-            raise ValueError(f"{name} must be 2-D (m examples, n_features), got shape "
-                             f"{tuple(X.shape)}")
-        if X.shape[0] == 0 or X.shape[1] != self.n_features:
-            raise ValueError(f"{name} has shape {tuple(X.shape)} but the model's first layer "
-                             f"expects {self.n_features} features (and at least one row)")
-        if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
-            raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
-        if X.dtype != self._dtype:
-            X = xp.astype(X, self._dtype)
-        if not bool(xp.all(xp.isfinite(X))):
-            raise ValueError(f"{name} contains NaN or infinity")
+        X = check_resident_X(X, xp, self._dtype, self.dtype, self.n_features, name)
         if self.backend.mesh is not None:
             # A global array already on this mesh keeps its placement (e.g. rows that each
             # process contributed, polynn.distributed.global_rows); others are split over it.
@@ -165,7 +167,7 @@ class MLP:
     def _targets(self, y, m, name="y", columns=False):
         """The target matrix on the backend in the model's dtype: ``(m, n_outputs)``, or
         ``(n_outputs, m)`` with ``columns`` (the training layout, transposed on the host)."""
-        T = encode_targets(y, self.output, self.n_outputs, m, name)
+        T = encode_targets(y, self.output, self.n_outputs, m, name, self.dtype)
         if columns:
             T = np.ascontiguousarray(T.T)
         if self.backend.mesh is not None:
@@ -239,10 +241,18 @@ class MLP:
         ``l2_per_weight=True`` also divides the L2 term by the batch's mean weight, which is
         scikit-learn's convention (its alpha is normalised by the batch's sum of weights).
         """
+        _check_fit_options(lr=lr, l2=l2, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+                           seed=seed, optimizer=optimizer, momentum=momentum, schedule=schedule,
+                           validation_split=validation_split, validation_data=validation_data,
+                           patience=patience, min_delta=min_delta,
+                           restore_best_weights=restore_best_weights, progress=progress,
+                           callback=callback, l2_per_weight=l2_per_weight)
         resident = None if validation_split is not None else self._resident(X)
-        X = check_X(X, self.n_features) if resident is None else resident
+        X = check_X(X, self.n_features, "X", self.dtype) if resident is None else resident
         m = X.shape[0]
-        y = to_host(y)
+        y = host_array(y, "y")
+        if validation_split is not None:
+            check_validation_split(validation_split, m)
         if y.shape[:1] != (m,):
             raise ValueError(f"X has {m} rows but y has shape {y.shape}: they must have the "
                              "same number of rows")
@@ -251,8 +261,6 @@ class MLP:
         if validation_split is not None and validation_data is not None:
             raise ValueError("give validation_split or validation_data, not both")
         if validation_split is not None:
-            if not 0 < validation_split < 1:
-                raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
             # A seeded random (stratified for classifiers) split, not the last rows: data sets
             # often come sorted by class. The same seed gives the same split on every fit call.
             stratify = self.output in CLASSIFIERS and y.ndim == 1 and np.issubdtype(
@@ -264,8 +272,6 @@ class MLP:
             X, X_val = X[train[:, 0]], X[held_out[:, 0]]
             if weights is not None:
                 weights = weights[train[:, 0]]
-            if X.shape[0] == 0:
-                raise ValueError(f"validation_split={validation_split} leaves no training rows")
             validation_data, m = (X_val, y_val), X.shape[0]
         if validation_data is not None:
             X_val, y_val = validation_data
@@ -274,10 +280,6 @@ class MLP:
         if patience is not None and validation is None:
             raise ValueError("early stopping (patience=...) needs validation_split or "
                              "validation_data")
-        if batch_size is not None and (not isinstance(batch_size, Integral) or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-        if not isinstance(epochs, Integral) or epochs < 0:
-            raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
         T = self._targets(y, m, columns=True)
         if weights is not None:
             weights = self.backend.place_rows(weights, self.dtype)
@@ -398,7 +400,8 @@ class MLP:
                 return float(np.mean(np.all(pred == labels, axis=1)))
             truth = labels.argmax(axis=1) if self.output == "softmax" else labels[:, 0]
             return float(np.mean(pred == truth))
-        y = np.asarray(y, dtype=np.float64).reshape(pred.shape)
+        # Regression targets as fit takes them: (m,) or (m, k), finite (NaN is an error, not 0.0).
+        y = encode_targets(y, "identity", self.n_outputs, pred.shape[0]).reshape(pred.shape)
         ss_res = np.sum((y - pred) ** 2)
         ss_tot = np.sum((y - y.mean(axis=0)) ** 2)
         return float(1.0 - ss_res / ss_tot) if ss_tot > 0 else 0.0
@@ -406,7 +409,8 @@ class MLP:
     def to(self, backend=None, device=None, dtype=None, mesh=None) -> MLP:
         """A copy of this model on another backend/device/dtype/mesh (same weights)."""
         return MLP.from_params(self.params, activation=self.activation, output=self.output,
-                               backend=backend, device=device, dtype=dtype or self.dtype,
+                               backend=backend, device=device,
+                               dtype=self.dtype if dtype is None else dtype,
                                seed=self.seed, negative_slope=self.negative_slope, mesh=mesh)
 
     def host_params(self):
@@ -414,116 +418,34 @@ class MLP:
         return tuple((to_host(W), to_host(b)) for W, b in self.params)
 
 
-# --- validation (host side, before anything reaches a backend) ---------------------------------
-def _check_layer_sizes(layer_sizes):
-    try:
-        sizes = [int(n) for n in layer_sizes]
-    except (TypeError, ValueError):
-        raise ValueError(f"layer_sizes must be a sequence of positive integers, got "
-                         f"{layer_sizes!r}") from None
-    if len(sizes) < 2 or any(n < 1 for n in sizes) or any(
-            isinstance(n, float) and not float(n).is_integer() for n in layer_sizes):
-        raise ValueError(f"layer_sizes needs at least 2 positive integers [n_features, ..., "
-                         f"n_outputs], got {list(layer_sizes)!r}")
-    return sizes
-
-
-def _check_l2(l2):
-    l2 = float(l2)
-    if not (math.isfinite(l2) and l2 >= 0):
-        raise ValueError(f"l2 must be a non-negative finite number, got {l2!r}")
-    return l2
-
-
-def check_X(X, n_features, name="X") -> np.ndarray:
-    """``X`` as a host floating array of shape ``(m, n_features)`` with finite values."""
-    X = to_host(X) if not isinstance(X, np.ndarray) else X
-    X = np.asarray(X)
-    if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
-        raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (m examples, n_features), got shape {X.shape}")
-    if X.shape[0] == 0:
-        raise ValueError(f"{name} has no rows")
-    if X.shape[1] != n_features:
-        raise ValueError(f"{name} has {X.shape[1]} features but the model's first layer expects "
-                         f"{n_features} (layer_sizes[0])")
-    # min/max propagate NaN and ±inf without allocating a mask the size of X (isfinite(X).all()
-    # took 0.25 s on 60,000 x 784); the mask is built only to name the first bad entry.
-    if np.issubdtype(X.dtype, np.floating) and not (np.isfinite(X.min())
-                                                     and np.isfinite(X.max())):
-        bad = np.argwhere(~np.isfinite(X))[0]
-        raise ValueError(f"{name} contains NaN or infinity (first at row {bad[0]}, column "
-                         f"{bad[1]})")
-    return X
-
-
-def check_sample_weight(sample_weight, m, name="sample_weight") -> np.ndarray:
-    """``sample_weight`` as a host float64 ``(m,)`` array of finite non-negative weights with a
-    positive sum."""
-    w = to_host(sample_weight) if not isinstance(sample_weight, np.ndarray) else sample_weight
-    w = np.asarray(w)
-    if not (np.issubdtype(w.dtype, np.integer) or np.issubdtype(w.dtype, np.floating)):
-        raise TypeError(f"{name} must hold real numbers, got dtype {w.dtype}")
-    if w.shape != (m,):
-        raise ValueError(f"{name} must have shape ({m},), one weight per row of X, got {w.shape}")
-    w = w.astype(np.float64)
-    if not np.isfinite(w).all() or w.min() < 0 or not w.sum() > 0:
-        raise ValueError(f"{name} must be finite and non-negative with a positive sum")
-    return w
-
-
-def encode_targets(y, output, n_outputs, m, name="y") -> np.ndarray:
-    """Labels/targets as the float64 target matrix ``(m, n_outputs)`` the loss pairs expect:
-    one-hot rows (softmax), one 0/1 column (sigmoid), the values themselves (identity)."""
-    y = to_host(y) if not isinstance(y, np.ndarray) else y
-    y = np.asarray(y)
-    if y.shape[:1] != (m,):
-        raise ValueError(f"X has {m} rows but {name} has shape {y.shape}: they must have the "
-                         "same number of rows")
-    if output in ("identity", "poisson"):
-        if not np.issubdtype(y.dtype, np.number):
-            raise TypeError(f"{name} must hold numbers for regression, got dtype {y.dtype}")
-        T = y.reshape(m, -1).astype(np.float64)
-        if T.shape[1] != n_outputs:
-            raise ValueError(f"{name} has {T.shape[1]} target column(s) but the model has "
-                             f"{n_outputs} output unit(s) (layer_sizes[-1])")
-        if not np.isfinite(T).all():
-            raise ValueError(f"{name} contains NaN or infinity")
-        if output == "poisson" and T.min() < 0:
-            raise ValueError(f"{name} has negative values (e.g. {T[T < 0][:3].tolist()}); "
-                             "output='poisson' models non-negative targets such as counts")
-        return T
-    if output == "sigmoid" and n_outputs > 1:
-        # Multilabel: a 0/1 indicator matrix, one column per output unit.
-        if y.ndim != 2 or y.shape[1] != n_outputs:
-            raise ValueError(f"{name} must be a 0/1 indicator matrix of shape ({m}, {n_outputs}) "
-                             f"for output='sigmoid' with {n_outputs} units (multilabel), got "
-                             f"shape {y.shape}")
-        T = np.asarray(y, dtype=np.float64) if np.issubdtype(y.dtype, np.number) or (
-            y.dtype == bool) else None
-        if T is None or not np.all((T == 0) | (T == 1)):
-            raise ValueError(f"{name} must hold only 0 and 1 for multilabel output='sigmoid'")
-        return T
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of class labels, got shape {y.shape}")
-    if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.bool_)):
-        if not np.issubdtype(y.dtype, np.floating):
-            raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype}")
-        if not np.isfinite(y).all() or not np.all(y == np.round(y)):
-            raise ValueError(f"{name} must hold integer class labels 0..k-1; it has non-integer "
-                             f"values such as {y[~(y == np.round(y))][:3]}")
-    labels = y.astype(np.int64)
-    n_classes = 2 if output == "sigmoid" else n_outputs
-    if labels.min() < 0 or labels.max() >= n_classes:
-        bad = labels[(labels < 0) | (labels >= n_classes)][:3]
-        raise ValueError(f"{name} has labels outside 0..{n_classes - 1} (e.g. {bad.tolist()}); "
-                         f"output={output!r} with {n_outputs} output unit(s) takes labels "
-                         f"0..{n_classes - 1}")
-    if output == "sigmoid":
-        return labels.reshape(m, 1).astype(np.float64)
-    T = np.zeros((m, n_outputs))
-    T[np.arange(m), labels] = 1.0
-    return T
+# --- validation of fit's options (the data checks live in polynn/validate.py) ---------------
+def _check_fit_options(*, lr, l2, epochs, batch_size, shuffle, seed, optimizer, momentum,
+                       schedule, validation_split, validation_data, patience, min_delta,
+                       restore_best_weights, progress, callback, l2_per_weight):
+    """Refuse a bad ``fit`` option by name before any data is touched."""
+    check_real("lr", lr, 0, low_open=True, allow_none=True)
+    _check_l2(l2)
+    check_int("epochs", epochs, 0)
+    check_int("batch_size", batch_size, 1, allow_none=True)
+    check_bool("shuffle", shuffle)
+    check_seed(seed)
+    if isinstance(optimizer, str) or not (hasattr(optimizer, "init")
+                                          and hasattr(optimizer, "update")):
+        check_choice("optimizer", optimizer, OPTIMIZERS)  # else an optimizer object
+    check_real("momentum", momentum, 0, 1)
+    if schedule is not None and not callable(schedule):
+        raise TypeError(f"schedule must be None or a schedule from polynn.nn.optim (a callable "
+                        f"of the step count), got {schedule!r}")
+    if validation_split is not None:
+        check_real("validation_split", validation_split, 0, 1, low_open=True, high_open=True)
+    if validation_data is not None and not (isinstance(validation_data, (tuple, list))
+                                            and len(validation_data) == 2):
+        raise TypeError("validation_data must be a pair (X_val, y_val), got "
+                        f"{type(validation_data).__name__}")
+    check_int("patience", patience, 0, allow_none=True)
+    check_real("min_delta", min_delta, 0)
+    check_bool("restore_best_weights", restore_best_weights)
+    check_bool("progress", progress)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be None or a callable, got {callback!r}")
+    check_bool("l2_per_weight", l2_per_weight)

@@ -451,11 +451,17 @@ def _last_finite(full, start, previous, data, good):
 
 def _diverged(spec, carry, history, step_no, value):
     lr = getattr(spec.optimizer.learning_rate, "lr", spec.optimizer.learning_rate)
-    err = DivergenceError(
-        f"training diverged at step {step_no}: the loss is {value}. The model keeps the "
-        f"parameters from before that step; try a lower learning rate (it was {lr}).",
-        history,
-    )
+    if step_no == 0:  # before any update: no learning rate is to blame
+        message = (f"training diverged at step 0, before any update: the loss of the initial "
+                   f"parameters is {value}, so the data or targets are out of range for the "
+                   "model's dtype (rescale X and, for regression, y, e.g. with "
+                   "polynn.datasets.standardize; or use dtype='float64'). The parameters are "
+                   "unchanged.")
+    else:
+        message = (f"training diverged at step {step_no}: the loss is {value}. The model keeps "
+                   f"the parameters from before that step; try a lower learning rate (it was "
+                   f"{lr}).")
+    err = DivergenceError(message, history)
     params_t, state_t = carry
     err.params, err.opt_state = to_rows(params_t), _state_to_rows(state_t)
     return err

@@ -159,7 +159,7 @@ def test_regression_target_columns_must_match():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(lr=-1.0), "learning rate must be a positive"),
+    (dict(lr=-1.0), "lr must be a positive"),
     (dict(l2=-0.1), "l2 must be a non-negative"),
     (dict(batch_size=0), "batch_size must be a positive integer"),
     (dict(epochs=-3), "epochs must be a non-negative integer"),
