@@ -54,10 +54,16 @@ class MLP:
     init : "he" (N(0, 2/n_in)) | "glorot" (uniform); drawn on the host, so a seed gives the same
         initial weights, bit for bit, on every backend.
     seed : int; fixes the initial weights and the shuffling of every later ``fit``.
+    mesh : JAX only: None (one device), a device count N, "all", a ``(data, model)`` pair or a
+        ``jax.sharding.Mesh`` with a "data" (and optionally "model") axis: train data-parallel
+        over the "data" devices (and split wide hidden layers over "model"); see
+        :func:`polynn.backend.resolve_mesh` and :mod:`polynn.distributed`. Results equal the
+        one-device run up to rounding.
     """
 
     def __init__(self, layer_sizes, *, activation="relu", output="softmax", backend=None,
-                 device=None, dtype="float32", init="he", seed=0, negative_slope=0.01):
+                 device=None, dtype="float32", init="he", seed=0, negative_slope=0.01,
+                 mesh=None):
         self.layer_sizes = _check_layer_sizes(layer_sizes)
         check_choice("activation", activation, ACTIVATIONS)
         check_choice("output", output, OUTPUTS)
@@ -69,7 +75,7 @@ class MLP:
         # leaky_relu's slope for negative inputs (0 would be relu; NaN poisons every gradient).
         self.negative_slope = check_real("negative_slope", negative_slope, 0, low_open=True)
         self.seed = check_seed(seed)
-        self.backend = get_backend(backend, device)
+        self.backend = get_backend(backend, device, mesh)
         self.dtype = dtype
         self._dtype = self.backend.dtype(dtype)  # validates the name, enables x64 on JAX
         self.params = self._to_backend(init_params(self.layer_sizes, init, seed))
@@ -78,7 +84,7 @@ class MLP:
     # -- construction ----------------------------------------------------------------------------
     @classmethod
     def from_params(cls, params, *, activation="relu", output="softmax", backend=None,
-                    device=None, dtype=None, seed=0, negative_slope=0.01):
+                    device=None, dtype=None, seed=0, negative_slope=0.01, mesh=None):
         """Build a model around existing parameters: a sequence of ``(W, b)`` pairs as NumPy or
         any backend's arrays (copied to the chosen backend). ``dtype`` defaults to W's dtype."""
         host = tuple((to_host(W), to_host(b)) for W, b in params)
@@ -94,7 +100,8 @@ class MLP:
             dtype = str(host[0][0].dtype)
             dtype = dtype if dtype in ("float32", "float64", "bfloat16") else "float32"
         model = cls(sizes, activation=activation, output=output, backend=backend,
-                    device=device, dtype=dtype, seed=seed, negative_slope=negative_slope)
+                    device=device, dtype=dtype, seed=seed, negative_slope=negative_slope,
+                    mesh=mesh)
         model.params = model._to_backend(host)
         return model
 
@@ -132,6 +139,8 @@ class MLP:
         if resident is not None:
             return resident
         X = check_X(X, self.n_features, name, self.dtype)
+        if self.backend.mesh is not None:
+            return self.backend.place_rows(X, self.dtype)
         return self.backend.asarray(X, self.dtype, copy=False)
 
     def _resident(self, X, name="X"):
@@ -146,7 +155,12 @@ class MLP:
         if xp is not self.backend.xp:
             return None
         X = check_resident_X(X, xp, self._dtype, self.dtype, self.n_features, name)
-        if self.backend.device is not None:
+        if self.backend.mesh is not None:
+            # A global array already on this mesh keeps its placement (e.g. rows that each
+            # process contributed, polynn.distributed.global_rows); others are split over it.
+            if getattr(getattr(X, "sharding", None), "mesh", None) != self.backend.mesh:
+                X = self.backend.place_rows(X)
+        elif self.backend.device is not None:
             X = to_device(X, self.backend.device)
         return X
 
@@ -156,17 +170,23 @@ class MLP:
         T = encode_targets(y, self.output, self.n_outputs, m, name, self.dtype)
         if columns:
             T = np.ascontiguousarray(T.T)
+        if self.backend.mesh is not None:
+            return self.backend.place_rows(T, self.dtype, axis=1 if columns else 0)
         return self.backend.asarray(T, self.dtype, copy=False)
 
     # -- the math, exposed -----------------------------------------------------------------------
     def forward(self, X):
         """The output layer's pre-activation Z ``(m, n_outputs)`` as a backend array."""
-        return nn_mlp.forward(self.params, self._inputs(X), self._act)
+        return self.backend.call(nn_mlp.forward, self.params, self._inputs(X),
+                                 static=dict(activation=self._act))
 
     def _weights(self, sample_weight, m):
         if sample_weight is None:
             return None
-        return self.backend.asarray(check_sample_weight(sample_weight, m), self.dtype)
+        weights = check_sample_weight(sample_weight, m)
+        if self.backend.mesh is not None:
+            return self.backend.place_rows(weights, self.dtype)
+        return self.backend.asarray(weights, self.dtype)
 
     def value_and_grad(self, X, y, *, l2=0.0, sample_weight=None):
         """The regularised loss (float) and the hand-derived gradients: a tuple of ``(dW, db)``
@@ -174,17 +194,20 @@ class MLP:
         loss is Σ wᵢ lᵢ / Σ wᵢ."""
         Xd = self._inputs(X)
         m = Xd.shape[0]
-        loss, grads = nn_mlp.value_and_grad(self.params, Xd, self._targets(y, m), self._act,
-                                            self.output, _check_l2(l2),
-                                            self._weights(sample_weight, m))
+        loss, grads = self.backend.call(
+            nn_mlp.value_and_grad, self.params, Xd, self._targets(y, m),
+            sample_weight=self._weights(sample_weight, m),
+            static=dict(activation=self._act, output=self.output, l2=_check_l2(l2)))
         return float(to_host(loss)), grads
 
     def loss(self, X, y, *, l2=0.0, sample_weight=None) -> float:
         """The regularised loss of the current parameters on (X, y), as a float."""
         Xd = self._inputs(X)
         m = Xd.shape[0]
-        value = nn_mlp.loss(self.params, Xd, self._targets(y, m), self._act, self.output,
-                            _check_l2(l2), self._weights(sample_weight, m))
+        value = self.backend.call(
+            nn_mlp.loss, self.params, Xd, self._targets(y, m),
+            sample_weight=self._weights(sample_weight, m),
+            static=dict(activation=self._act, output=self.output, l2=_check_l2(l2)))
         return float(to_host(value))
 
     # -- training --------------------------------------------------------------------------------
@@ -259,13 +282,25 @@ class MLP:
                              "validation_data")
         T = self._targets(y, m, columns=True)
         if weights is not None:
-            weights = self.backend.asarray(weights, self.dtype)
+            weights = self.backend.place_rows(weights, self.dtype)
         if resident is not None:
             Xd = resident
+        elif self.backend.mesh is not None:
+            Xd = X  # placed below
         elif self.backend.name == "numpy":
             Xd = X  # host data is the backend's: batches are gathered and cast when used
         else:
             Xd = self.backend.asarray(X, self.dtype, copy=False)
+        if self.backend.mesh is not None and batch_size is not None and batch_size < m:
+            # Mini-batches on a mesh: every device holds all rows of host data, so gathering a
+            # batch needs no communication and a step's only collective is the gradient
+            # all-reduce (from rows split over the devices, XLA all-reduces every gathered
+            # batch: more bytes than the gradients for an MNIST-sized network).
+            T, weights = self.backend.replicate((T, weights))
+            if resident is None:
+                Xd = self.backend.asarray(X, self.dtype, copy=False)  # replicated
+        elif self.backend.mesh is not None and resident is None:
+            Xd = self.backend.place_rows(X, self.dtype)
         opt = self._optimizer_for(optimizer, lr, momentum, schedule)
         if seed is not None:
             self._shuffle_rng = np.random.default_rng(seed)
@@ -336,7 +371,8 @@ class MLP:
         [P(0), P(1)] for one sigmoid unit; ``(m, k)`` per-label P(1) for multilabel."""
         if self.output not in CLASSIFIERS:
             raise ValueError("predict_proba needs a classifier (output='softmax' or 'sigmoid')")
-        P = to_host(nn_mlp.predict_output(self.params, self._inputs(X), self._act, self.output))
+        P = to_host(self.backend.call(nn_mlp.predict_output, self.params, self._inputs(X),
+                                      static=dict(activation=self._act, output=self.output)))
         if self.output == "sigmoid" and not self._multilabel:
             P = np.concatenate([1.0 - P, P], axis=1)
         return P
@@ -370,12 +406,12 @@ class MLP:
         ss_tot = np.sum((y - y.mean(axis=0)) ** 2)
         return float(1.0 - ss_res / ss_tot) if ss_tot > 0 else 0.0
 
-    def to(self, backend=None, device=None, dtype=None) -> MLP:
-        """A copy of this model on another backend/device/dtype (same weights)."""
+    def to(self, backend=None, device=None, dtype=None, mesh=None) -> MLP:
+        """A copy of this model on another backend/device/dtype/mesh (same weights)."""
         return MLP.from_params(self.params, activation=self.activation, output=self.output,
                                backend=backend, device=device,
                                dtype=self.dtype if dtype is None else dtype,
-                               seed=self.seed, negative_slope=self.negative_slope)
+                               seed=self.seed, negative_slope=self.negative_slope, mesh=mesh)
 
     def host_params(self):
         """The parameters as host NumPy arrays: a tuple of ``(W, b)``."""

@@ -140,8 +140,14 @@ def _runners(backend: Backend, activation, output, optimizer, dtype, l2_per_weig
     # weights every step cost ~12 % per step on an MNIST-sized NumPy network.
     step = make_step(activation, output, optimizer, inplace=not backend.jit)
 
+    # With a mesh, every batch's example axis (axis 1 in columns) is split over the "data"
+    # devices inside the step; without the constraint a gathered batch makes XLA replicate the
+    # whole step. Identity without a mesh.
+    split = backend.constrain_batch
+
     def full_body(carry, index, Xa, T, decay, w):
-        return step(carry, Xa, T, decay, w)
+        w = None if w is None else split(w, 1)
+        return step(carry, split(Xa, 1), split(T, 1), decay, w)
 
     def batch_body(carry, index, X, T, order, decay, weights):
         rows = order[index, ...]
@@ -149,11 +155,14 @@ def _runners(backend: Backend, activation, output, optimizer, dtype, l2_per_weig
         w = None
         if weights is not None:
             w, decay = normalized_weights(namespace(X).take(weights, rows), decay, l2_per_weight)
-        return step(carry, Xa, Tb, decay, w)
+            w = split(w, 1)
+        return step(carry, split(Xa, 1), split(Tb, 1), decay, w)
 
+    evaluate = make_evaluate(activation, output)
     full = backend.repeat(full_body, MAX_CHUNK_STEPS)
     batches = backend.repeat(batch_body, MAX_CHUNK_STEPS)
-    return full, batches, backend.compile(make_evaluate(activation, output))
+    return full, batches, backend.compile(
+        lambda params, Xa, T, decay: evaluate(params, split(Xa, 1), split(T, 1), decay))
 
 
 # --- Ctrl-C --------------------------------------------------------------------------------------
@@ -277,18 +286,19 @@ def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None,
     classify = spec.output in CLASSIFIERS
     to_host = backend.to_host
     owned = _owned(backend)
-    carry = (to_columns(params), _state_to_columns(opt_state))
-    decay = weight_decay(carry[0], spec.l2)
+    # With a mesh: parameters replicated, or hidden layers split over a "model" axis.
+    carry = backend.place_training((to_columns(params), _state_to_columns(opt_state)))
+    decay = backend.call(weight_decay, carry[0], static=dict(l2=spec.l2))
 
     def cast(A):
         return A if A.dtype == dtype else xp.astype(A, dtype)
 
     if full_batch:
-        Xa = augment(cast(X))
+        Xa = backend.call(augment, cast(X))
         w_full, decay_full = (None, decay) if weights is None else normalized_weights(
             weights, decay, spec.l2_per_weight)
     if validation is not None:
-        validation = (augment(cast(validation[0])), validation[1])
+        validation = (backend.call(augment, cast(validation[0])), validation[1])
     per_epoch_work = validation is not None or spec.callback is not None
     best = (math.inf, None, None)  # (val loss, epoch, carry)
     bar = _progress_bar(spec.progress, spec.epochs)
