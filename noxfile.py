@@ -62,6 +62,11 @@ def tests(session: nox.Session, backend: str) -> None:
     if backend.startswith("jax"):
         # The independent judge of the hand-derived gradients needs JAX.
         session.run(*PYTEST, "tests/test_gradcheck.py", env=env)
+    if backend == "jax":
+        # Meshes on a CPU-only machine: JAX's CPU platform exposes 4 devices when told before
+        # it starts; the tests also check the compiled HLO, and run two processes on localhost.
+        session.run(*PYTEST, "tests/test_distributed.py",
+                    env={**env, "JAX_NUM_CPU_DEVICES": "4"})
 
 
 @nox.session

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import gc
+import os
 import traceback
 
-from .common import Unavailable, he_init
+from .common import Unavailable, he_init, median
 from .contestants import make
 from .workloads import Timed, time_limit
 
@@ -61,7 +62,7 @@ class Harness:
         One row per contestant, in order."""
         w: Timed = w_factory(self.init_for(sizes))
         rows: dict[str, dict] = {}
-        alive = []  # [name, contestant, first, times]
+        alive = []  # [name, contestant, first, times, load averages]
         for name in names:
             c, why = self.build(name, sizes, dtype, device, w.workload, lr)
             if c is None:
@@ -71,7 +72,7 @@ class Harness:
                 with time_limit(self.S.timeout_s):
                     w.prepare(c)
                     first = w.warmup(c)
-                alive.append([name, c, first, []])
+                alive.append([name, c, first, [], []])
             except Exception as e:  # noqa: BLE001
                 rows[name] = self._error(c, w.workload, e)
                 del c
@@ -84,13 +85,17 @@ class Harness:
                 try:
                     with time_limit(self.S.timeout_s):
                         entry[3].append(w.once(c))
+                    entry[4].append(round(os.getloadavg()[0], 2))
                 except Exception as e:  # noqa: BLE001
                     rows[name] = self._error(c, w.workload, e)
-        for name, c, first, times in alive:
+        for name, c, first, times, loads in alive:
             if name in rows:
                 continue
             try:
                 rows[name] = w.finish(c, first, times)
+                # the 1-minute load average after each timed run: the load the times were taken at
+                rows[name]["loadavg_runs"] = loads
+                rows[name]["loadavg_1m"] = median(loads) if loads else rows[name]["loadavg_1m"]
             except Exception as e:  # noqa: BLE001
                 rows[name] = self._error(c, w.workload, e)
         alive.clear()

@@ -1,7 +1,8 @@
 """Time polynn against its peers, side by side, in one run.
 
-    python -m benchmarks.run            # full run (writes benchmarks/RESULTS.md too)
-    python -m benchmarks.run --quick    # smoke run, about 2 minutes on 2 cores
+    python -m benchmarks.run                   # full run (writes benchmarks/RESULTS.md too)
+    python -m benchmarks.run --quick           # smoke run, a few minutes on 2 cores
+    python -m benchmarks.run --only reference  # the reference program only (issue 9), ~1-3 min
     python benchmarks/run.py --quick --out /tmp/bench --json /tmp/bench/r.json
 
 Output: a table on stdout, ``OUT/results.json`` (every figure), ``OUT/RESULTS.md``, ``OUT/run.log``
@@ -33,23 +34,31 @@ from benchmarks.ceiling import measure_ceilings, thread_probe  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     cpu_model,
     random_classification,
-    spiral,
     usable_cores,
 )
 from benchmarks.contestants import CPU_CONTESTANTS  # noqa: E402
 from benchmarks.gpu import run_gpu  # noqa: E402
 from benchmarks.harness import Harness  # noqa: E402
+from benchmarks.reference import run_reference  # noqa: E402
+from benchmarks.reference import table as reference_table  # noqa: E402
 from benchmarks.workloads import (  # noqa: E402
     SIZES,
     OneEpoch,
     PerStep,
     Settings,
-    TrainToEnd,
     memory,
 )
 
 HERE = Path(__file__).resolve().parent
-WORKLOADS = ("spiral", "mnist-step", "mnist-epoch", "wide", "memory", "gpu")
+# "scaling" and "memory-size" run benchmarks/scaling.py and benchmarks/memory.py in subprocesses
+WORKLOADS = (
+    "reference", "mnist-step", "mnist-epoch", "wide", "memory", "gpu", "scaling", "memory-size",
+)  # fmt: skip
+ALIASES = {"spiral": "reference"}
+SECTIONS = {  # workload: (module, the markdown file a full run regenerates)
+    "scaling": ("benchmarks.scaling", HERE / "SCALING.md"),
+    "memory-size": ("benchmarks.memory", HERE / "MEMORY.md"),
+}
 
 
 class Log:
@@ -194,7 +203,8 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--only",
         default="",
-        help=f"comma list of contestants (default all: {','.join(CPU_CONTESTANTS)})",
+        help="comma list of contestants and/or workloads, e.g. 'reference' for the reference "
+        f"program only (contestants: {','.join(CPU_CONTESTANTS)}; workloads: see --workloads)",
     )
     ap.add_argument(
         "--workloads",
@@ -228,11 +238,19 @@ def main(argv=None) -> int:
     if args.timeout:
         kw["timeout_s"] = args.timeout
     S = Settings.make(args.quick, **kw)
-    S.contestants = tuple(x for x in args.only.split(",") if x)
-    S.workloads = tuple(x for x in args.workloads.split(",") if x)
-    for w in S.workloads:
+    only = [ALIASES.get(x, x) for x in args.only.split(",") if x]
+    S.contestants = tuple(x for x in only if x not in WORKLOADS)
+    S.workloads = tuple(
+        ALIASES.get(x, x) for x in args.workloads.split(",") + only if x and ALIASES.get(x, x)
+        in WORKLOADS
+    )  # fmt: skip
+    for w in (ALIASES.get(x, x) for x in args.workloads.split(",") if x):
         if w not in WORKLOADS:
             ap.error(f"unknown workload {w!r}; choose from {WORKLOADS}")
+    for n in S.contestants:
+        if n not in CPU_CONTESTANTS:
+            ap.error(f"unknown contestant or workload {n!r}; contestants: {CPU_CONTESTANTS}, "
+                     f"workloads: {WORKLOADS}")  # fmt: skip
     wanted = lambda w: not S.workloads or w in S.workloads  # noqa: E731
     names = [n for n in CPU_CONTESTANTS if not S.contestants or n in S.contestants]
 
@@ -279,12 +297,16 @@ def main(argv=None) -> int:
     results: dict = {"meta": meta, "settings": dataclasses.asdict(S), "rows": [], "memory": []}
     H = Harness(S, log)
 
-    # -- ceilings ---------------------------------------------------------------------------------
-    log(f"matmul ceiling (CPU), n={S.ceiling_n}")
+    # -- ceilings (only for the workloads that report a fraction of them) --------------------------
+    need_ceiling = any(wanted(w) for w in ("mnist-step", "mnist-epoch", "wide", "gpu"))
     libs = ["numpy"] + (["jax"] if jax_ok else []) + ["torch"]
-    results["ceilings"] = measure_ceilings(
-        libs, ("float32", "float64"), S.ceiling_n, S.ceiling_rounds, "cpu", log
-    )
+    if need_ceiling:
+        log(f"matmul ceiling (CPU), n={S.ceiling_n}")
+        results["ceilings"] = measure_ceilings(
+            libs, ("float32", "float64"), S.ceiling_n, S.ceiling_rounds, "cpu", log
+        )
+    else:
+        results["ceilings"] = None
     probe = thread_probe(reps=50)
     meta["thread_probe"] = probe
     if "us_per_matmul" in probe:
@@ -302,21 +324,12 @@ def main(argv=None) -> int:
                 "thread-sensitive timings (try --threads 1)"
             )
 
-    # -- workload 1: reference spiral --------------------------------------------------------------
-    if wanted("spiral"):
-        X, y = spiral(S.seed + 1)
-        for dtype in ("float64", "float32"):
-            log(
-                f"workload 1: spiral 300x2, {SIZES['spiral']}, {dtype}, "
-                f"{S.spiral_steps} full-batch steps, {S.spiral_repeats} timed runs"
-            )
-            Xd = X.astype(dtype)
-            results["rows"] += H.timed(
-                lambda init, Xd=Xd: TrainToEnd(
-                    init, Xd, y, S.l2, log, S.spiral_steps, warm_all=not S.quick
-                ),
-                names, SIZES["spiral"], dtype, "cpu", S.spiral_repeats,
-            )  # fmt: skip
+    # -- workload 1: the reference program (issue 9), against hand-written NumPy float64 ----------
+    if wanted("reference"):
+        # the informational rows (torch, sklearn, ...) in full and quick runs, not focused ones
+        results["rows"] += run_reference(
+            S, H, log, S.contestants, extra=not S.workloads
+        )
 
     # -- workload 2: MNIST-shaped ------------------------------------------------------------------
     if wanted("mnist-step") or wanted("mnist-epoch") or wanted("memory"):
@@ -379,22 +392,36 @@ def main(argv=None) -> int:
     else:
         results["gpu"] = {"status": "not run (--workloads)", "rows": [], "ceilings": None}
 
+    # -- issue 10 and 11 tables: their own scripts, in fresh processes ----------------------------
+    results["sections"] = {}
+    for w, (module, md) in SECTIONS.items():
+        if wanted(w):
+            dest = md if not (S.quick or S.workloads or S.contestants) else out / md.name
+            results["sections"][w] = run_section(module, dest, S.quick, log)
+
     # -- report ------------------------------------------------------------------------------------
     # the ceilings again: load from other processes comes and goes; the ceiling is the best seen
-    log("matmul ceiling again at the end")
-    end = measure_ceilings(libs, ("float32", "float64"), S.ceiling_n, S.ceiling_rounds, "cpu", log)
-    C = results["ceilings"]
-    C["by_lib_end"] = end["by_lib"]
-    for dtype, best in end["ceiling"].items():
-        C["ceiling"][dtype] = max(C["ceiling"].get(dtype, 0.0), best)
-    meta["ceiling_end_numpy_float32"] = end["by_lib"].get("float32", {}).get("numpy")
+    if need_ceiling:
+        log("matmul ceiling again at the end")
+        end = measure_ceilings(
+            libs, ("float32", "float64"), S.ceiling_n, S.ceiling_rounds, "cpu", log
+        )
+        C = results["ceilings"]
+        C["by_lib_end"] = end["by_lib"]
+        for dtype, best in end["ceiling"].items():
+            C["ceiling"][dtype] = max(C["ceiling"].get(dtype, 0.0), best)
+        meta["ceiling_end_numpy_float32"] = end["by_lib"].get("float32", {}).get("numpy")
     meta["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     meta["wall_s"] = round(time.perf_counter() - log.t0, 1)
     report.derive(results)
     if results["gpu"].get("rows"):
         gpu_view = {**results, "rows": results["gpu"]["rows"]}
         report.derive(gpu_view)
-    results["targets"] = report.targets(results)
+    results["targets"] = [
+        t
+        for t in report.targets(results, previous=report.load_previous())
+        if wanted(report.target_workload(t["id"])) or (t["id"] == "gpu" and args.gpu_dry_run)
+    ]
 
     # files first (a closed stdout must not lose them), then the printed report
     json_path = Path(args.json) if args.json else out / "results.json"
@@ -410,17 +437,56 @@ def main(argv=None) -> int:
         shutil.copyfile(out / "RESULTS.md", dest)
     log(f"wrote {json_path}, {out / 'RESULTS.md'}" + (f", {dest}" if dest else ""))
 
-    print(report.table(results))
-    print()
-    print(report.memory_table(results))
-    print()
-    print(report.ceiling_table(results.get("ceilings"), "CPU matmul ceiling"))
-    print()
+    ref_rows = [r for r in results["rows"] if r["workload"] == "reference"]
+    if ref_rows:
+        print("Reference program (spiral 300x2, 2-25-3, "
+              f"{S.spiral_steps} full-batch steps), against numpy-hand float64:")  # fmt: skip
+        print(reference_table(ref_rows))
+        print()
+    if any(r["workload"] != "reference" for r in results["rows"]):
+        print(report.table(results))
+        print()
+    if results["memory"]:
+        print(report.memory_table(results))
+        print()
+    if results.get("ceilings"):
+        print(report.ceiling_table(results.get("ceilings"), "CPU matmul ceiling"))
+        print()
     print("GPU:", results["gpu"]["status"])
+    for w, sec in results["sections"].items():
+        print(f"{w}: {sec['status']}" + (f" -> {sec['path']}" if sec.get("path") else ""))
     print()
     print(report.targets_md(results["targets"]))
+    print(f"\nload average at start {meta['loadavg_start']}, at end {meta['loadavg_end']}")
     print(f"\nwall time {meta['wall_s']} s")
     return 0
+
+
+def run_section(module: str, dest: Path, quick: bool, log) -> dict:
+    """Run ``python -m module --md dest [--quick]`` in a fresh process (its own memory and its
+    own JAX device count); the run survives its failure. Returns status and path."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        log(f"{module}: not present, skipped")
+        return {"status": f"not run: {module} is not present", "path": None}
+    cmd = [sys.executable, "-m", module, "--md", str(dest)] + (["--quick"] if quick else [])
+    log(f"{module}: {' '.join(cmd[1:])} (load {os.getloadavg()[0]:.2f})")
+    t0 = time.perf_counter()
+    try:
+        p = subprocess.run(
+            cmd, cwd=str(HERE.parent), capture_output=True, text=True,
+            timeout=600 if quick else 900,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return {"status": f"error: {module} timed out", "path": None}
+    wall = time.perf_counter() - t0
+    tail = (p.stdout + p.stderr).strip().splitlines()[-5:]
+    if p.returncode != 0 or not dest.exists():
+        log(f"  {module} failed (exit {p.returncode}): " + " / ".join(tail))
+        return {"status": f"error: exit {p.returncode}: {' / '.join(tail)[-300:]}", "path": None}
+    log(f"  {module}: wrote {dest} in {wall:.0f} s")
+    return {"status": f"ran in {wall:.0f} s", "path": str(dest), "wall_s": wall}
 
 
 def _json_default(o):

@@ -38,7 +38,11 @@ class Settings:
     lr_large: float = 0.01
     l2: float = 1e-3
     spiral_steps: int = 10_000
-    spiral_repeats: int = 3
+    # the reference program: rounds x runs per round, interleaved (issue 9: 3 x 3, medians);
+    # informational rows run ref_extra_reps times per round
+    ref_rounds: int = 3
+    ref_reps: int = 3
+    ref_extra_reps: int = 1
     mnist_rows: int = 60_000
     epoch_rows: int = 60_000  # rows of the timed epoch (--quick: a 15,000-row slice)
     mnist_batch: int = 256
@@ -65,7 +69,8 @@ class Settings:
         if quick:
             q = dict(
                 spiral_steps=1_000,
-                spiral_repeats=1,
+                ref_rounds=2,
+                ref_reps=1,
                 mnist_steps=10,
                 mnist_repeats=3,
                 epoch_repeats=1,

@@ -2,7 +2,7 @@
 standard and run on NumPy, JAX, CuPy, PyTorch or array-api-strict."""
 
 from polynn import backend as backends
-from polynn import datasets
+from polynn import datasets, distributed
 from polynn.backend import BackendUnavailableError, available_backends, get_backend
 from polynn.model import MLP
 from polynn.train import DivergenceError, History
@@ -30,6 +30,7 @@ __all__ = [
     "available_backends",
     "backends",
     "datasets",
+    "distributed",
     "get_backend",
     "gradcheck",
     "load",

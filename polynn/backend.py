@@ -43,6 +43,10 @@ class Backend:
     name: str
     xp: Any  # the array namespace
     device: Any  # the namespace's own device object, or None for its default
+    # JAX only: a jax.sharding.Mesh with Auto axes "data" (and optionally "model") to train on
+    # many devices (see resolve_mesh); None for one device. Part of the hash: compiled code
+    # differs per mesh.
+    mesh: Any = None
 
     # -- arrays in and out -----------------------------------------------------------------------
     def dtype(self, name: str):
@@ -61,9 +65,13 @@ class Backend:
         """Move a host array (anything NumPy accepts) to this backend's device, optionally cast.
 
         Casting happens on the host where NumPy has the dtype, so every backend receives the
-        same bits. ``copy=True`` guarantees the result never shares memory with ``host``."""
+        same bits. ``copy=True`` guarantees the result never shares memory with ``host``.
+        With a mesh the result is replicated on every device of the mesh (a global array, so
+        that it mixes with sharded data in one compiled step, in one process or many)."""
         host = np.asarray(host)
         cast = dtype is not None and dtype != "bfloat16"
+        if self.mesh is not None:
+            return self._global(host.astype(dtype, copy=False) if cast else host, (), dtype)
         if self.name == "jax":
             out = _jax_put(host, np.dtype(dtype) if cast else host.dtype, self.device)
         else:
@@ -83,6 +91,130 @@ class Backend:
     def to_host(self, x) -> np.ndarray:
         """A NumPy copy (or view, on CPU backends) of a backend array or Python scalar."""
         return to_host(x)
+
+    # -- many devices (JAX mesh) -----------------------------------------------------------------
+    @property
+    def data_size(self) -> int:
+        """Devices along the mesh's "data" axis (1 without a mesh)."""
+        return 1 if self.mesh is None else int(self.mesh.shape["data"])
+
+    @property
+    def model_size(self) -> int:
+        """Devices along the mesh's "model" axis (1 without one)."""
+        return 1 if self.mesh is None else int(dict(self.mesh.shape).get("model", 1))
+
+    def sharding(self, *spec):
+        """``NamedSharding(mesh, P(*spec))``, e.g. ``sharding("data")`` for rows; needs a mesh."""
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        if self.mesh is None:
+            raise ValueError("this backend has no mesh (pass mesh= to use many devices)")
+        return NamedSharding(self.mesh, PartitionSpec(*spec))
+
+    def place_rows(self, x, dtype=None, axis: int = 0):
+        """``x`` as an array whose ``axis`` (the example axis: 0 for row-major ``X (m, n)``,
+        1 for the columns layout ``Xa (n_0 + 1, m)``) is split over the mesh's "data" axis.
+
+        Without a mesh this is :meth:`asarray` (no copy where none is needed). JAX refuses to
+        place a row count that does not divide by the data-axis size (``IndivisibleError``);
+        such arrays are placed *replicated* instead (every device holds all rows) and a step
+        that calls :meth:`constrain_batch` still splits the work: the constraint inside ``jit``
+        pads. ``x`` may be host data (the same on every process) or a JAX array, including a
+        global array from :func:`polynn.distributed.global_rows`."""
+        if self.mesh is None:
+            return self.asarray(x, dtype, copy=False) if not _is_jax(x) else x
+        spec = self._row_spec(x.ndim, axis, x.shape[axis])
+        if _is_jax(x):
+            if dtype is not None and x.dtype != self.dtype(dtype):
+                x = self.xp.astype(x, self.dtype(dtype))
+            return self._reshard(x, spec)
+        host = np.asarray(x)
+        if dtype is not None and dtype != "bfloat16":
+            host = host.astype(dtype, copy=False)
+        return self._global(host, spec, dtype)
+
+    def replicate(self, tree):
+        """Every array in a nested tuple/list ``tree`` replicated on the mesh (host or JAX
+        arrays in; Python scalars and None pass through). Identity without a mesh."""
+        if self.mesh is None:
+            return tree
+        if isinstance(tree, (tuple, list)):
+            return type(tree)(self.replicate(leaf) for leaf in tree)
+        if tree is None or isinstance(tree, (int, float)):
+            return tree
+        if _is_jax(tree):
+            return self._reshard(tree, ())
+        return self._global(np.asarray(tree), (), None)
+
+    def call(self, fn, *args, static=None, **kwargs):
+        """``fn(*args, **kwargs, **static)``; with a mesh, compiled (and cached per ``fn`` and
+        hashable ``static`` options): eager array creation next to sharded arrays would ask for
+        a sharded ``device`` that a small shape cannot take, and a compiled call lets XLA split
+        the work. Without a mesh, a plain call."""
+        static = static or {}
+        if self.mesh is None:
+            return fn(*args, **kwargs, **static)
+        return _compiled_call(fn, tuple(sorted(static.items())))(*args, **kwargs)
+
+    def place_training(self, carry):
+        """Place a training carry ``(params_t, (t, *trees))`` in the columns layout (one ``Wb``
+        ``(n_l, n_{l-1} + 1)`` per layer; optimizer trees shaped alike) on the mesh:
+        replicated, except that with a "model" axis each hidden layer's ``Wb`` (and its
+        optimizer buffers) is split along its units (axis 0) when they divide by the axis
+        size (Megatron-style: XLA inserts the collectives). Identity without a mesh."""
+        if self.mesh is None:
+            return carry
+        params_t, state = carry
+        last = len(params_t) - 1
+        specs = [("model", None) if self.model_size > 1 and layer < last
+                 and Wb.shape[0] % self.model_size == 0 else () for layer, Wb in
+                 enumerate(params_t)]
+
+        def place(tree):
+            return tuple(self._reshard(x, spec) if _is_jax(x) else self._global(
+                np.asarray(x), spec, None) for x, spec in zip(tree, specs))
+
+        return place(params_t), (self.replicate(state[0]),) + tuple(
+            place(tree) for tree in state[1:])
+
+    def constrain_batch(self, x, axis: int = 0):
+        """Inside a compiled step: ask XLA to split ``x``'s example ``axis`` over "data"
+        (``with_sharding_constraint``). Without it a batch gathered from sharded data makes XLA
+        replicate the whole step (it runs, matches, and is not parallel). Pads row counts that
+        do not divide. Identity without a mesh."""
+        if self.mesh is None:
+            return x
+        import jax
+
+        spec = [None] * x.ndim
+        spec[axis] = "data"
+        return jax.lax.with_sharding_constraint(x, self.sharding(*spec))
+
+    def _row_spec(self, ndim, axis, rows):
+        if not -ndim <= axis < ndim:
+            raise ValueError(f"axis {axis} is out of range for a {ndim}-D array")
+        spec = [None] * ndim
+        if rows % self.data_size == 0:
+            spec[axis] = "data"
+        return tuple(spec)
+
+    def _global(self, host: np.ndarray, spec, dtype):
+        """A global array from host data that every process holds in full."""
+        import jax
+
+        sharding = self.sharding(*spec)
+        out = jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+        if dtype == "bfloat16":
+            out = self.xp.astype(out, self.dtype("bfloat16"))
+        return out
+
+    def _reshard(self, x, spec):
+        import jax
+
+        sharding = self.sharding(*spec)
+        if getattr(x, "sharding", None) == sharding:
+            return x
+        return jax.device_put(x, sharding)
 
     # -- compiled execution ---------------------------------------------------------------------
     @property
@@ -130,6 +262,7 @@ class Backend:
                 carry, outs = compiled(carry, start, n, *args)
                 return carry, outs, n
 
+            run.compiled = compiled  # the jitted loop, for inspecting its HLO (tests)
             return run
 
         def run_eager(carry, start, n, *args, stop=None):
@@ -158,11 +291,14 @@ class Backend:
         return x
 
     def __reduce__(self):
-        # Modules and device objects do not pickle: rebuild from the name and a device spec.
-        return get_backend, (self.name, _device_spec(self.name, self.device))
+        # Modules, device objects and meshes do not pickle: rebuild from the name and specs.
+        return get_backend, (self.name, _device_spec(self.name, self.device),
+                             mesh_spec(self.mesh))
 
     @property
     def device_name(self) -> str:
+        if self.mesh is not None:
+            return "mesh(" + ", ".join(f"{k}={v}" for k, v in self.mesh.shape.items()) + ")"
         return str(self.device) if self.device is not None else "default"
 
     def __repr__(self) -> str:
@@ -231,6 +367,12 @@ def to_host(x) -> np.ndarray:
         # NumPy has no bfloat16: widen it (exactly) to float32.
         return (x.float() if x.dtype == torch.bfloat16 else x).numpy()
     if module in ("jax", "jaxlib"):
+        if not getattr(x, "is_fully_addressable", True):  # a global array of many processes
+            if x.is_fully_replicated:
+                return np.asarray(x.addressable_data(0))
+            from jax.experimental import multihost_utils
+
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
         return np.asarray(x)
     if module == "array_api_strict":
         return np.from_dlpack(x)
@@ -452,18 +594,120 @@ def _device(name: str, xp, device):
     raise AssertionError(name)
 
 
-def get_backend(name: str | Backend | None = None, device=None) -> Backend:
-    """Resolve a backend by name (default: ``$POLYNN_BACKEND`` or "numpy") and device.
+def get_backend(name: str | Backend | None = None, device=None, mesh=None) -> Backend:
+    """Resolve a backend by name (default: ``$POLYNN_BACKEND`` or "numpy"), device and, on JAX
+    only, ``mesh`` (see :func:`resolve_mesh`; mutually exclusive with ``device``).
 
     Raises :class:`BackendUnavailableError` naming the backend, the reason and the extra to
-    install when it cannot run here; ValueError for an unknown name or device."""
+    install when it cannot run here; ValueError for an unknown name, device or mesh."""
     if isinstance(name, Backend):
-        return name if device is None else get_backend(name.name, device)
+        if device is None and mesh is None:
+            return name
+        return get_backend(name.name, device, mesh)
     name = name or default_backend_name()
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
+    if mesh is not None:
+        if name != "jax":
+            raise ValueError(f"mesh= (many devices) needs backend='jax', not {name!r}")
+        if device is not None:
+            raise ValueError("give device= or mesh=, not both (the mesh names its devices)")
     xp = _namespace(name)
-    return Backend(name, xp, _device(name, xp, device))
+    return Backend(name, xp, _device(name, xp, device), resolve_mesh(mesh))
+
+
+MESH_AXES = ("data", "model")
+
+
+def resolve_mesh(mesh):
+    """A ``jax.sharding.Mesh`` with ``AxisType.Auto`` axes ("data", and "model" when asked for)
+    from ``mesh``:
+
+    - None: None (one device);
+    - an int N: the first N devices (``jax.devices()``, all processes) along "data";
+    - "all": every device along "data";
+    - a pair ``(data, model)`` or a dict ``{"data": d, "model": k}``: a d x k mesh;
+    - a ``jax.sharding.Mesh`` whose axes are named "data" (and optionally "model"), however it
+      was made: its devices are kept and its axes made Auto. (``jax.make_mesh`` defaults to
+      Explicit axes, on which the backward matmul over a sharded batch raises
+      ``ShardingTypeError``; Auto lets XLA insert the all-reduce.)
+
+    Raises ValueError for a size that does not fit the devices, unknown axis names, or (with
+    several processes) a mesh that leaves some process without devices."""
+    if mesh is None:
+        return None
+    import jax
+
+    try:
+        from jax.sharding import AxisType, Mesh
+    except ImportError:  # pragma: no cover - old JAX
+        raise _unavailable("jax", f"mesh= needs JAX with jax.sharding.AxisType (this is "
+                           f"{jax.__version__}; upgrade JAX)") from None
+    if isinstance(mesh, Mesh):
+        names = tuple(mesh.axis_names)
+        if "data" not in names or not set(names) <= set(MESH_AXES):
+            raise ValueError(f"a mesh for polynn needs an axis named 'data' (and optionally "
+                             f"'model'); this one has axes {names}")
+        devices = np.asarray(mesh.devices)
+    else:
+        shape = _mesh_shape(mesh)
+        names = tuple(name for name, size in zip(MESH_AXES, shape) if name == "data" or size > 1)
+        shape = shape[: len(names)]
+        all_devices = jax.devices()
+        wanted = int(np.prod(shape))
+        if wanted > len(all_devices):
+            raise ValueError(f"mesh={mesh!r} needs {wanted} devices but JAX has "
+                             f"{len(all_devices)} ({all_devices[0].platform}); on a CPU, force "
+                             f"more with JAX_NUM_CPU_DEVICES=N before JAX starts (polynn train "
+                             f"--cpu-devices N)")
+        devices = np.asarray(all_devices[:wanted], dtype=object).reshape(shape)
+    processes = {d.process_index for d in devices.flat}
+    if jax.process_count() > 1 and len(processes) != jax.process_count():
+        raise ValueError(f"with {jax.process_count()} processes the mesh must include devices "
+                         f"of every process (it has {len(processes)}); use mesh='all'")
+    return Mesh(devices, names, axis_types=(AxisType.Auto,) * len(names))
+
+
+def _mesh_shape(mesh) -> tuple[int, int]:
+    import jax
+
+    if isinstance(mesh, str):
+        if mesh == "all":
+            return (jax.device_count(), 1)
+        data, sep, model = mesh.lower().partition("x")  # "4" or "2x2" (CLI spelling)
+        if data.strip().isdigit() and (not sep or model.strip().isdigit()):
+            return _mesh_shape((int(data), int(model) if sep else 1))
+    elif isinstance(mesh, dict) and set(mesh) <= set(MESH_AXES) and "data" in mesh:
+        return _mesh_shape((mesh["data"], mesh.get("model", 1)))
+    elif isinstance(mesh, (int, np.integer)) and not isinstance(mesh, bool):
+        return _mesh_shape((int(mesh), 1))
+    elif isinstance(mesh, (tuple, list)) and len(mesh) == 2 and all(
+            isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in mesh):
+        if min(mesh) < 1:
+            raise ValueError(f"mesh sizes must be positive, got {tuple(mesh)}")
+        return int(mesh[0]), int(mesh[1])
+    raise ValueError(f"mesh must be a device count N, 'all', a (data, model) pair, "
+                     f"{{'data': d, 'model': k}} or a jax.sharding.Mesh; got {mesh!r}")
+
+
+def mesh_spec(mesh):
+    """A picklable description of a mesh (its axis sizes), or None; ``resolve_mesh`` rebuilds
+    it on the first devices of the process that unpickles it."""
+    if mesh is None:
+        return None
+    return {name: int(size) for name, size in mesh.shape.items()}
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled_call(fn, static):
+    import jax
+
+    return jax.jit(functools.partial(fn, **dict(static)))
+
+
+def _is_jax(x) -> bool:
+    return type(x).__module__.split(".")[0] in ("jax", "jaxlib")
+
 
 
 def available_backends() -> dict[str, str | None]:

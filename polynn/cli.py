@@ -91,6 +91,37 @@ def _add_backend_options(p):
     p.add_argument("--device", default=None, help="backend device, e.g. cpu, gpu:0, cuda:1")
 
 
+def _add_distributed_options(p):
+    group = p.add_argument_group(
+        "many devices and processes (JAX)",
+        "Data-parallel training on a JAX mesh; with several processes run the same command in "
+        "each (only process 0 prints and writes files).")
+    group.add_argument("--mesh", default=None, metavar="N|all|DxM",
+                       help="train on N devices (or all, or D data x M model devices)")
+    group.add_argument("--cpu-devices", type=_positive_int, default=None, metavar="N",
+                       help="make JAX's CPU expose N devices (to try --mesh on a laptop)")
+    group.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                       help="process 0's address: join a multi-process run "
+                            "(jax.distributed.initialize)")
+    group.add_argument("--num-processes", type=_positive_int, default=None, metavar="N")
+    group.add_argument("--process-id", type=_nonneg_int, default=None, metavar="I")
+
+
+def _start_distributed(args) -> bool:
+    """Force CPU devices and join the cluster as asked, before JAX starts; True on the process
+    that prints and writes (process 0, or the only one)."""
+    from polynn import distributed
+
+    if args.coordinator or args.num_processes or args.process_id is not None:
+        if not (args.coordinator and args.num_processes and args.process_id is not None):
+            raise UsageError("--coordinator, --num-processes and --process-id go together")
+        distributed.initialize(args.coordinator, args.num_processes, args.process_id,
+                               cpu_devices=args.cpu_devices)
+    elif args.cpu_devices is not None:
+        distributed.force_cpu_devices(args.cpu_devices)
+    return distributed.is_main_process()
+
+
 def _add_architecture_options(p, *, layers, activation):
     p.add_argument("--layers", type=_positive_int, nargs="*", default=layers, metavar="N",
                    help="hidden layer sizes, e.g. --layers 64 64 (default: "
@@ -160,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--history", metavar="FILE.json", help="write the training history")
     train.add_argument("--quiet", "-q", action="store_true",
                        help="no progress bar and no intermediate losses")
+    _add_distributed_options(train)
     train.set_defaults(run=cmd_train)
 
     predict = commands.add_parser(
@@ -271,10 +303,13 @@ def cmd_train(args, out, err) -> int:
     from polynn.model import MLP
 
     _check_outputs(args)
+    main_process = _start_distributed(args)
+    if not main_process:  # every process trains; process 0 alone prints and writes
+        out, args.quiet = open(os.devnull, "w"), True  # noqa: SIM115 - lives for the process
     X, y = _load_dataset(args.dataset)
     model = MLP([X.shape[1], *args.layers, _output_units(args.output, y)],
                 activation=args.activation, output=args.output, backend=args.backend,
-                device=args.device, dtype=args.dtype, seed=args.seed)
+                device=args.device, dtype=args.dtype, seed=args.seed, mesh=args.mesh)
     X_train, y_train, validation = X, y, None
     if args.validation_split is not None:
         from polynn.datasets import train_test_split
@@ -301,7 +336,10 @@ def cmd_train(args, out, err) -> int:
                         progress=not args.quiet, stream=args.stream)
     seconds = time.perf_counter() - tic
     score = _report(args, model, history, X_train, y_train, validation, seconds, out)
-    _write_outputs(args, model, history, X, y, score, out)
+    if main_process:
+        _write_outputs(args, model, history, X, y, score, out)
+    elif args.save:
+        model.save(args.save)  # gathering the weights may need every process; 0 writes
     return 0
 
 

@@ -122,33 +122,57 @@ def save(model, path) -> None:
 
     Raises ValueError (and writes nothing) for a model that :func:`load` could not read back,
     e.g. one with NaN or infinite weights; PermissionError naming ``path`` when it exists and
-    may not be written (as ``numpy.save`` would), IsADirectoryError when it is a directory."""
+    may not be written (as ``numpy.save`` would), IsADirectoryError when it is a directory.
+
+    With several processes (:mod:`polynn.distributed`) every process calls it (gathering
+    parameters split over devices is collective) and only process 0 writes."""
+    if _gathered_elsewhere(model, checkpoint=False):
+        return
     _write(path, model, checkpoint=False)
 
 
-def load(path, backend=None, device=None, dtype=None) -> MLP:
+def load(path, backend=None, device=None, dtype=None, mesh=None) -> MLP:
     """The :class:`~polynn.MLP` saved at ``path`` (by :func:`save` or :func:`save_checkpoint`),
     on ``backend``/``device`` (default: ``$POLYNN_BACKEND`` or "numpy") in ``dtype`` (default:
     the saved dtype). The model starts with a fresh training state, as a new one would.
+    ``mesh`` (JAX): load onto many devices, as ``MLP(mesh=...)``.
 
     Raises :class:`ModelFileError` (a ValueError) naming the file when it is not a polynn model
     file, is truncated or corrupted, exceeds polynn's limits, or does not match itself."""
-    return _load(path, backend, device, dtype, checkpoint=False)
+    return _load(path, backend, device, dtype, checkpoint=False, mesh=mesh)
 
 
 def save_checkpoint(model, path) -> None:
     """Like :func:`save`, plus the training state: the optimizer (class, hyper-parameters and
     learning-rate schedule), its state (step count, momentum or Adam moments) and the shuffling
     stream, so that :func:`load_checkpoint` followed by ``fit`` (without ``seed=``, with the
-    same optimizer options) continues exactly as an uninterrupted ``fit`` would."""
+    same optimizer options) continues exactly as an uninterrupted ``fit`` would. Several
+    processes: as :func:`save`."""
+    if _gathered_elsewhere(model, checkpoint=True):
+        return
     _write(path, model, checkpoint=True)
 
 
-def load_checkpoint(path, backend=None, device=None, dtype=None) -> MLP:
+def _gathered_elsewhere(model, *, checkpoint: bool) -> bool:
+    """On a process other than 0: take part in gathering the model's arrays (a collective when
+    they are split over processes) and return True, so that only process 0 writes."""
+    from polynn.distributed import is_main_process
+
+    if is_main_process():
+        return False
+    model.host_params()
+    if checkpoint and model._opt_state is not None:
+        for tree in model._opt_state[1:]:
+            for W, b in tree:
+                to_host(W), to_host(b)
+    return True
+
+
+def load_checkpoint(path, backend=None, device=None, dtype=None, mesh=None) -> MLP:
     """The model saved by :func:`save_checkpoint` with its training state restored: the next
     ``fit`` with the same optimizer options continues the optimizer state and the shuffling
-    stream. ``backend``, ``device`` and ``dtype`` as in :func:`load`."""
-    return _load(path, backend, device, dtype, checkpoint=True)
+    stream. ``backend``, ``device``, ``dtype`` and ``mesh`` as in :func:`load`."""
+    return _load(path, backend, device, dtype, checkpoint=True, mesh=mesh)
 
 
 # --- bounded JSON -----------------------------------------------------------------------------
@@ -770,7 +794,7 @@ def _read(name: str, checkpoint: bool):
     return plan, arrays
 
 
-def _load(path, backend, device, dtype, *, checkpoint: bool) -> MLP:
+def _load(path, backend, device, dtype, *, checkpoint: bool, mesh=None) -> MLP:
     name = os.fspath(path)
     try:
         plan, arrays = _read(name, checkpoint)
@@ -779,7 +803,7 @@ def _load(path, backend, device, dtype, *, checkpoint: bool) -> MLP:
             raise ModelFileError(f"{name!r} is truncated or corrupted: {err.detail}") from None
         raise ModelFileError(f"{name!r}: {err.detail}") from None
     config = plan.config
-    target = get_backend(backend, device)
+    target = get_backend(backend, device, mesh)
     if dtype is None:
         dtype = config["dtype"]
         try:

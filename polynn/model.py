@@ -55,10 +55,16 @@ class MLP:
     init : "he" (N(0, 2/n_in)) | "glorot" (uniform); drawn on the host, so a seed gives the same
         initial weights, bit for bit, on every backend.
     seed : int; fixes the initial weights and the shuffling of every later ``fit``.
+    mesh : JAX only: None (one device), a device count N, "all", a ``(data, model)`` pair or a
+        ``jax.sharding.Mesh`` with a "data" (and optionally "model") axis: train data-parallel
+        over the "data" devices (and split wide hidden layers over "model"); see
+        :func:`polynn.backend.resolve_mesh` and :mod:`polynn.distributed`. Results equal the
+        one-device run up to rounding.
     """
 
     def __init__(self, layer_sizes, *, activation="relu", output="softmax", backend=None,
-                 device=None, dtype="float32", init="he", seed=0, negative_slope=0.01):
+                 device=None, dtype="float32", init="he", seed=0, negative_slope=0.01,
+                 mesh=None):
         self.layer_sizes = _check_layer_sizes(layer_sizes)
         check_choice("activation", activation, ACTIVATIONS)
         check_choice("output", output, OUTPUTS)
@@ -70,7 +76,7 @@ class MLP:
         # leaky_relu's slope for negative inputs (0 would be relu; NaN poisons every gradient).
         self.negative_slope = check_real("negative_slope", negative_slope, 0, low_open=True)
         self.seed = check_seed(seed)
-        self.backend = get_backend(backend, device)
+        self.backend = get_backend(backend, device, mesh)
         self.dtype = dtype
         self._dtype = self.backend.dtype(dtype)  # validates the name, enables x64 on JAX
         self.params = self._to_backend(init_params(self.layer_sizes, init, seed))
@@ -79,7 +85,7 @@ class MLP:
     # -- construction ----------------------------------------------------------------------------
     @classmethod
     def from_params(cls, params, *, activation="relu", output="softmax", backend=None,
-                    device=None, dtype=None, seed=0, negative_slope=0.01):
+                    device=None, dtype=None, seed=0, negative_slope=0.01, mesh=None):
         """Build a model around existing parameters: a sequence of ``(W, b)`` pairs as NumPy or
         any backend's arrays (copied to the chosen backend). ``dtype`` defaults to W's dtype."""
         host = tuple((to_host(W), to_host(b)) for W, b in params)
@@ -95,7 +101,8 @@ class MLP:
             dtype = str(host[0][0].dtype)
             dtype = dtype if dtype in ("float32", "float64", "bfloat16") else "float32"
         model = cls(sizes, activation=activation, output=output, backend=backend,
-                    device=device, dtype=dtype, seed=seed, negative_slope=negative_slope)
+                    device=device, dtype=dtype, seed=seed, negative_slope=negative_slope,
+                    mesh=mesh)
         model.params = model._to_backend(host)
         return model
 
@@ -133,6 +140,8 @@ class MLP:
         if resident is not None:
             return take_rows(self.backend, resident, slice(None), self.dtype, self._dtype)
         X = check_X(X, self.n_features, name, self.dtype)
+        if self.backend.mesh is not None:
+            return self.backend.place_rows(X, self.dtype)
         return self.backend.asarray(X, self.dtype, copy=False)
 
     def _resident(self, X, name="X"):
@@ -148,7 +157,12 @@ class MLP:
         if xp is not self.backend.xp:
             return None
         X = check_resident_X(X, xp, self._dtype, self.dtype, self.n_features, name, cast=False)
-        if self.backend.device is not None:
+        if self.backend.mesh is not None:
+            # A global array already on this mesh keeps its placement (e.g. rows that each
+            # process contributed, polynn.distributed.global_rows); others are split over it.
+            if getattr(getattr(X, "sharding", None), "mesh", None) != self.backend.mesh:
+                X = self.backend.place_rows(X)
+        elif self.backend.device is not None:
             X = to_device(X, self.backend.device)
         return X
 
@@ -193,6 +207,8 @@ class MLP:
         T = encode_targets(y, self.output, self.n_outputs, m, name, self.dtype)
         if columns:
             T = np.ascontiguousarray(T.T)
+        if self.backend.mesh is not None:
+            return self.backend.place_rows(T, self.dtype, axis=1 if columns else 0)
         return self.backend.asarray(T, self.dtype, copy=False)
 
     # -- the math, exposed -----------------------------------------------------------------------
@@ -213,7 +229,7 @@ class MLP:
                                                           self.dtype)
         chunks = self._row_chunks(X.shape[0], batch_size)
         infer = _inference(self.backend, self._act, self.output, what)
-        params_t = nn_mlp.to_columns(self.params)
+        params_t = self.backend.call(nn_mlp.to_columns, self.params)
         for start, stop in chunks:
             part = take_rows(self.backend, X, slice(start, stop), self.dtype, self._dtype)
             yield start, stop, infer(params_t, part)
@@ -221,7 +237,10 @@ class MLP:
     def _weights(self, sample_weight, m):
         if sample_weight is None:
             return None
-        return self.backend.asarray(check_sample_weight(sample_weight, m), self.dtype)
+        weights = check_sample_weight(sample_weight, m)
+        if self.backend.mesh is not None:
+            return self.backend.place_rows(weights, self.dtype)
+        return self.backend.asarray(weights, self.dtype)
 
     def value_and_grad(self, X, y, *, l2=0.0, sample_weight=None):
         """The regularised loss (float) and the hand-derived gradients: a tuple of ``(dW, db)``
@@ -229,9 +248,10 @@ class MLP:
         loss is Σ wᵢ lᵢ / Σ wᵢ."""
         Xd = self._inputs(X)
         m = Xd.shape[0]
-        loss, grads = nn_mlp.value_and_grad(self.params, Xd, self._targets(y, m), self._act,
-                                            self.output, _check_l2(l2),
-                                            self._weights(sample_weight, m))
+        loss, grads = self.backend.call(
+            nn_mlp.value_and_grad, self.params, Xd, self._targets(y, m),
+            sample_weight=self._weights(sample_weight, m),
+            static=dict(activation=self._act, output=self.output, l2=_check_l2(l2)))
         return float(to_host(loss)), grads
 
     def loss(self, X, y, *, l2=0.0, sample_weight=None, batch_size=None) -> float:
@@ -250,13 +270,14 @@ class MLP:
             if share == 0:
                 continue  # rows of weight 0 add nothing (and their weighted mean is 0/0)
             part = take_rows(self.backend, X, slice(start, stop), self.dtype, self._dtype)
-            value = nn_mlp.loss(self.params, part, self.backend.asarray(T[start:stop], self.dtype),
-                                self._act, self.output, 0.0,
-                                None if w is None else self.backend.asarray(w[start:stop],
-                                                                            self.dtype))
+            chunk_weights = None if w is None else self.backend.asarray(w[start:stop],
+                                                                        self.dtype)
+            value = self.backend.call(
+                nn_mlp.loss, self.params, part, self.backend.asarray(T[start:stop], self.dtype),
+                sample_weight=chunk_weights,
+                static=dict(activation=self._act, output=self.output, l2=0.0))
             total += float(to_host(value)) * share
-        params_t = nn_mlp.to_columns(self.params)
-        penalty = nn_mlp.l2_penalty_columns(params_t, nn_mlp.weight_decay(params_t, l2))
+        penalty = self.backend.call(_penalty, self.params, static=dict(l2=l2))
         return total / (m if w is None else float(w.sum())) + float(to_host(penalty))
 
     def _row_chunks(self, m, batch_size):
@@ -350,11 +371,31 @@ class MLP:
             raise ValueError("stream=True streams mini-batches: give a batch_size smaller than "
                              "the number of training rows (a full-batch step needs every row "
                              "on the device at once)")
-        T = self._columns(y, m, host=host)
+        mesh = self.backend.mesh is not None
+        if stream and mesh:
+            raise ValueError("stream=True moves batches to one device; with mesh= the data is "
+                             "placed on the mesh instead (leave stream=False)")
+        T = self._columns(y, m, host=host or mesh)
+        Xd = X if host or mesh or resident is not None else self._device_copy(X)
         if weights is not None:
-            weights = (weights.astype(T.dtype) if host
-                       else self.backend.asarray(weights, self.dtype))
-        Xd = X if host or resident is not None else self._device_copy(X)
+            weights = weights.astype(T.dtype) if host or mesh else self.backend.asarray(
+                weights, self.dtype)
+        if mesh:
+            if batch_size is not None and batch_size < (m if rows is None else len(rows)):
+                # Mini-batches on a mesh: every device holds all rows (replicated: asarray),
+                # so gathering a batch needs no communication and a step's only collective is
+                # the gradient all-reduce (see polynn.distributed).
+                T = self.backend.asarray(T, self.dtype)
+                weights = None if weights is None else self.backend.asarray(weights, self.dtype)
+                if resident is None:
+                    Xd = self._device_copy(X)  # replicated
+            else:
+                # Full batch: rows split over the "data" devices.
+                T = self.backend.place_rows(T, self.dtype, axis=1)
+                weights = None if weights is None else self.backend.place_rows(weights,
+                                                                               self.dtype)
+                if resident is None:
+                    Xd = self.backend.place_rows(X, self.dtype)
         if validation_split is not None:
             validation = (Xd, T, val_rows)
         elif validation_data is not None:
@@ -496,12 +537,12 @@ class MLP:
         ss_tot = np.sum((y - y.mean(axis=0)) ** 2)
         return float(1.0 - ss_res / ss_tot) if ss_tot > 0 else 0.0
 
-    def to(self, backend=None, device=None, dtype=None) -> MLP:
-        """A copy of this model on another backend/device/dtype (same weights)."""
+    def to(self, backend=None, device=None, dtype=None, mesh=None) -> MLP:
+        """A copy of this model on another backend/device/dtype/mesh (same weights)."""
         return MLP.from_params(self.params, activation=self.activation, output=self.output,
                                backend=backend, device=device,
                                dtype=self.dtype if dtype is None else dtype,
-                               seed=self.seed, negative_slope=self.negative_slope)
+                               seed=self.seed, negative_slope=self.negative_slope, mesh=mesh)
 
     def host_params(self):
         """The parameters as host NumPy arrays: a tuple of ``(W, b)``."""
@@ -520,6 +561,12 @@ def _inference(backend, activation, output, what):
         return (pair.output(Z) if what == "output" else Z).T
 
     return backend.compile(infer)
+
+
+def _penalty(params, l2):
+    """``0.5 * l2 * Σ‖W‖²`` of row-layout ``params`` (0-d array, or 0.0)."""
+    params_t = nn_mlp.to_columns(params)
+    return nn_mlp.l2_penalty_columns(params_t, nn_mlp.weight_decay(params_t, l2))
 
 
 def _rows(X) -> int:

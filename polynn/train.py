@@ -148,7 +148,7 @@ def evaluate_rows(spec, evaluate, params_t, decay, X, T, rows=None, chunk_rows=N
     for start in range(0, m, chunk_rows):
         stop = min(m, start + chunk_rows)
         part = slice(start, stop) if rows is None else rows[start:stop]
-        Xa = augment(take_rows(backend, X, part, spec.dtype_name, spec.dtype))
+        Xa = backend.call(augment, take_rows(backend, X, part, spec.dtype_name, spec.dtype))
         Tb = _take_columns(backend, T, part)
         value, hits = evaluate(params_t, Xa, Tb)
         total += float(backend.to_host(value)) * (stop - start)
@@ -211,8 +211,14 @@ def _runners(backend: Backend, activation, output, optimizer, dtype, l2_per_weig
     # weights every step cost ~12 % per step on an MNIST-sized NumPy network.
     step = make_step(activation, output, optimizer, inplace=not backend.jit)
 
+    # With a mesh, every batch's example axis (axis 1 in columns) is split over the "data"
+    # devices inside the step; without the constraint a gathered batch makes XLA replicate the
+    # whole step. Identity without a mesh.
+    split = backend.constrain_batch
+
     def full_body(carry, index, Xa, T, decay, w):
-        return step(carry, Xa, T, decay, w)
+        w = None if w is None else split(w, 1)
+        return step(carry, split(Xa, 1), split(T, 1), decay, w)
 
     def batch_body(carry, index, X, T, order, decay, weights):
         rows = order[index, ...]
@@ -220,7 +226,8 @@ def _runners(backend: Backend, activation, output, optimizer, dtype, l2_per_weig
         w = None
         if weights is not None:
             w, decay = normalized_weights(namespace(X).take(weights, rows), decay, l2_per_weight)
-        return step(carry, Xa, Tb, decay, w)
+            w = split(w, 1)
+        return step(carry, split(Xa, 1), split(Tb, 1), decay, w)
 
     def host_body(carry, index, X, T, order, decay, weights):
         rows = order[index]
@@ -235,9 +242,11 @@ def _runners(backend: Backend, activation, output, optimizer, dtype, l2_per_weig
     if host_dtype is not None:
         batch_body = host_body
 
+    evaluate = make_evaluate(activation, output)
     full = backend.repeat(full_body, MAX_CHUNK_STEPS)
     batches = backend.repeat(batch_body, MAX_CHUNK_STEPS)
-    return full, batches, backend.compile(make_evaluate(activation, output))
+    return full, batches, backend.compile(
+        lambda params, Xa, T: evaluate(params, split(Xa, 1), split(T, 1)))
 
 
 # --- Ctrl-C --------------------------------------------------------------------------------------
@@ -380,14 +389,15 @@ def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None,
     classify = spec.output in CLASSIFIERS
     to_host = backend.to_host
     owned = _owned(backend)
-    carry = (to_columns(params), _state_to_columns(opt_state))
-    decay = weight_decay(carry[0], spec.l2)
+    # With a mesh: parameters replicated, or hidden layers split over a "model" axis.
+    carry = backend.place_training((to_columns(params), _state_to_columns(opt_state)))
+    decay = backend.call(weight_decay, carry[0], static=dict(l2=spec.l2))
 
     if full_batch:
         # A full-batch step uses every row: this is the one case that holds X in columns.
         everything = slice(None) if rows is None else rows
         name = _dtype_name(spec, dtype)
-        Xa = augment(take_rows(backend, X, everything, name, dtype))
+        Xa = backend.call(augment, take_rows(backend, X, everything, name, dtype))
         T = _take_columns(backend, T, everything)
         w_full, decay_full = None, decay
         if weights is not None:
