@@ -125,6 +125,7 @@ _EXTRA_CONSTRAINTS = {
     "backend": [None, StrOptions(set(BACKENDS))],
     "device": "no_validation",
     "dtype": [None, StrOptions({"float32", "float64", "bfloat16"})],
+    "stream": ["boolean"],
 }
 
 
@@ -193,7 +194,7 @@ class _BaseMLP(BaseEstimator):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 backend=None, device=None, dtype=None):
+                 backend=None, device=None, dtype=None, stream=False):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -220,6 +221,7 @@ class _BaseMLP(BaseEstimator):
         self.backend = backend
         self.device = device
         self.dtype = dtype
+        self.stream = stream
 
     # -- subclass hooks -----------------------------------------------------------------------
     # _validate_input(X, y, incremental, reset) -> (X, Y (m, k)); _output() -> polynn output
@@ -430,7 +432,10 @@ class _BaseMLP(BaseEstimator):
         # the batch's mean weight (l2_per_weight) when there are weights.
         l2 = float(self.alpha) * scale / batch_size
         model = self._model_for_weights()
-        Xd = _on_backend(model, X)
+        # stream=True keeps X on the host (a memmap stays mapped) and MLP.fit moves each chunk
+        # of mini-batches to the device as it trains; it needs mini-batches to stream.
+        stream = bool(self.stream) and batch_size < n_samples
+        Xd = X if stream else _on_backend(model, X)
         Xd_val = None if X_val is None else _on_backend(model, X_val, cast=True)
         targets = self._model_targets(Y)
         seed = int(rs.randint(np.iinfo(np.int32).max))
@@ -484,7 +489,7 @@ class _BaseMLP(BaseEstimator):
                                     optimizer=optimizer, seed=seed if first_call else None,
                                     sample_weight=sample_weight,
                                     l2_per_weight=sample_weight is not None,
-                                    callback=end_of_epoch)
+                                    callback=end_of_epoch, stream=stream)
             except FloatingPointError as err:  # polynn's DivergenceError: weights kept finite
                 if not early_stopping:
                     self._store_weights(model.params)
@@ -772,7 +777,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     (module docstring), plus ``backend`` ("numpy", "jax", "torch", "cupy",
     "array_api_strict"; default ``$POLYNN_BACKEND`` or "numpy"), ``device`` and ``dtype``
     (None: float32 for float32 input, float64 otherwise; or "float32", "float64", "bfloat16"),
-    passed to :class:`polynn.MLP`; ``activation`` also takes "leaky_relu".
+    passed to :class:`polynn.MLP`, and ``stream`` (True: sgd/adam mini-batches move from host
+    memory, a ``numpy.memmap`` included, to the device as they train; ``MLP.fit(stream=True)``);
+    ``activation`` also takes "leaky_relu".
 
     Attributes: ``classes_``, ``coefs_`` / ``intercepts_`` (host arrays, assignable),
     ``loss_``, ``loss_curve_``, ``best_loss_``, ``validation_scores_``,
@@ -923,7 +930,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 backend=None, device=None, dtype=None):
+                 backend=None, device=None, dtype=None, stream=False):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -932,7 +939,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun, backend=backend, device=device, dtype=dtype)
+            max_fun=max_fun, backend=backend, device=device, dtype=dtype, stream=stream)
         self.loss = loss
 
     def _output(self):

@@ -10,6 +10,7 @@ import pytest
 
 pytest.importorskip("sklearn", minversion="1.6")
 
+from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier  # noqa: E402
@@ -531,3 +532,23 @@ def test_digits_default_classifier_matches_scikit_learn(backend):
           f"{ours.dtype}, {ours.n_iter_} epochs, {ours_time:.2f} s) vs scikit-learn "
           f"{ref_acc:.4f} (float64, {ref.n_iter_} epochs, {ref_time:.2f} s), one BLAS thread")
     assert acc >= ref_acc
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_stream_trains_the_same_model_from_host_memory(backend, solver, tmp_path):
+    """stream=True (issue 11) keeps X on the host, a memmap included, and gives the same
+    weights as the resident run."""
+    X, y = load_digits(return_X_y=True)
+    path = tmp_path / "X.npy"
+    np.save(path, (X / 16).astype(np.float32))
+    mapped = np.load(path, mmap_mode="r")
+    options = dict(hidden_layer_sizes=(16,), solver=solver, max_iter=3, batch_size=64,
+                   random_state=0, backend=backend.name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        resident = MLPClassifier(**options).fit(np.asarray(mapped), y)
+        streamed = MLPClassifier(**options, stream=True).fit(mapped, y)
+    for a, b in zip(streamed.coefs_ + streamed.intercepts_,
+                    resident.coefs_ + resident.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    assert streamed.get_params()["stream"] is True
