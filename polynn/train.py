@@ -452,9 +452,10 @@ def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None,
             history.epochs += done
             n_done += done
             if bar is not None:
-                bar.update(done)
+                # The loss first: update() draws the bar, with the postfix set before it.
                 if history.loss:
                     bar.set_postfix(loss=f"{history.loss[-1]:.4g}", refresh=False)
+                bar.update(done)
             if not done:
                 continue
             if validation is not None:
