@@ -171,17 +171,6 @@ def _itemsize_name(dtype_name):
     return "float32" if dtype_name in (None, "bfloat16") else dtype_name
 
 
-def gather_batch(X, T, rows, dtype):
-    """The batch of ``rows`` (int array ``(b,)``) from row-layout ``X`` ``(m, n)`` and columns
-    ``T`` ``(k, m)``, as ``(Xa (n + 1, b), T (k, b))`` in ``dtype``: the only copy of the data an
-    epoch makes is this batch-sized one."""
-    xp = namespace(X)
-    Xb = xp.take(X, rows, axis=0)
-    if Xb.dtype != dtype:
-        Xb = xp.astype(Xb, dtype)
-    return augment(Xb), xp.take(T, rows, axis=1)
-
-
 def normalized_weights(weights, decay, l2_per_weight: bool):
     """A batch's example weights ``(b,)`` as the ``(1, b)`` row summing to 1 that the loss pairs
     take, and the weight decay for that batch: with ``l2_per_weight`` the L2 term is divided by
@@ -220,27 +209,24 @@ def _runners(backend: Backend, activation, output, optimizer, dtype, l2_per_weig
         w = None if w is None else split(w, 1)
         return step(carry, split(Xa, 1), split(T, 1), decay, w)
 
+    if host_dtype is None:
+        def take(A, rows, axis):  # data on the backend (inside the compiled step on JAX)
+            return namespace(A).take(A, rows, axis=axis)
+    else:
+        def take(A, rows, axis):  # host data: gather on the host, then move and cast
+            return backend.asarray(np.take(A, rows, axis=axis), host_dtype, copy=False)
+
     def batch_body(carry, index, X, T, order, decay, weights):
+        # The only copy of the data an epoch makes is this batch-sized one.
         rows = order[index, ...]
-        Xa, Tb = gather_batch(X, T, rows, dtype)
+        Xb = take(X, rows, 0)
+        if Xb.dtype != dtype:
+            Xb = namespace(Xb).astype(Xb, dtype)
         w = None
         if weights is not None:
-            w, decay = normalized_weights(namespace(X).take(weights, rows), decay, l2_per_weight)
+            w, decay = normalized_weights(take(weights, rows, 0), decay, l2_per_weight)
             w = split(w, 1)
-        return step(carry, split(Xa, 1), split(Tb, 1), decay, w)
-
-    def host_body(carry, index, X, T, order, decay, weights):
-        rows = order[index]
-        Xb = backend.asarray(np.take(X, rows, axis=0), host_dtype, copy=False)
-        Tb = backend.asarray(np.take(T, rows, axis=1), host_dtype, copy=False)
-        w = None
-        if weights is not None:
-            wb = backend.asarray(np.take(weights, rows), host_dtype, copy=False)
-            w, decay = normalized_weights(wb, decay, l2_per_weight)
-        return step(carry, augment(Xb), Tb, decay, w)
-
-    if host_dtype is not None:
-        batch_body = host_body
+        return step(carry, split(augment(Xb), 1), split(take(T, rows, 1), 1), decay, w)
 
     evaluate = make_evaluate(activation, output)
     full = backend.repeat(full_body, MAX_CHUNK_STEPS)
