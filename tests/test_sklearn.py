@@ -379,7 +379,7 @@ def test_sample_weight_is_routed_by_metadata_routing(moons):
 def test_sparse_X_is_densified_or_refused(moons, monkeypatch):
     import scipy.sparse
 
-    import polynn.sklearn as pn_sklearn
+    import polynn.sklearn.inputs as sklearn_inputs
 
     X, y = moons
     dense = MLPClassifier(hidden_layer_sizes=(4,), solver="lbfgs", max_iter=20,
@@ -388,7 +388,7 @@ def test_sparse_X_is_densified_or_refused(moons, monkeypatch):
                            random_state=0).fit(scipy.sparse.csr_matrix(X), y)
     np.testing.assert_array_equal(dense.coefs_[0], sparse.coefs_[0])
     np.testing.assert_array_equal(sparse.predict(scipy.sparse.csc_matrix(X)), dense.predict(X))
-    monkeypatch.setattr(pn_sklearn, "MAX_DENSE_ELEMENTS", 100)
+    monkeypatch.setattr(sklearn_inputs, "MAX_DENSE_ELEMENTS", 100)
     with pytest.raises(ValueError, match="sparse matrix of shape.*partial_fit"):
         MLPClassifier(max_iter=2).fit(scipy.sparse.csr_matrix(X), y)
 

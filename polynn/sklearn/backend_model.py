@@ -1,0 +1,125 @@
+"""The backend model of an estimator, derived from its parameters and coefficients.
+
+The estimator's state is host data and configuration only (``coefs_`` / ``intercepts_``, the
+optimizer's state as host arrays, scikit-learn's bookkeeping). The :class:`polynn.MLP` that
+computes with it is derived from that state whenever it is needed: :class:`ModelCache` keeps the
+last one built together with everything it was built from (:class:`ModelKey` and a copy of the
+weights) and rebuilds it when any of them changed, so it is never stale and never pickled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from polynn.backend import default_backend_name, to_host
+from polynn.model import MLP
+
+from .inputs import host_array
+
+
+@dataclass(frozen=True)
+class ModelKey:
+    """Everything a backend model depends on besides the weights' values."""
+
+    backend: str
+    device: Any  # as the user gave it, or a device spec of a dispatched input
+    dtype: str  # "float32" | "float64" | "bfloat16"
+    activation: str  # polynn's name
+    output: str  # polynn's output/loss pair
+    shapes: tuple  # ((W.shape, b.shape), ...) per layer
+
+
+def host_params(coefs, intercepts):
+    """``coefs_`` / ``intercepts_`` as a tuple of host ``(W, b)`` pairs. Whether the layers
+    chain is checked by :meth:`polynn.MLP.from_params` when the model is built."""
+    coefs, intercepts = list(coefs), list(intercepts)
+    if len(coefs) != len(intercepts) or not coefs:
+        raise ValueError(f"coefs_ has {len(coefs)} and intercepts_ {len(intercepts)} layers: "
+                         "they must be equal and at least 1")
+    return tuple((np.asarray(W), np.asarray(b)) for W, b in zip(coefs, intercepts))
+
+
+def model_key(backend, device, dtype, activation, output, params) -> ModelKey:
+    """The key of the model for host ``params`` (``backend`` None: the default backend)."""
+    return ModelKey(backend or default_backend_name(), device, dtype, activation, output,
+                    tuple((W.shape, b.shape) for W, b in params))
+
+
+def build_model(key: ModelKey, params) -> MLP:
+    """A new :class:`polynn.MLP` holding host ``params`` (checked to chain there)."""
+    return MLP.from_params(params, activation=key.activation, output=key.output,
+                           backend=key.backend, device=key.device, dtype=key.dtype)
+
+
+def _same_weights(a, b) -> bool:
+    return b is not None and len(a) == len(b) and all(
+        W.shape == sW.shape and b_.shape == sb.shape and np.array_equal(W, sW)
+        and np.array_equal(b_, sb) for (W, b_), (sW, sb) in zip(a, b))
+
+
+class ModelCache:
+    """The last backend model built for an estimator, with what it was built from.
+
+    An estimator holds one in ``__dict__`` (created by ``fit`` and on unpickling, never pickled);
+    ``predict`` may refill it but never rebinds an attribute of the estimator."""
+
+    def __init__(self):
+        self._key = self._model = self._weights = None
+
+    def get(self, key: ModelKey, params) -> MLP:
+        """The model for ``key`` holding exactly host ``params``: the cached one when nothing
+        changed since it was built or trained, else a new one."""
+        if self._model is None or key != self._key or not _same_weights(params, self._weights):
+            self.remember(key, build_model(key, params), params)
+        return self._model
+
+    def remember(self, key: ModelKey, model: MLP, params) -> None:
+        """Record that ``model`` (built for ``key``) holds host ``params`` (copied here, so
+        later in-place edits of ``coefs_`` are seen)."""
+        self._key, self._model = key, model
+        self._weights = tuple((W.copy(), b.copy()) for W, b in params)
+
+
+# -- the optimizer's state as host data ------------------------------------------------------
+# TODO(house): use MLP.to_record(checkpoint=True).training / MLP.from_record (the core room's
+# contract) instead of the model's private _optimizer / _opt_state, once they land in main.
+
+@dataclass(frozen=True)
+class TrainingState:
+    """The optimizer of the last stochastic fit and its state, as host data: ``count`` (steps
+    taken) and ``trees`` (its parameter-shaped buffers: tuples of host ``(W, b)``, row layout,
+    in the weights' host dtype: velocities for sgd, first and second moments for adam)."""
+
+    optimizer: Any  # a frozen optimizer object of polynn.nn.optim
+    count: int
+    trees: tuple
+
+
+def training_state(model: MLP, dtype: str) -> TrainingState | None:
+    """``model``'s optimizer and state copied to the host (None before any training)."""
+    optimizer, state = model._optimizer, model._opt_state
+    if optimizer is None or state is None:
+        return None
+    trees = tuple(tuple((host_array(W, dtype), host_array(b, dtype)) for W, b in tree)
+                  for tree in state[1:])
+    return TrainingState(optimizer, int(to_host(state[0])), trees)
+
+
+def set_training_state(model: MLP, state: TrainingState | None) -> None:
+    """Give ``model`` the optimizer state ``state`` (None: a fresh one at the next fit).
+    ``MLP.fit`` continues it when its optimizer differs from ``state.optimizer`` in the learning
+    rate only, as scikit-learn keeps its velocities; otherwise it starts afresh."""
+    if state is None:
+        model._optimizer, model._opt_state = None, None
+        return
+    backend, dtype = model.backend, model.dtype
+    trees = tuple(tuple((backend.asarray(W, dtype), backend.asarray(b, dtype)) for W, b in tree)
+                  for tree in state.trees)
+    items = (state.count, *trees)
+    fresh = state.optimizer.init(model.params)
+    # polynn.nn.optim's states are NamedTuples (named fields) or, before that, plain tuples.
+    model._optimizer = state.optimizer
+    model._opt_state = type(fresh)(*items) if hasattr(fresh, "_fields") else items

@@ -1,0 +1,121 @@
+"""The estimators' inputs and outputs: scikit-learn's ``array_api_dispatch`` (arrays of another
+library train on their own backend and come back in their namespace), dense or sparse ``X``,
+and host copies of backend arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse
+from array_api_compat import array_namespace
+from array_api_compat import device as array_device
+from sklearn import get_config
+
+from polynn.backend import BACKENDS, get_backend, to_host
+
+# Sparse X is densified for training; above this many elements it is refused (2 GiB of float64).
+MAX_DENSE_ELEMENTS = 2**28
+PREDICT_CHUNK_ROWS = 4096  # sparse X is densified this many rows at a time for predict
+
+
+def backend_of(x):
+    """``(backend name, device spec)`` of an array of a library polynn runs on (host NumPy:
+    ``("numpy", None)``); None for anything else (lists, sparse matrices, scalars).
+
+    TODO(house): use polynn.backend.backend_of (the backend package's contract); this local copy
+    goes when it lands in main."""
+    if isinstance(x, np.ndarray):
+        return "numpy", None
+    if x is None or scipy.sparse.issparse(x):
+        return None
+    try:
+        xp = array_namespace(x)
+    except TypeError:
+        return None
+    parts = xp.__name__.split(".")
+    name = parts[1] if parts[0] == "array_api_compat" and len(parts) > 1 else parts[0]
+    if name not in BACKENDS:
+        return None
+    return name, _device_spec(array_device(x))
+
+
+def _device_spec(device):
+    """A picklable name of ``device`` that ``get_backend(name, spec)`` accepts.
+
+    TODO(house): use polynn.backend.device_spec."""
+    if device is None:
+        return None
+    if hasattr(device, "platform") and hasattr(device, "id"):  # a JAX device
+        return f"{device.platform}:{device.id}"
+    if hasattr(device, "id") and not hasattr(device, "type"):  # a CuPy device
+        return int(device.id)
+    text = str(device)
+    # array_api_strict.Device('CPU_DEVICE') -> 'CPU_DEVICE', the name its parser accepts.
+    return text.split("'")[1] if "'" in text else text
+
+
+def foreign(x) -> bool:
+    """True for an array of a polynn backend's library that is not host NumPy data."""
+    return not isinstance(x, np.ndarray) and backend_of(x) is not None
+
+
+def dispatched_input(X):
+    """The backend ``(name, device spec)`` that ``X`` trains and predicts on: with
+    scikit-learn's ``array_api_dispatch`` on, an array of another library than NumPy (torch,
+    jax, cupy, array_api_strict) keeps its own; None otherwise (then every output is NumPy)."""
+    if not get_config().get("array_api_dispatch", False) or not foreign(X):
+        return None
+    return backend_of(X)
+
+
+def host_data(*arrays):
+    """The arrays as host data: arrays of another library copied to NumPy, anything else (lists,
+    sparse matrices, None, NumPy arrays) as it is."""
+    return tuple(to_host(a) if foreign(a) else a for a in arrays)
+
+
+def host_input(X):
+    """(dispatch target or None, X as host data)."""
+    return dispatched_input(X), host_data(X)[0]
+
+
+def to_namespace(result, target):
+    """A host result as an array of the input's namespace and device (dispatch), else as is.
+    Labels that are not numbers (e.g. strings) stay NumPy: no array API namespace holds them."""
+    if target is None or not (np.issubdtype(result.dtype, np.number) or result.dtype == bool):
+        return result
+    return get_backend(*target).asarray(result)
+
+
+def host_dtype(name: str) -> np.dtype:
+    """The NumPy dtype that weights of dtype ``name`` are kept in on the host.
+
+    TODO(house): use polynn.backend.dtype_info(name).host (the one owner of this rule)."""
+    return np.dtype(np.float32) if name == "bfloat16" else np.dtype(name)
+
+
+def host_array(x, dtype_name: str) -> np.ndarray:
+    """A host NumPy copy of a backend array, in the host dtype of ``dtype_name``."""
+    return np.array(to_host(x)).astype(host_dtype(dtype_name), copy=False)
+
+
+def dense(X, name):
+    """Dense ``X``: a sparse matrix is densified (refused above MAX_DENSE_ELEMENTS)."""
+    if not scipy.sparse.issparse(X):
+        return X
+    if X.shape[0] * X.shape[1] > MAX_DENSE_ELEMENTS:
+        raise ValueError(f"{name} is a sparse matrix of shape {X.shape}: polynn trains on dense "
+                         f"arrays and densifying it needs {X.shape[0] * X.shape[1]} elements "
+                         f"(more than {MAX_DENSE_ELEMENTS}); train with partial_fit on blocks "
+                         "of rows instead")
+    return X.toarray()
+
+
+def dense_blocks(X):
+    """``X`` as dense row blocks: itself when dense, ``PREDICT_CHUNK_ROWS`` rows at a time when
+    sparse (never the whole matrix densified at once)."""
+    if not scipy.sparse.issparse(X):
+        yield X
+        return
+    X = X.tocsr()
+    for i in range(0, X.shape[0], PREDICT_CHUNK_ROWS):
+        yield X[i:i + PREDICT_CHUNK_ROWS].toarray()
