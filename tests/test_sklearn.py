@@ -552,3 +552,221 @@ def test_stream_trains_the_same_model_from_host_memory(backend, solver, tmp_path
                     resident.coefs_ + resident.intercepts_):
         np.testing.assert_array_equal(a, b)
     assert streamed.get_params()["stream"] is True
+
+
+# --- the estimator's state: host data and configuration (issue 14) ---------------------------
+def _run_python(script, **env_extra):
+    """Run ``script`` in a fresh Python process with this checkout importable; its stdout."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, POLYNN_BACKEND="numpy", **env_extra,
+               PYTHONPATH=os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def _plain(value, path="estimator"):
+    """Assert ``value`` (a pickled state) holds only host data and configuration: no backend,
+    no module, no polynn model, no array of a library other than NumPy."""
+    import types
+
+    from sklearn.preprocessing import LabelBinarizer
+
+    from polynn.backend import Backend
+    from polynn.model import MLP
+
+    assert not isinstance(value, (Backend, MLP, types.ModuleType)), path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _plain(item, f"{path}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _plain(item, f"{path}[{i}]")
+    elif isinstance(value, np.ndarray):
+        assert value.dtype.kind in "fiub" or value.dtype.kind in "USO", path
+    elif hasattr(value, "__dict__") and not isinstance(value, LabelBinarizer):
+        _plain(vars(value), path)
+    else:
+        assert isinstance(value, (str, bytes, int, float, bool, type(None), np.generic,
+                                  LabelBinarizer)), f"{path}: {type(value)}"
+
+
+def _float64(backend):
+    if backend.name == "jax":
+        pytest.importorskip("jax")
+    return "float64"
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_pickled_state_is_host_data_and_resumes_exactly(backend, solver, moons):
+    """Symptom 3: __getstate__ holds host arrays and configuration only (no cached model,
+    Backend or module), and training continues bit for bit after a round trip (the optimizer's
+    velocities / moments travel as host arrays)."""
+    X, y = moons
+    clf = MLPClassifier(hidden_layer_sizes=(8,), solver=solver, max_iter=5, random_state=0,
+                        backend=backend.name, dtype=_float64(backend)).fit(X, y)
+    clf.predict(X)  # a cached backend model exists now
+    _plain(clf.__getstate__())
+    copy = pickle.loads(pickle.dumps(clf))
+    assert copy.model_.backend.name == backend.name and copy.model_.dtype == "float64"
+    np.testing.assert_array_equal(copy.predict_proba(X), clf.predict_proba(X))
+    clf.partial_fit(X, y)
+    copy.partial_fit(X, y)
+    for a, b in zip(clf.coefs_ + clf.intercepts_, copy.coefs_ + copy.intercepts_):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_pickle_loads_in_a_fresh_process_with_its_dtype_and_without_its_library(backend,
+                                                                                tmp_path):
+    """Symptom 3: a float64 estimator pickled and loaded in a fresh process computes and returns
+    float64 (on JAX too: x64 is turned on again); where its library cannot be imported it still
+    loads, and predicts with NumPy after set_params(backend="numpy")."""
+    X, y = pn.datasets.spiral(n_per_class=20, n_classes=3, noise=0.1, seed=0)
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0,
+                        backend=backend.name, dtype=_float64(backend)).fit(X, y)
+    path = tmp_path / "clf.pkl"
+    path.write_bytes(pickle.dumps(clf))
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "proba.npy", clf.predict_proba(X))
+    load = f"""
+import pickle, numpy as np
+X, expected = np.load({str(tmp_path / "X.npy")!r}), np.load({str(tmp_path / "proba.npy")!r})
+clf = pickle.loads(open({str(path)!r}, "rb").read())
+"""
+    fresh = load + """
+proba = clf.predict_proba(X)
+assert proba.dtype == np.float64 and clf.model_.dtype == "float64", proba.dtype
+np.testing.assert_allclose(proba, expected, rtol=1e-12, atol=1e-14)
+print("ok")
+"""
+    assert _run_python(fresh).strip().endswith("ok")
+    # As if no library but NumPy were installed: every import of one fails.
+    blocked = """
+import importlib.abc, sys
+class NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("jax", "jaxlib", "torch", "array_api_strict", "cupy"):
+            raise ImportError(f"No module named {name!r}")
+sys.meta_path.insert(0, NotInstalled())
+""" + load + """
+proba = clf.set_params(backend="numpy").predict_proba(X)
+assert proba.dtype == np.float64, proba.dtype
+np.testing.assert_allclose(proba, expected, rtol=1e-10, atol=1e-12)
+assert not {"jax", "torch", "array_api_strict"} & {m.split(".")[0] for m in sys.modules}
+print("ok")
+"""
+    assert _run_python(blocked).strip().endswith("ok")
+
+
+def test_skops_round_trips_every_estimator(backend, moons):
+    """Symptom 3: skops refused every estimator (the cached model held a module)."""
+    sio = pytest.importorskip("skops.io")
+    X, y = moons
+    kw = dict(hidden_layer_sizes=(6,), max_iter=5, random_state=0, backend=backend.name)
+    for est in (MLPClassifier(**kw, solver="sgd").fit(X, y),
+                MLPClassifier(**kw, solver="lbfgs").fit(X, y),
+                MLPRegressor(**kw, early_stopping=True).fit(X, X[:, 0])):
+        data = sio.dumps(est)
+        untrusted = sio.get_untrusted_types(data=data)
+        assert all(t.startswith(("polynn.", "numpy.", "builtins.")) for t in untrusted), untrusted
+        loaded = sio.loads(data, trusted=untrusted)
+        np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+
+
+# --- the backend model follows the parameters (issue 14) --------------------------------------
+def _host_forward(clf, X, hidden):
+    A = X
+    for W, b in zip(clf.coefs_[:-1], clf.intercepts_[:-1]):
+        A = hidden(A @ W + b)
+    return A @ clf.coefs_[-1] + clf.intercepts_[-1]
+
+
+def test_set_params_reaches_the_backend_model(backend, moons):
+    """Symptom 6: after set_params(activation=...), predictions use the new activation."""
+    X, y = moons
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0,
+                        backend=backend.name, dtype=_float64(backend)).fit(X, y)
+    relu = clf.predict_proba(X)
+    np.testing.assert_allclose(relu[:, 1], 1 / (1 + np.exp(-_host_forward(
+        clf, X, lambda Z: np.maximum(Z, 0))[:, 0])), rtol=1e-10)
+    clf.set_params(activation="tanh")
+    assert clf.model_.activation == "tanh"
+    np.testing.assert_allclose(clf.predict_proba(X)[:, 1], 1 / (1 + np.exp(-_host_forward(
+        clf, X, np.tanh)[:, 0])), rtol=1e-10)
+    clf.set_params(backend="numpy")
+    assert clf.model_.backend.name == "numpy"
+
+
+@pytest.mark.parametrize("how", ["warm_start", "partial_fit"])
+def test_training_after_set_params_uses_the_new_activation(backend, how, moons):
+    """Symptom 6: training after set_params(activation="tanh") (a warm_start fit, or
+    partial_fit) uses tanh: the same weights as an estimator built with tanh from the same
+    starting weights (sgd without momentum: no optimizer state to differ)."""
+    X, y = moons
+    kw = dict(hidden_layer_sizes=(8,), solver="sgd", momentum=0.0, max_iter=4,
+              random_state=0, backend=backend.name, dtype=_float64(backend))
+    relu = MLPClassifier(**kw).fit(X, y)
+    tanh = MLPClassifier(**kw, activation="tanh").fit(X, y)
+    tanh.coefs_ = [W.copy() for W in relu.coefs_]
+    tanh.intercepts_ = [b.copy() for b in relu.intercepts_]
+    relu.set_params(activation="tanh")
+    for est in (relu, tanh):
+        if how == "warm_start":
+            est.set_params(warm_start=True).fit(X, y)
+        else:
+            est.partial_fit(X, y)
+    for a, b in zip(relu.coefs_ + relu.intercepts_, tanh.coefs_ + tanh.intercepts_):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
+def test_predict_leaves_the_estimator_unchanged(backend, Estimator):
+    """Symptom 7: with early_stopping, the first predict after fit rebound internal state."""
+    from sklearn.utils.estimator_checks import check_dict_unchanged
+
+    est = Estimator(hidden_layer_sizes=(6,), max_iter=20, early_stopping=True,
+                    backend=backend.name)
+    check_dict_unchanged(Estimator.__name__, est)
+
+
+def test_array_api_dispatch_on_every_backend(backend):
+    """Symptom 4: with array_api_dispatch, an input of each backend's library (array-api-strict
+    devices included) trains on it and comes back there; NumPy X with y of another library
+    trains on NumPy (it failed: 'Tensor' object has no attribute 'astype')."""
+    if backend.name == "numpy":
+        pytest.skip("dispatch concerns the libraries other than NumPy")
+    devices = ["CPU_DEVICE", "device1"] if backend.name == "array_api_strict" else [None]
+    script = f"""
+import numpy as np, sklearn
+import polynn as pn
+from polynn.sklearn import MLPClassifier, MLPRegressor
+from polynn.sklearn.inputs import backend_of
+rng = np.random.default_rng(0)
+X = rng.normal(size=(60, 3)).astype(np.float32)
+y = (X[:, 0] > 0).astype(np.int64)
+kw = dict(hidden_layer_sizes=(4,), max_iter=3, random_state=0)
+ref = MLPClassifier(**kw).fit(X, y)
+for device in {devices!r}:
+    b = pn.get_backend({backend.name!r}, device)
+    where = backend_of(b.asarray(X))
+    with sklearn.config_context(array_api_dispatch=True):
+        clf = MLPClassifier(**kw).fit(b.asarray(X), b.asarray(y))
+        assert clf.model_.backend.name == {backend.name!r}
+        for out in (clf.predict(b.asarray(X)), clf.predict_proba(b.asarray(X))):
+            assert backend_of(out) == where, (backend_of(out), where)
+        np.testing.assert_allclose(pn.backend.to_host(clf.predict_proba(b.asarray(X))),
+                                   ref.predict_proba(X), rtol=1e-4, atol=1e-5)
+        assert 0 <= clf.score(b.asarray(X), b.asarray(y)) <= 1
+        reg = MLPRegressor(**kw).fit(b.asarray(X), b.asarray(X[:, 0]))
+        assert backend_of(reg.predict(b.asarray(X))) == where
+        mixed = MLPClassifier(**kw).fit(X, b.asarray(y))
+        assert mixed.model_.backend.name == "numpy"
+        np.testing.assert_array_equal(mixed.coefs_[0], ref.coefs_[0])
+        mixed.partial_fit(X, b.asarray(y))
+print("ok")
+"""
+    assert _run_python(script, SCIPY_ARRAY_API="1").strip().endswith("ok")
