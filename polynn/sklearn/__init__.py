@@ -71,9 +71,15 @@ any polynn backend. How scikit-learn's definitions map onto polynn's math (sciki
   (exponential output, half Poisson deviance).
 - **Inputs.** Sparse ``X`` is densified for training (refused above ``MAX_DENSE_ELEMENTS``, with
   a message) and in row blocks for prediction. With ``sklearn.set_config(array_api_dispatch=
-  True)``, PyTorch / JAX / CuPy / array-api-strict arrays train on their own backend and device
-  (validated on a host copy) and predictions come back in the input's namespace and device
-  (non-numeric labels stay NumPy); without dispatch every output is NumPy.
+  True)``, an ``X`` of PyTorch / JAX / CuPy / array-api-strict trains on its own backend and
+  device (validated on a host copy; unless ``backend`` is given) and predictions come back in
+  the input's namespace and device (non-numeric labels stay NumPy); ``y`` and ``sample_weight``
+  of any library are host data. Without dispatch every output is NumPy.
+
+Modules: ``inputs`` (dispatch, dense/sparse, host copies), ``backend_model`` (the backend model
+derived from an estimator's state, the optimizer's state as host data), ``stochastic`` (sgd and
+adam: learning rate and stopping rules), ``lbfgs``, ``_base`` (the shared estimator),
+``classifier``, ``regressor``.
 """
 
 from polynn.sklearn.classifier import MLPClassifier
