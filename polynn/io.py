@@ -87,10 +87,9 @@ _CONFIG_KEYS = frozenset({"format", "format_version", "polynn_version", "layer_s
                           "activation", "output", "negative_slope", "init", "dtype", "seed"})
 _TRAINING_KEYS = frozenset({"optimizer", "step", "shuffle_rng"})
 # Only polynn's own frozen dataclasses may be named in a checkpoint; nothing else is constructed.
-_OPTIMIZER_CLASSES = {cls.__name__: cls for cls in (optim.SGD, optim.Momentum, optim.Adam)}
-_SCHEDULE_CLASSES = {cls.__name__: cls for cls in optim.SCHEDULES.values()}
+_OPTIMIZER_CLASSES = optim.OPTIMIZER_CLASSES
+_SCHEDULE_CLASSES = optim.SCHEDULE_CLASSES
 # The optimizer state is (step, *slots); each slot is named here and mirrors the parameters.
-_STATE_SLOTS = {"SGD": (), "Momentum": ("velocity",), "Adam": ("first", "second")}
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
 _DTYPE_CODES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
 _SAFETENSORS_DTYPES = ("BOOL", "U8", "I8", "F8_E5M2", "F8_E4M3", "I16", "U16", "F16", "BF16",
@@ -406,7 +405,7 @@ def _plan(metadata: dict, tensors: dict, *, checkpoint: bool) -> _Plan:
     if TRAINING_KEY in metadata:
         training = _check_training(_loads(metadata[TRAINING_KEY], "the training state"))
         if training[0] is not None:
-            for slot in _STATE_SLOTS[type(training[0]).__name__]:
+            for slot in optim.state_fields(training[0]):
                 shapes.update((_leaf_name(f"optimizer.{slot}", path), shape)
                               for path, shape in _leaves(template))
     elif checkpoint:
@@ -526,7 +525,7 @@ def _contents(model, checkpoint: bool):
         if optimizer is not None:
             training["optimizer"] = _encode_dataclass(optimizer, _OPTIMIZER_CLASSES,
                                                       "optimizer")
-            slots = _STATE_SLOTS[type(optimizer).__name__]
+            slots = optim.state_fields(optimizer)
             if not (isinstance(state, tuple) and len(state) == 1 + len(slots)):
                 raise _Refused(f"the optimizer state is not (step, {', '.join(slots)})",
                                unsaveable=True)
@@ -825,7 +824,7 @@ def _load(path, backend, device, dtype, *, checkpoint: bool, mesh=None) -> MLP:
                               {path: model.backend.asarray(
                                   arrays[_leaf_name(f"optimizer.{slot}", path)], model.dtype)
                                for path, _ in _leaves(plan.param_template)})
-                     for slot in _STATE_SLOTS[type(optimizer).__name__]]
-            state = (step, *slots)
+                     for slot in optim.state_fields(optimizer)]
+            state = optimizer.State(step, *slots)
         model._optimizer, model._opt_state, model._shuffle_rng = optimizer, state, rng
     return model

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from polynn.backend import Backend
-from polynn.nn._namespace import namespace
+from polynn.nn import namespace
+from polynn.nn.layout import state_to_columns, state_to_rows
 from polynn.nn.losses import CLASSIFIERS, get_output
 from polynn.nn.mlp import (
     augment,
@@ -332,13 +333,8 @@ def _finite_prefix(values: np.ndarray) -> int:
     return int(bad[0]) if bad.size else len(values)
 
 
-def _state_to_columns(state):
-    """An optimizer state ``(t, *trees)`` with row-layout trees -> columns (see nn.optim)."""
-    return (state[0],) + tuple(to_columns(tree) for tree in state[1:])
-
-
-def _state_to_rows(state):
-    return (state[0],) + tuple(to_rows(tree) for tree in state[1:])
+_state_to_columns = state_to_columns  # (callers move to polynn.nn.layout)
+_state_to_rows = state_to_rows
 
 
 def run(spec: TrainSpec, params, opt_state, X, T, validation=None, history=None, weights=None,

@@ -2,12 +2,13 @@
 
 Nothing here imports a backend library, keeps state, or prints: every function gets its
 namespace from its arguments (``array_api_compat.array_namespace``, memoised by array type in
-``polynn.nn._namespace``) and returns new arrays.
+``polynn.nn.namespace``) and returns new arrays.
 The math runs in the training ("columns") layout (see ``polynn.nn.mlp``); ``forward``,
 ``value_and_grad``, ``loss`` and ``predict_output`` take the public row layout.
 """
 
 from polynn.nn.activations import ACTIVATIONS, Activation, get_activation
+from polynn.nn.layout import params_to_columns, params_to_rows, state_to_columns, state_to_rows
 from polynn.nn.losses import OUTPUTS, OutputLoss
 from polynn.nn.mlp import (
     augment,
@@ -21,6 +22,7 @@ from polynn.nn.mlp import (
     value_and_grad,
     value_and_grad_columns,
 )
+from polynn.nn.namespace import namespace
 
 __all__ = [
     "ACTIVATIONS",
@@ -33,7 +35,12 @@ __all__ = [
     "forward_columns",
     "get_activation",
     "loss",
+    "namespace",
+    "params_to_columns",
+    "params_to_rows",
     "predict_output",
+    "state_to_columns",
+    "state_to_rows",
     "to_columns",
     "to_rows",
     "value_and_grad",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from polynn.nn._namespace import namespace
+from polynn.nn.namespace import namespace
 
 Array = object
 

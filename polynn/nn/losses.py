@@ -32,8 +32,8 @@ from typing import NamedTuple
 
 from array_api_compat import device as device_of
 
-from polynn.nn._namespace import namespace
 from polynn.nn.activations import sigmoid
+from polynn.nn.namespace import namespace
 
 Array = object
 

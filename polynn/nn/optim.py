@@ -3,9 +3,11 @@
 ``init(params) -> state`` and ``update(grads, state, params, inplace=False) -> (new_params,
 new_state)`` never mutate their arguments unless ``inplace=True``, which lets a caller that owns
 the parameters (the training loop on eager backends) update them without allocating.
-``params`` and ``grads`` are tuples of ``(W, b)`` pairs; the state is a tuple whose first entry
-is the step count ``t`` (a Python int in eager loops, a 0-d integer array inside a compiled JAX
-loop; everything here is written with operators that accept both).
+``params`` and ``grads`` are tuples of ``(W, b)`` pairs (or the columns layout's ``(Wb, ...)``).
+The state is a NamedTuple with named fields, as Optax's (``ScaleByAdamState(count, mu, nu)``):
+``count`` first (the step count: a Python int in eager loops, a 0-d integer array inside a
+compiled JAX loop; everything here is written with operators that accept both), then trees
+shaped like the parameters. Files name their tensors after these fields (see ``state_fields``).
 
 Optimizers and schedules are frozen dataclasses: hashable by value, so a compiled training loop
 can be cached per configuration and reused across ``fit`` calls.
@@ -15,8 +17,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
-from polynn.nn._namespace import namespace
+from polynn.nn.namespace import namespace
 
 
 # --- learning-rate schedules: callables t -> learning rate --------------------------------------
@@ -108,22 +111,51 @@ def _zeros_like(params):
     return tree_map(zeros, params)
 
 
-# Every optimizer's state is ``(t, *trees)``: the step count, then buffers shaped like the
-# parameters, so the training loop can convert a state between layouts leaf by leaf.
+# --- optimizer states: the step count, then trees shaped like the parameters ------------------
+class SGDState(NamedTuple):
+    """Plain SGD keeps only the step count."""
+
+    count: Any
+
+
+class MomentumState(NamedTuple):
+    """The step count and the velocity, one buffer per parameter."""
+
+    count: Any
+    velocity: Any
+
+
+class AdamState(NamedTuple):
+    """The step count and Adam's first and second moment estimates."""
+
+    count: Any
+    first: Any
+    second: Any
+
+
+def state_fields(optimizer_or_state) -> tuple[str, ...]:
+    """The names of the parameter-shaped trees of an optimizer's state (an optimizer object or
+    a state): ``()`` for SGD, ``("velocity",)`` for the momentum methods, ``("first",
+    "second")`` for Adam. Files name their tensors after them."""
+    state_type = getattr(optimizer_or_state, "State", type(optimizer_or_state))
+    return tuple(state_type._fields[1:])
+
+
 @dataclass(frozen=True)
 class SGD:
     """Plain gradient descent: ``W ← W − η(t)·dW``."""
 
     learning_rate: Schedule
+    State = SGDState
 
     def init(self, params):
-        return (0,)
+        return SGDState(0)
 
     def update(self, grads, state, params, inplace=False):
         (t,) = state
         eta = self.learning_rate(t)
         new = tree_map(lambda p, g: _descend(p, eta * g, inplace), params, grads)
-        return new, (t + 1,)
+        return new, SGDState(t + 1)
 
 
 @dataclass(frozen=True)
@@ -134,9 +166,10 @@ class Momentum:
     learning_rate: Schedule
     momentum: float = 0.9
     nesterov: bool = False
+    State = MomentumState
 
     def init(self, params):
-        return (0, _zeros_like(params))
+        return MomentumState(0, _zeros_like(params))
 
     def update(self, grads, state, params, inplace=False):
         t, velocity = state
@@ -144,7 +177,7 @@ class Momentum:
         velocity = tree_map(lambda v, g: mu * v + g, velocity, grads)
         step = tree_map(lambda g, v: g + mu * v, grads, velocity) if self.nesterov else velocity
         new = tree_map(lambda p, s: _descend(p, eta * s, inplace), params, step)
-        return new, (t + 1, velocity)
+        return new, MomentumState(t + 1, velocity)
 
 
 @dataclass(frozen=True)
@@ -158,9 +191,10 @@ class VelocityMomentum:
     learning_rate: Schedule
     momentum: float = 0.9
     nesterov: bool = True
+    State = MomentumState
 
     def init(self, params):
-        return (0, _zeros_like(params))
+        return MomentumState(0, _zeros_like(params))
 
     def update(self, grads, state, params, inplace=False):
         t, velocity = state
@@ -172,7 +206,7 @@ class VelocityMomentum:
         else:
             down = tree_map(lambda v: -v, velocity)
         new = tree_map(lambda p, d: _descend(p, d, inplace), params, down)
-        return new, (t + 1, velocity)
+        return new, MomentumState(t + 1, velocity)
 
 
 @dataclass(frozen=True)
@@ -183,9 +217,10 @@ class Adam:
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
+    State = AdamState
 
     def init(self, params):
-        return (0, _zeros_like(params), _zeros_like(params))
+        return AdamState(0, _zeros_like(params), _zeros_like(params))
 
     def update(self, grads, state, params, inplace=False):
         t, first, second = state
@@ -199,19 +234,27 @@ class Adam:
             return _descend(p, eta * m / (namespace(v).sqrt(v) + eps), inplace)
 
         new = tree_map(descend, params, first, second)
-        return new, (t + 1, first, second)
+        return new, AdamState(t + 1, first, second)
 
 
+# --- the registry --------------------------------------------------------------------------------
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Momentum, "adam": Adam}
 # VelocityMomentum has no name here: polynn.sklearn builds it for solver="sgd" and passes the
-# object to MLP.fit(optimizer=...).
+# object to MLP.fit(optimizer=...). Every optimizer polynn ships, by class name (files store it):
+OPTIMIZER_CLASSES = {cls.__name__: cls for cls in (SGD, Momentum, VelocityMomentum, Adam)}
+SCHEDULE_CLASSES = {cls.__name__: cls for cls in SCHEDULES.values()}
+# The learning rate an optimizer name gets when none is given.
+DEFAULT_LEARNING_RATES = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adam": 0.001}
 
 
-def make_optimizer(name: str = "sgd", learning_rate=0.1, **options):
+def make_optimizer(name: str = "sgd", learning_rate=None, **options):
     """Build an optimizer by name: "sgd", "momentum", "nesterov" (momentum with Nesterov), "adam".
-    ``learning_rate`` is a float or a schedule; ``options`` are the optimizer's own fields."""
+    ``learning_rate`` is a float, a schedule or None (``DEFAULT_LEARNING_RATES[name]``);
+    ``options`` are the optimizer's own fields."""
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
     if name == "nesterov":
         options.setdefault("nesterov", True)
+    if learning_rate is None:
+        learning_rate = DEFAULT_LEARNING_RATES[name]
     return OPTIMIZERS[name](as_schedule(learning_rate), **options)

@@ -1,0 +1,51 @@
+"""Rows <-> columns: the one module that converts between the public and the training layout.
+
+The public layout is rows: ``params`` is a tuple of ``(W (n_in, n_out), b (n_out,))`` pairs and a
+batch ``X`` is ``(m, n_in)``. Training runs in columns (see :mod:`polynn.nn.mlp`): one array
+``Wb = [Wᵀ | b]`` of shape ``(n_out, n_in + 1)`` per layer and a batch ``Xa = [Xᵀ; 1]``. An
+optimizer state (a NamedTuple of :mod:`polynn.nn.optim`) holds its step count and trees shaped
+like the parameters; it is converted field by field, keeping its type and its count.
+"""
+
+from __future__ import annotations
+
+from polynn.nn.namespace import namespace
+
+
+def params_to_columns(params):
+    """Row-layout ``((W (n_in, n_out), b (n_out,)), ...)`` -> ``(Wb (n_out, n_in + 1), ...)``,
+    each a new array in C (row-major) order, in the dtype of ``W``."""
+    xp = namespace(params[0][0])
+
+    def row_major(A):
+        # NumPy's concat keeps the column-major order of W.T; reshaping through 1-D copies in
+        # row-major order (a no-op under XLA). Mixed-order updates ``Wb -= η·dWb`` (dWb comes
+        # out of a matmul in row-major order) measured 5x slower: 257 against 50 µs.
+        return xp.reshape(xp.reshape(A, (-1,)), A.shape)
+
+    return tuple(row_major(xp.concat([W.T, xp.reshape(b, (-1, 1))], axis=1)) for W, b in params)
+
+
+def params_to_rows(params_t):
+    """The inverse of :func:`params_to_columns`: ``(W (n_in, n_out), b (n_out,))`` per layer
+    (views of ``Wb`` where the backend has views)."""
+    return tuple((Wb[:, :-1].T, Wb[:, -1]) for Wb in params_t)
+
+
+def _convert_state(state, convert):
+    count, *trees = state
+    converted = [convert(tree) for tree in trees]
+    if hasattr(state, "_fields"):  # a NamedTuple state: keep its type and field names
+        return type(state)(count, *converted)
+    return (count, *converted)
+
+
+def state_to_columns(state):
+    """An optimizer state ``(count, *trees)`` with row-layout trees -> the same state type with
+    every tree in columns (:func:`params_to_columns`); the count is kept as it is."""
+    return _convert_state(state, params_to_columns)
+
+
+def state_to_rows(state_t):
+    """The inverse of :func:`state_to_columns`."""
+    return _convert_state(state_t, params_to_rows)
