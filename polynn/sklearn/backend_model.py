@@ -91,7 +91,8 @@ class ModelCache:
 class TrainingState:
     """The optimizer of the last stochastic fit and its state, as host data: ``count`` (steps
     taken) and ``trees`` (its parameter-shaped buffers: tuples of host ``(W, b)``, row layout,
-    in the weights' host dtype: velocities for sgd, first and second moments for adam)."""
+    in the weights' host dtype, in the order of the optimizer's ``State`` fields: the velocity
+    for sgd, the first and second moments for adam)."""
 
     optimizer: Any  # a frozen optimizer object of polynn.nn.optim
     count: int
@@ -118,8 +119,5 @@ def set_training_state(model: MLP, state: TrainingState | None) -> None:
     backend, dtype = model.backend, model.dtype
     trees = tuple(tuple((backend.asarray(W, dtype), backend.asarray(b, dtype)) for W, b in tree)
                   for tree in state.trees)
-    items = (state.count, *trees)
-    fresh = state.optimizer.init(model.params)
-    # polynn.nn.optim's states are NamedTuples (named fields) or, before that, plain tuples.
     model._optimizer = state.optimizer
-    model._opt_state = type(fresh)(*items) if hasattr(fresh, "_fields") else items
+    model._opt_state = state.optimizer.State(state.count, *trees)
