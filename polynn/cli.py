@@ -402,39 +402,6 @@ def _write_outputs(args, model, history, X, y, score, out):
 
 
 # --- predict ------------------------------------------------------------------------------------
-def _read_prediction_csv(path, n_features):
-    """Features ``(m, n_features)`` float64 and labels (int64 ``(m,)`` or None) from a UTF-8 CSV
-    with the model's features, optionally followed by a label column. The first row is a header
-    only when none of its cells is a number, so every data row gives one prediction; a cell that
-    is not a finite number is an error naming the file, line and column."""
-    from polynn.datasets import _header_row, _is_number, _read_rows
-
-    rows = _read_rows(path)
-    if _header_row(rows[0][1]):
-        rows = rows[1:]
-    if not rows:
-        raise ValueError(f"{path}: no data rows")
-    width = len(rows[0][1])
-    if width not in (n_features, n_features + 1):
-        raise ValueError(f"{path} has {width} columns; the model takes {n_features} features "
-                         "(optionally followed by a label column)")
-    X = np.empty((len(rows), n_features))
-    for r, (line, row) in enumerate(rows):
-        if len(row) != width:
-            raise ValueError(f"{path}: line {line} has {len(row)} fields, expected {width}")
-        for c in range(n_features):
-            value = float(row[c]) if _is_number(row[c]) else math.nan
-            if not math.isfinite(value):
-                raise ValueError(f"{path}: line {line}, column {c}: {row[c]!r} is not a number")
-            X[r, c] = value
-    labels = None
-    if width == n_features + 1:
-        values = [float(row[-1]) if _is_number(row[-1]) else math.nan for _, row in rows]
-        if all(math.isfinite(v) and v == round(v) for v in values):
-            labels = np.array(values, dtype=np.int64)
-    return X, labels
-
-
 def cmd_predict(args, out, err) -> int:
     from polynn.io import load
 
@@ -444,7 +411,9 @@ def cmd_predict(args, out, err) -> int:
             Path(args.data).exists() or args.data.endswith(".csv")):
         X, labels = _load_dataset(args.data)
     else:
-        X, labels = _read_prediction_csv(args.data, model.n_features)
+        from polynn.datasets import load_csv_features
+
+        X, labels = load_csv_features(args.data, model.n_features)
     if args.proba:
         rows = [",".join(f"{p:.6g}" for p in row) for row in model.predict_proba(X)]
     else:
