@@ -3,7 +3,7 @@
 matplotlib is an optional extra (``pip install "polynn[plot]"``). Figures are drawn on
 matplotlib's Agg canvas without pyplot, so nothing here opens a window or changes the caller's
 matplotlib backend. Both functions write an image file (PNG unless the path's suffix names
-another format matplotlib knows) and return its path.
+another format matplotlib knows: :func:`image_formats`) and return its path.
 """
 
 from __future__ import annotations
@@ -23,6 +23,13 @@ def _figure(**kw):
     fig = Figure(**kw)
     FigureCanvasAgg(fig)
     return fig
+
+
+def image_formats() -> dict:
+    """The image formats matplotlib writes here: ``{suffix: description}`` (e.g. ``"png"``,
+    ``"svg"``, ``"pdf"``), the suffixes a plot's path may end with. ImportError with the install
+    hint when matplotlib is missing."""
+    return dict(_figure().canvas.get_supported_filetypes())
 
 
 def _save(fig, path) -> Path:

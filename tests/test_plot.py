@@ -74,3 +74,8 @@ def test_missing_matplotlib_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r'pip install "polynn\[plot\]"'):
         plot.history_curves({"loss": [1.0]}, tmp_path / "h.png")
+
+
+def test_image_formats_names_the_suffixes_matplotlib_writes():
+    formats = plot.image_formats()
+    assert {"png", "svg", "pdf"} <= set(formats) and "xyz" not in formats
