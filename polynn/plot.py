@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from polynn.validate import check_int
+
 
 def _figure(**kw):
     """A pyplot-free Agg figure; ImportError with the install hint when matplotlib is missing."""
@@ -53,13 +55,12 @@ def decision_boundary(model, X, y, path, *, resolution=200, title=None) -> Path:
                          f"{X.shape}; plot the training curves with history_curves instead")
     if y.shape[:1] != X.shape[:1]:
         raise ValueError(f"X has {X.shape[0]} rows but y has shape {y.shape}")
-    if int(resolution) < 2:
-        raise ValueError(f"resolution must be >= 2, got {resolution!r}")
+    resolution = check_int("resolution", resolution, 2)
     fig = _figure(figsize=(6, 5))
     lo, hi = X.min(axis=0), X.max(axis=0)
     pad = 0.1 * np.maximum(hi - lo, 1e-3)
-    xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], int(resolution))
-    ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], int(resolution))
+    xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution)
+    ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution)
     gx, gy = np.meshgrid(xs, ys)
     Z = np.asarray(model.predict(np.c_[gx.ravel(), gy.ravel()]))
     Z = (Z[:, 0] if Z.ndim == 2 else Z).reshape(gx.shape)

@@ -54,6 +54,14 @@ def test_decision_boundary_needs_2d_data(tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.parametrize(("resolution", "error"), [(1, ValueError), (2.5, TypeError)])
+def test_decision_boundary_resolution_is_checked(trained, tmp_path, resolution, error):
+    model, X, y, _ = trained
+    with pytest.raises(error, match="resolution must be an integer >= 2"):
+        plot.decision_boundary(model, X, y, tmp_path / "r.png", resolution=resolution)
+    assert not (tmp_path / "r.png").exists()
+
+
 def test_history_curves_with_validation_and_accuracy(trained, tmp_path):
     *_, history = trained
     assert history.val_loss and history.accuracy

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from polynn.validate import check_choice
+
 _IDX_DTYPES = {
     0x08: ">u1",
     0x09: ">i1",
@@ -179,9 +181,7 @@ def load_mnist(directory, kind="train", *, mmap_mode=None):
     write them once with ``write_npy(path, X, dtype="float32", scale=1 / 255)``, which returns
     the new file memory-mapped; :func:`load_npy` opens it again later.
     """
-    if kind not in _MNIST_PREFIX:
-        raise ValueError(f"kind must be 'train' or 'test', got {kind!r}")
-    prefix = _MNIST_PREFIX[kind]
+    prefix = _MNIST_PREFIX[check_choice("kind", kind, _MNIST_PREFIX)]
     images_path = _find_file(directory, f"{prefix}-images-idx3-ubyte")
     labels_path = _find_file(directory, f"{prefix}-labels-idx1-ubyte")
     images, labels = load_idx(images_path, labels_path, mmap_mode=mmap_mode)
