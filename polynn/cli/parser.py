@@ -6,6 +6,7 @@ import argparse
 
 from polynn.cli import check, info, predict, train
 from polynn.cli.common import Parser
+from polynn.version import __version__
 
 #: The modules that define a subcommand (``add_parser(commands)``), in the order of ``--help``.
 COMMANDS = (train, predict, check, info)
@@ -13,8 +14,6 @@ COMMANDS = (train, predict, check, info)
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the ``polynn`` command; each subcommand sets ``args.run(args, out, err)``."""
-    from polynn import __version__
-
     parser = Parser(prog="polynn", description="Multilayer perceptrons from scratch on NumPy, "
                     "JAX, PyTorch, CuPy or array-api-strict.")
     parser.add_argument("--version", action="version", version=f"polynn {__version__}")
