@@ -60,8 +60,8 @@ def step_vs_matmuls(dtype: str) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from .common import he_init, spiral
-    from .peers.jax_native import make_loss
+    from .contestants.jax_native import make_loss
+    from .helpers import he_init, spiral
 
     X, y = spiral(1)
     X, y = jnp.asarray(X, dtype), jnp.asarray(y, jnp.int32)
