@@ -143,12 +143,10 @@ class Unavailable(RuntimeError):
 
 
 class Contestant:
-    """One way of training the MLP; every method synchronises before returning.
-
-    ``load`` sets the parameters from host float64 arrays (cast to ``dtype``); ``set_data`` places
-    X, y (untimed); ``steps(n)`` runs n full-batch SGD steps on the placed data; ``epoch(bs)`` runs
-    one pass over it in order, in batches of ``bs`` rows, the smaller last one kept.
-    """
+    """One way of training the MLP. Each subclass implements, every method synchronising:
+    ``load(params)`` (host float64 ``Params``, cast to ``dtype``), ``set_data(X, y)`` (place the
+    data, untimed), ``steps(n)`` (n full-batch SGD steps on the placed data), ``epoch(bs)`` (one
+    in-order pass in batches of ``bs`` rows, the smaller last one kept), ``get_params()``."""
 
     name = "?"
     family = "peer"  # or "polynn"
@@ -156,21 +154,6 @@ class Contestant:
 
     def __init__(self, sizes, dtype: str, *, lr: float, l2: float, device: str = "cpu"):
         self.sizes, self.dtype, self.lr, self.l2, self.device = list(sizes), dtype, lr, l2, device
-
-    def load(self, params: Params) -> None:
-        raise NotImplementedError
-
-    def set_data(self, X: np.ndarray, y: np.ndarray) -> None:
-        raise NotImplementedError
-
-    def steps(self, n: int) -> None:
-        raise NotImplementedError
-
-    def epoch(self, batch_size: int) -> None:
-        raise NotImplementedError
-
-    def get_params(self) -> Params:
-        raise NotImplementedError
 
     def notes(self) -> str:
         return ""

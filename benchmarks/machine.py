@@ -20,10 +20,16 @@ LIBRARIES = ("numpy", "jax", "jaxlib", "torch", "sklearn", "cupy", "array_api_co
 def _first(path: str, prefix: str, default=None) -> str | None:
     try:
         with open(path) as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith(prefix)),
-                        default)  # fmt: skip
+            return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith(prefix)), default)
     except OSError:
         return default
+
+
+def _try(fn, default=None):
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001  (a missing library, no git, ...)
+        return default if default is not None else f"unavailable ({type(e).__name__})"
 
 
 def _git(*args: str) -> str:
@@ -31,29 +37,17 @@ def _git(*args: str) -> str:
                           timeout=10).stdout.strip()  # fmt: skip
 
 
+def _blas() -> str:
+    from threadpoolctl import threadpool_info
+
+    return "; ".join(f"{d.get('internal_api')} {d.get('version')} ({d.get('threading_layer', '')}, "
+                     f"{d.get('num_threads')} threads)" for d in threadpool_info())  # fmt: skip
+
+
 def describe() -> dict:
     """CPU, cores, memory, load, library versions, BLAS, commit, JAX devices, torch threads."""
-    versions = {}
-    for mod in LIBRARIES:
-        try:
-            versions[mod] = getattr(__import__(mod), "__version__", "?")
-        except Exception as e:  # noqa: BLE001
-            versions[mod] = f"unavailable ({type(e).__name__})"
-    try:
-        from threadpoolctl import threadpool_info
-
-        blas = "; ".join(f"{d.get('internal_api')} {d.get('version')} "
-                         f"({d.get('threading_layer', '')}, {d.get('num_threads')} threads)"
-                         for d in threadpool_info())  # fmt: skip
-    except Exception:  # noqa: BLE001
-        blas = "?"
-    try:
-        commit = _git("rev-parse", "--short", "HEAD")
-        commit += " (working tree has uncommitted changes)" if _git("status", "--porcelain") else ""
-    except Exception:  # noqa: BLE001
-        commit = "?"
     mem_kb = _first("/proc/meminfo", "MemTotal:")
-    meta = {
+    return {
         "cpu_model": _first("/proc/cpuinfo", "model name", platform.processor() or "unknown"),
         "cpu_count": os.cpu_count(),
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1,
@@ -61,25 +55,14 @@ def describe() -> dict:
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "versions": versions,
-        "blas": blas,
-        "git_commit": commit,
-        "torch_threads": None,
-        "jax_devices": None,
+        "versions": {m: _try(lambda m=m: getattr(__import__(m), "__version__", "?"))
+                     for m in LIBRARIES},  # fmt: skip
+        "blas": _try(_blas, "?"),
+        "git_commit": _try(lambda: _git("rev-parse", "--short", "HEAD") + (" (working tree has "
+                           "uncommitted changes)" if _git("status", "--porcelain") else ""), "?"),
+        "torch_threads": _try(lambda: __import__("torch").get_num_threads(), "?"),
+        "jax_devices": _try(lambda: [str(d) for d in __import__("jax").devices()], "?"),
     }
-    try:
-        import torch
-
-        meta["torch_threads"] = torch.get_num_threads()
-    except Exception:  # noqa: BLE001
-        pass
-    try:
-        import jax
-
-        meta["jax_devices"] = [str(d) for d in jax.devices()]
-    except Exception:  # noqa: BLE001
-        pass
-    return meta
 
 
 _THREAD_LIMITS = None  # threadpoolctl's limiter lives as long as the run
@@ -87,31 +70,23 @@ _THREAD_LIMITS = None  # threadpoolctl's limiter lives as long as the run
 
 def limit_threads(n: int, log) -> str:
     """Cap every library at ``n`` threads; runs before JAX is imported (XLA reads flags once)."""
-    global _THREAD_LIMITS
-    done = []
+    xla = "--xla_cpu_multi_thread_eigen=false"
     if n == 1:
-        flag = "--xla_cpu_multi_thread_eigen=false"
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flag).strip()
-        done.append(f"XLA_FLAGS={flag}")
-    else:
-        done.append("JAX: default (XLA has no simple N-thread cap)")
-    try:
-        import torch
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + xla).strip()
 
-        torch.set_num_threads(n)
-        done.append(f"torch.set_num_threads({n})")
-    except Exception:  # noqa: BLE001
-        pass
-    try:
+    def blas():
+        global _THREAD_LIMITS
         import sklearn.neural_network  # noqa: F401  (load its BLAS before limiting)
         from threadpoolctl import threadpool_limits
 
         _THREAD_LIMITS = threadpool_limits(limits=n)
-        done.append(f"threadpoolctl limits={n} (BLAS and OpenMP)")
-    except Exception as e:  # noqa: BLE001
-        done.append(f"threadpoolctl failed: {e}")
-    log(f"threads capped at {n}: {'; '.join(done)}")
-    return "; ".join(done)
+        return f"threadpoolctl limits={n} (BLAS and OpenMP)"
+
+    torch = lambda: (__import__("torch").set_num_threads(n), f"torch.set_num_threads({n})")[1]  # noqa: E731
+    done = "; ".join([f"XLA_FLAGS={xla}" if n == 1 else "JAX: default (no simple N-thread cap)",
+                      _try(torch, "torch unavailable"), _try(blas, "threadpoolctl failed")])
+    log(f"threads capped at {n}: {done}")
+    return done
 
 
 def _best_s(fn, rounds: int) -> float:
@@ -210,32 +185,25 @@ def gpu_probe() -> tuple[dict[str, str], list[str]]:
     """({library: its GPU devices} for each library that can use a GPU, [why not, per library])."""
     usable, reasons = {}, []
 
-    def why(lib, e):
-        return f"{lib}: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:120]}"
-
-    try:
+    def cupy():
         import cupy
 
-        if cupy.cuda.runtime.getDeviceCount() > 0 and cupy.cuda.is_available():
-            cupy.zeros(1).sum().item()  # the first array is where a broken install fails
-            usable["cupy"] = f"{cupy.cuda.runtime.getDeviceCount()} CUDA device(s)"
-        else:
-            reasons.append("cupy: no CUDA device")
-    except Exception as e:  # noqa: BLE001
-        reasons.append(why("cupy", e))
-    try:
-        import jax
+        if not (cupy.cuda.runtime.getDeviceCount() > 0 and cupy.cuda.is_available()):
+            raise RuntimeError("no CUDA device")
+        cupy.zeros(1).sum().item()  # the first array is where a broken install fails
+        return f"{cupy.cuda.runtime.getDeviceCount()} CUDA device(s)"
 
-        usable["jax"] = ", ".join(str(d) for d in jax.devices("gpu"))
-    except Exception as e:  # noqa: BLE001
-        reasons.append(why("jax", e))
-    try:
+    def torch():
         import torch
 
-        if torch.cuda.is_available():
-            usable["torch"] = torch.cuda.get_device_name(0)
-        else:
-            reasons.append(f"torch {torch.__version__}: CUDA not available")
-    except Exception as e:  # noqa: BLE001
-        reasons.append(why("torch", e))
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"torch {torch.__version__}: CUDA not available")
+        return torch.cuda.get_device_name(0)
+
+    jax = lambda: ", ".join(str(d) for d in __import__("jax").devices("gpu"))  # noqa: E731
+    for lib, probe in (("cupy", cupy), ("jax", jax), ("torch", torch)):
+        try:
+            usable[lib] = probe()
+        except Exception as e:  # noqa: BLE001
+            reasons.append(f"{lib}: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:120]}")
     return usable, reasons

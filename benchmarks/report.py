@@ -120,7 +120,8 @@ def check(t: Target, results: dict, previous: dict | None = None) -> dict:
         ratio = c["gflops"] / b["gflops"]
         against = (f"{b['contestant']} ({b['gflops']:.1f} GFLOP/s)" if t.baseline == "ceiling"
                    else f"{b['contestant']} {b['dtype']} ({_time(b)}, load {b['loadavg_1m']:.2f})")
-        detail = (f"{ratio:.2f}×: {c['contestant']} {_time(c)}"
+        detail = (f"{100 * ratio:.1f} %" if t.baseline == "ceiling" else f"{ratio:.2f}×") + (
+                  f": {c['contestant']} {_time(c)}"
                   + (f", {c['gflops']:.1f} GFLOP/s" if t.baseline == "ceiling" else "")
                   + f", load {c['loadavg_1m']:.2f}; against {against}")  # fmt: skip
         if t.need < 1 and t.baseline != "ceiling":
@@ -293,46 +294,6 @@ def targets_md(checked: list[dict]) -> str:
         f"| {t['target']} | **{t['status']}** | {t.get('detail', '')} |" for t in checked])
 
 
-HOW = """\
-- Same data and the same initial weights for everyone: He init from \
-`numpy.random.default_rng({seed})`, float64 on the host, cast to the dtype. Final loss = the \
-regularised training loss of each contestant's final parameters, evaluated by one float64 NumPy \
-referee (`helpers.eval_loss`).
-- Reference program (issue 9): spiral 300×2, 2-25-3 ReLU/softmax, lr {lr}, l2 {l2}, \
-{spiral_steps} full-batch steps end to end from the init. Every row, float32 included, is timed \
-against the same baseline, hand-written NumPy in float64 (`numpy-hand`, the reference program's \
-style). One warm-up run per row (excluded; compile s = first − median), then {ref_rounds} rounds \
-× {ref_reps} runs, interleaved round-robin (the order rotates each pass; informational rows run \
-{ref_extra_reps}× per round); `× numpy-hand float64` = its median time / the row's median; \
-`per round` = the same ratio from each round's medians; the baseline's own µs/step and the \
-1-minute load average (`os.getloadavg()` after each run: median, range) stand next to it. Final \
-loss: the float64 referee on the float64 data, relative difference from the baseline's. Floor: \
-the fastest step measured on one core of this CPU (issue 9: a fused C step with fast math, \
-7.0 µs float64, ~5–7 µs estimated; 4.1 µs float32); `× floor` = µs/step over it.
-- Workloads 2-4 use lr {lr_large} (at 0.1 the random-label problem trains unstably and float32 \
-rounding alone moves final losses by 10-50 % between implementations; the time per step does not \
-depend on lr), l2 the same.
-- mnist-step (784-256-128-10, batch {mnist_batch}, float32, uniform random {mnist_rows:,}×784): \
-median of {mnist_repeats} runs of {mnist_steps} steps on one fixed batch after a warm-up run. \
-mnist-epoch: one in-order epoch of {epoch_rows:,} rows in batches of {mnist_batch}, **remainder \
-kept** (60,000 rows = 234 × 256 + 96: 235 steps), median of {epoch_repeats}.
-- wide (1024-2048-2048-10, batch {wide_batch}, float32): median of {wide_repeats} runs of \
-{wide_steps} steps after a warm-up run.
-- FLOPs per step = 6·batch·Σ n_in·n_out. `x peer` = peer time / this time (> 1: this row is \
-faster). `% ceil` = GFLOP/s over the best matmul GFLOP/s of that dtype measured in this run \
-(start or end). `Δ loss` = |final loss − numpy-hand's| / numpy-hand's, same workload and dtype.
-- Memory: MNIST-shaped fixed batch, {mem0} vs {mem1} steps from the init after a warm-up of each \
-length. RSS peak = the process's VmHWM over the run (reset via /proc/self/clear_refs just before \
-it); growth = that minus the RSS before the run; tracemalloc peak = Python and NumPy allocations. \
-Flat = RSS peak grows ≤ max(4 MiB, 5 %) and tracemalloc peak ≤ max(4 MiB, 10 %).
-- Device work is synchronised inside each timed call (`block_until_ready`, \
-`torch.cuda.synchronize`, CuPy device sync). JAX peers get their data as device arrays placed \
-before timing (jax-scan also pre-laid out in batches); so does polynn on JAX/PyTorch (`fit` trains \
-on resident arrays in place); polynn-numpy gets host arrays.
-- scikit-learn: `alpha = l2 × rows per batch` (its `_backprop` divides `alpha·W` by the batch's \
-row count, so `alpha = l2 × n_samples` only in full-batch training); its remainder batch of 96 \
-rows therefore sees l2·256/96. PyTorch applies l2 through SGD `weight_decay` on the weights only \
-(the same gradient)."""
 SECTIONS = {"scaling": "SCALING.md", "memory-size": "MEMORY.md"}  # written by their own scripts
 
 
@@ -348,6 +309,34 @@ def sections_md(ran: dict) -> list[str]:
                 f"run: {sec.get('status', 'not run by this command')}.)")  # fmt: skip
             parts += [path.read_text().strip() + why, ""]
     return parts
+
+
+def tables(res: dict) -> list[tuple[str, str]]:
+    """(heading, table) for each result measured: RESULTS.md's and the printed summary's."""
+    gpu, steps = res.get("gpu") or {}, res["settings"]["memory_steps"]
+    ref = [r for r in res["rows"] if r["workload"] == "reference"]
+    rest = [r for r in res["rows"] + gpu.get("rows", []) if r["workload"] != "reference"]
+    out = [("The reference program (against hand-written NumPy, float64)",
+            reference_table(ref, res["targets"])) if ref else None,
+           ("Workloads 2-4", table(rest, res["memory"], steps)) if rest else None,
+           ("Memory", memory_table(res["memory"], steps)) if res.get("memory") else None,
+           ("Matmul ceiling", ceiling_table(res["ceilings"], "CPU"))
+           if res.get("ceilings") else None,
+           ("GPU matmul ceiling", ceiling_table(gpu["ceilings"], "GPU" if gpu.get("status") == "ran"
+                                                else "GPU dry run (CPU)"))
+           if gpu.get("ceilings") else None]  # fmt: skip
+    return [t for t in out if t]
+
+
+def summary(res: dict) -> list[str]:
+    """The printed blocks: every table, what ran where, the targets, the load."""
+    meta, gpu = res["meta"], res["gpu"]
+    return [f"{head}:\n{text}" for head, text in tables(res)] + [
+        f"GPU: {gpu['status']}\n" + "\n".join(f"{w}: {sec['status']}" + (
+            f" -> {sec['path']}" if sec.get("path") else "") for w, sec in res["sections"].items()),
+        targets_md(res["targets"]),
+        f"load average at start {meta['loadavg_start']}, at end {meta['loadavg_end']}; "
+        f"wall time {meta['wall_s']} s"]  # fmt: skip
 
 
 def results_md(res: dict) -> str:
@@ -377,23 +366,20 @@ def results_md(res: dict) -> str:
         f"- repo commit: {meta.get('git_commit')}",
         f"- GPU: {gpu.get('status', 'not run')}", "",
         "## How it was measured", "",
-        HOW.format(**s, mem0=s["memory_steps"][0], mem1=s["memory_steps"][-1]), "",
+        "As `benchmarks/README.md` describes (workloads, honesty rules, scikit-learn's `alpha`, "
+        f"threads), with these settings: seed {s['seed']}; reference program lr {s['lr']}, l2 "
+        f"{s['l2']}, {s['spiral_steps']} full-batch steps per run, {s['ref_rounds']} rounds × "
+        f"{s['ref_reps']} runs ({s['ref_extra_reps']} for the informational rows); workloads 2-4 "
+        f"lr {s['lr_large']}; mnist-step {s['mnist_repeats']} runs of {s['mnist_steps']} steps, "
+        f"batch {s['mnist_batch']}; mnist-epoch {s['epoch_repeats']} epochs of "
+        f"{s['epoch_rows']:,} rows; wide {s['wide_repeats']} runs of {s['wide_steps']} steps, "
+        f"batch {s['wide_batch']}; memory {s['memory_steps'][0]} vs {s['memory_steps'][-1]} "
+        f"steps; matmul ceiling n = {s['ceiling_n']}, best of {s['ceiling_rounds']}. Every ratio "
+        "stands next to its baseline's own time and the 1-minute load average.", "",
         "## Results", "",
     ]  # fmt: skip
-    ref = [r for r in res["rows"] if r["workload"] == "reference"]
-    if ref:
-        parts += ["### The reference program (against hand-written NumPy, float64)", "",
-                  reference_table(ref, res["targets"]), ""]  # fmt: skip
-    rest = [r for r in every if r["workload"] != "reference"]
-    if rest:
-        parts += ["### Workloads 2-4", "", table(rest, res["memory"], s["memory_steps"]), ""]
-    if res.get("memory"):
-        parts += ["### Memory", "", memory_table(res["memory"], s["memory_steps"]), ""]
-    if res.get("ceilings"):
-        parts += ["### Matmul ceiling", "", ceiling_table(res["ceilings"], "CPU"), ""]
-    if gpu.get("ceilings"):
-        title = "GPU" if gpu.get("status") == "ran" else "GPU dry run (CPU)"
-        parts += [ceiling_table(gpu["ceilings"], title), ""]
+    for head, text in tables(res):
+        parts += [f"### {head}", "", text, ""]
     if res["targets"]:
         parts += ["## Targets", "", targets_md(res["targets"]), ""]
     notes = sorted({(r["contestant"], r["notes"]) for r in every if r.get("notes")})

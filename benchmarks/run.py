@@ -12,7 +12,6 @@ Output: a table on stdout, ``OUT/results.json`` (every figure), ``OUT/RESULTS.md
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as _dt
 import importlib.util
 import json
@@ -31,17 +30,16 @@ import numpy as np  # noqa: E402
 
 from benchmarks import machine, report  # noqa: E402
 from benchmarks.contestants import CPU_CONTESTANTS  # noqa: E402
-from benchmarks.helpers import load1, random_classification, spiral  # noqa: E402
+from benchmarks.helpers import load1, random_classification  # noqa: E402
 from benchmarks.workloads import (  # noqa: E402
-    REFERENCE_BASELINE,
-    REFERENCE_EXTRA,
-    REFERENCE_ROWS,
     SIZES,
-    Settings,
     Workload,
     derive,
     measure,
     memory_steps,
+    mnist_data,
+    settings,
+    timed_workloads,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -103,16 +101,11 @@ def parse(argv):
     return args
 
 
-def main(argv=None) -> int:
-    args = parse(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    log = Log(out / "run.log")
-    S = Settings.make(args.quick, seed=args.seed, **({"timeout_s": args.timeout} if args.timeout
+def setup(args, argv, log) -> dict:
+    """Settings, threads, JAX's x64 and the machine's description: the run's ``results``."""
+    S = settings(args.quick, seed=args.seed, **({"timeout_s": args.timeout} if args.timeout
                                                      else {}))  # fmt: skip
     S.contestants, S.workloads = args.contestants, args.chosen
-    wanted = lambda w: not S.workloads or w in S.workloads  # noqa: E731
-    names = [n for n in CPU_CONTESTANTS if not S.contestants or n in S.contestants]
     warnings.filterwarnings("ignore", message=".*donated buffers were not usable.*")
     threads = machine.limit_threads(args.threads, log) if args.threads else "library defaults"
     try:  # float64 on JAX needs x64: on once, up front (explicit float32 arrays stay float32)
@@ -130,11 +123,23 @@ def main(argv=None) -> int:
     log(f"polynn benchmarks ({'quick' if S.quick else 'full'}): {meta['cpu_model']}, "
         f"{meta['cores_usable']} cores, load {meta['loadavg_start']}")
     log(f"versions: {meta['versions']}; BLAS: {meta['blas']}")
-    res = {"meta": meta, "settings": dataclasses.asdict(S), "rows": [], "memory": []}
+    return {"meta": meta, "settings": vars(S), "S": S, "rows": [], "memory": [],
+            "ceilings": None}  # fmt: skip
 
-    # the ceilings, for the workloads that report a fraction of them; again at the end
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = Log(out / "run.log")
+    res = setup(args, argv, log)
+    S, meta = res.pop("S"), res["meta"]
+    wanted = lambda w: not S.workloads or w in S.workloads  # noqa: E731
+    names = [n for n in CPU_CONTESTANTS if not S.contestants or n in S.contestants]
+    # the matmul ceiling, for the workloads that report a fraction of it: at the start and again
+    # at the end (load comes and goes: the ceiling is the best seen)
     need_ceiling = any(map(wanted, ("mnist-step", "mnist-epoch", "wide", "gpu")))
-    libs = ["numpy"] + (["jax"] if jax_ok else []) + ["torch"]
+    libs = ["numpy"] + (["jax"] if meta["jax_x64"] else []) + ["torch"]
     ceilings = lambda: machine.measure_ceilings(  # noqa: E731
         libs, ("float32", "float64"), S.ceiling_n, S.ceiling_rounds, "cpu", log)
     res["ceilings"] = ceilings() if need_ceiling else None
@@ -143,41 +148,15 @@ def main(argv=None) -> int:
         log(f"  WARNING: multithreaded BLAS is {probe['default_over_1thread']:.1f}x SLOWER than "
             "one thread on small products right now: the cores are oversubscribed by other "
             "processes; expect noisy, thread-sensitive timings (try --threads 1)")
-
-    if wanted("reference"):  # the informational rows in full and quick runs, not focused ones
-        def keep(n, d):  # a focused run keeps its contestants and the baseline
-            return not S.contestants or n in S.contestants or (n, d) == REFERENCE_BASELINE
-
-        entries = [(n, d, S.ref_reps) for n, d in REFERENCE_ROWS] + (
-            [(n, d, S.ref_extra_reps) for n, d in REFERENCE_EXTRA] if not S.workloads else [])
-        X, y = spiral(S.seed + 1)
-        log(f"reference: spiral 300x2, {SIZES['spiral']}, {S.spiral_steps} full-batch steps; "
-            f"{S.ref_rounds} rounds x {S.ref_reps} runs, interleaved; load {load1()}")
-        w = Workload("reference", SIZES["spiral"], X, y, S.lr, n=S.spiral_steps, reload=True,
-                     warm_all=not S.quick)  # fmt: skip
-        res["rows"] += measure(S, log, w, [e for e in entries if keep(*e[:2])], S.ref_rounds)
-    if any(map(wanted, ("mnist-step", "mnist-epoch", "memory"))):
-        Xm, ym = random_classification(S.seed + 2, S.mnist_rows, 784, 10, "uniform")
-        Xb, yb = Xm[: S.mnist_batch], ym[: S.mnist_batch]
-    plan = {  # workload: (its Workload, timed runs), made only when wanted
-        "mnist-step": lambda: (Workload("mnist-step", SIZES["mnist"], Xb, yb, S.lr_large,
-                                        n=S.mnist_steps), S.mnist_repeats),
-        "mnist-epoch": lambda: (Workload("mnist-epoch", SIZES["mnist"], Xm[: S.epoch_rows],
-                                         ym[: S.epoch_rows], S.lr_large, call="epoch",
-                                         n=S.mnist_batch, reload=True, warm_all=not S.quick),
-                                S.epoch_repeats),
-        "wide": lambda: (Workload("wide", SIZES["wide"], *random_classification(
-            S.seed + 3, S.wide_batch, 1024, 10, "normal"), S.lr_large, n=S.wide_steps),
-            S.wide_repeats),
-    }  # fmt: skip
-    for name, make in plan.items():
+    for name, make in timed_workloads(S, names, bool(S.workloads or S.contestants)).items():
         if wanted(name):
-            w, reps = make()
-            log(f"{name}: {w.sizes}, {w.X.shape[0]} rows, float32: {reps} timed {w.call}({w.n})")
-            res["rows"] += measure(S, log, w, [(n, "float32", reps) for n in names])
+            w, entries, rounds = make()
+            log(f"{name}: {w.sizes}, {w.X.shape[0]} rows: {rounds} round(s) of {w.call}({w.n}), "
+                f"interleaved; load {load1()}")
+            res["rows"] += measure(S, log, w, entries, rounds)
     if wanted("memory"):
         log(f"memory: MNIST-shaped fixed batch, {S.memory_steps[0]} vs {S.memory_steps[-1]} steps")
-        res["memory"] = memory_steps(S, log, names, Xb, yb, warmup_all=not S.quick)
+        res["memory"] = memory_steps(S, log, names, *mnist_data(S)[2:], warmup_all=not S.quick)
     res["gpu"] = {"status": "not run (--workloads)", "rows": [], "ceilings": None}
     if wanted("gpu") or args.gpu_dry_run:
         res["gpu"] = run_gpu(S, log, args.gpu_dry_run)
@@ -185,8 +164,7 @@ def main(argv=None) -> int:
         w: run_section(module, md if not (S.quick or S.workloads or S.contestants)
                        else out / md.name, S.quick, log)
         for w, (module, md) in SECTIONS.items() if wanted(w)}  # fmt: skip
-
-    if need_ceiling:  # load comes and goes: the ceiling is the best seen, start or end
+    if need_ceiling:
         log("matmul ceiling again at the end")
         end, C = ceilings(), res["ceilings"]
         C["by_lib_end"] = end["by_lib"]
@@ -198,8 +176,8 @@ def main(argv=None) -> int:
     derive(res["gpu"]["rows"], (res["gpu"]["ceilings"] or {}).get("ceiling", {}))
     res["targets"] = report.targets(res, lambda w: wanted(w) or (w == "gpu" and args.gpu_dry_run),
                                     report.load_previous())  # fmt: skip
-    write(res, args, out, log)
-    summary(res)
+    write(res, args, out, log)  # files first: a closed stdout must not lose them
+    print("\n\n".join(report.summary(res)))
     return 0
 
 
@@ -265,28 +243,6 @@ def write(res: dict, args, out: Path, log) -> None:
     if dest and Path(dest).resolve() != (out / "RESULTS.md").resolve():
         shutil.copyfile(out / "RESULTS.md", dest)
     log(f"wrote {json_path}, {out / 'RESULTS.md'}" + (f", {dest}" if dest else ""))
-
-
-def summary(res: dict) -> None:
-    """The tables on stdout (files are written first: a closed stdout must not lose them)."""
-    S, meta, gpu = res["settings"], res["meta"], res["gpu"]
-    ref = [r for r in res["rows"] if r["workload"] == "reference"]
-    rest = [r for r in res["rows"] + gpu["rows"] if r["workload"] != "reference"]
-    if ref:
-        print(f"Reference program (spiral 300x2, 2-25-3, {S['spiral_steps']} full-batch steps), "
-              f"against numpy-hand float64:\n{report.reference_table(ref, res['targets'])}\n")
-    if rest:
-        print(report.table(rest, res["memory"], S["memory_steps"]) + "\n")
-    if res["memory"]:
-        print(report.memory_table(res["memory"], S["memory_steps"]) + "\n")
-    if res.get("ceilings"):
-        print(report.ceiling_table(res["ceilings"], "CPU matmul ceiling") + "\n")
-    print("GPU:", gpu["status"])
-    for w, sec in res["sections"].items():
-        print(f"{w}: {sec['status']}" + (f" -> {sec['path']}" if sec.get("path") else ""))
-    print(f"\n{report.targets_md(res['targets'])}\n")
-    print(f"load average at start {meta['loadavg_start']}, at end {meta['loadavg_end']}")
-    print(f"\nwall time {meta['wall_s']} s")
 
 
 if __name__ == "__main__":

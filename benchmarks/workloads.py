@@ -11,11 +11,13 @@ goes on. ``derive`` then adds each row's ratio to its baseline and to every peer
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
 import traceback
 import tracemalloc
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -29,57 +31,30 @@ from .helpers import (
     load1,
     median,
     proc_status,
+    random_classification,
     reset_peak_rss,
+    spiral,
     time_limit,
     timed,
 )
 
+# Sizes and repeat counts of a run; --quick shrinks the counts, never the shapes. lr_large: at lr
+# 0.1 the random-label MNIST-shaped problem trains unstably and float32 rounding then moves final
+# losses by 10-50 % between implementations; at 0.01 they agree (the time per step is the same).
+FULL = dict(quick=False, seed=0, lr=0.1, lr_large=0.01, l2=1e-3, spiral_steps=10_000,
+            ref_rounds=3, ref_reps=3, ref_extra_reps=1, mnist_rows=60_000, epoch_rows=60_000,
+            mnist_batch=256, mnist_steps=50, mnist_repeats=5, epoch_repeats=3, wide_batch=1024,
+            wide_steps=5, wide_repeats=5, memory_steps=(10, 1000), ceiling_n=4096,
+            ceiling_rounds=5, gpu_batch=8192, gpu_steps=20, gpu_repeats=5, gpu_ceiling_n=8192,
+            timeout_s=600.0, contestants=(), workloads=())  # fmt: skip
+QUICK = dict(quick=True, spiral_steps=1_000, ref_rounds=2, ref_reps=1, mnist_steps=10,
+             mnist_repeats=3, epoch_repeats=1, epoch_rows=15_000, wide_steps=1, wide_repeats=3,
+             memory_steps=(10, 100), ceiling_n=2048, ceiling_rounds=2, gpu_steps=5,
+             gpu_repeats=2, timeout_s=120.0)  # fmt: skip
 
-@dataclass
-class Settings:
-    """Sizes and repeat counts of one run (``quick`` shrinks the counts, never the shapes)."""
 
-    quick: bool = False
-    seed: int = 0
-    lr: float = 0.1  # the reference workload's
-    # workloads 2-4: at lr 0.1 the random-label MNIST-shaped problem trains unstably and float32
-    # rounding then moves final losses by 10-50 % between implementations; at 0.01 they agree.
-    lr_large: float = 0.01
-    l2: float = 1e-3
-    spiral_steps: int = 10_000
-    ref_rounds: int = 3  # the reference program: rounds x runs per round (issue 9: 3 x 3)
-    ref_reps: int = 3
-    ref_extra_reps: int = 1  # runs per round of the informational rows
-    mnist_rows: int = 60_000
-    epoch_rows: int = 60_000  # rows of the timed epoch (--quick: a 15,000-row slice)
-    mnist_batch: int = 256
-    mnist_steps: int = 50  # steps per timed run, ms/step
-    mnist_repeats: int = 5
-    epoch_repeats: int = 3
-    wide_batch: int = 1024
-    wide_steps: int = 5
-    wide_repeats: int = 5
-    memory_steps: tuple[int, int] = (10, 1000)
-    ceiling_n: int = 4096
-    ceiling_rounds: int = 5
-    gpu_batch: int = 8192
-    gpu_steps: int = 20
-    gpu_repeats: int = 5
-    gpu_ceiling_n: int = 8192
-    timeout_s: float = 600.0  # per contestant and workload
-    contestants: tuple[str, ...] = ()
-    workloads: tuple[str, ...] = ()
-    extra: dict = field(default_factory=dict)
-
-    @classmethod
-    def make(cls, quick: bool, **kw) -> Settings:
-        if not quick:
-            return cls(**kw)
-        q = dict(spiral_steps=1_000, ref_rounds=2, ref_reps=1, mnist_steps=10, mnist_repeats=3,
-                 epoch_repeats=1, epoch_rows=15_000, wide_steps=1, wide_repeats=3,
-                 memory_steps=(10, 100), ceiling_n=2048, ceiling_rounds=2, gpu_steps=5,
-                 gpu_repeats=2, timeout_s=120.0)  # fmt: skip
-        return cls(quick=True, **{**q, **kw})
+def settings(quick: bool, **kw) -> SimpleNamespace:
+    return SimpleNamespace(**{**FULL, **(QUICK if quick else {}), **kw})
 
 
 SIZES = {
@@ -236,6 +211,44 @@ def derive(rows: list[dict], ceiling: dict) -> None:
             r["us_per_step"] = 1e3 * r["ms_per_step"]
             lo, hi = r["floor_us"] = list(FLOOR_US[r["dtype"]])
             r["x_floor"] = [r["us_per_step"] / hi, r["us_per_step"] / lo]
+
+
+def timed_workloads(S, names, focused: bool) -> dict:
+    """Every timed CPU workload by name, each made when called: (its Workload, its (contestant,
+    dtype, runs per round) entries, rounds). ``focused`` (--only/--workloads): the reference
+    program leaves out its informational rows, and keeps only ``names`` and its baseline."""
+    reference = [(n, d, S.ref_reps) for n, d in REFERENCE_ROWS] + (
+        [] if focused else [(n, d, S.ref_extra_reps) for n, d in REFERENCE_EXTRA])
+    reference = [e for e in reference if e[0] in names or e[:2] == REFERENCE_BASELINE]
+    wide = lambda: random_classification(S.seed + 3, S.wide_batch, 1024, 10, "normal")  # noqa: E731
+    return {
+        "reference": lambda: (Workload("reference", SIZES["spiral"], *spiral(S.seed + 1), S.lr,
+                                       n=S.spiral_steps, reload=True, warm_all=not S.quick),
+                              reference, S.ref_rounds),
+        "mnist-step": lambda: (Workload("mnist-step", SIZES["mnist"], *mnist_data(S)[2:],
+                                        S.lr_large, n=S.mnist_steps),
+                               each(names, S.mnist_repeats), 1),
+        "mnist-epoch": lambda: (Workload("mnist-epoch", SIZES["mnist"], *(
+            a[: S.epoch_rows] for a in mnist_data(S)[:2]), S.lr_large, call="epoch",
+            n=S.mnist_batch, reload=True, warm_all=not S.quick), each(names, S.epoch_repeats), 1),
+        "wide": lambda: (Workload("wide", SIZES["wide"], *wide(), S.lr_large, n=S.wide_steps),
+                         each(names, S.wide_repeats), 1),
+    }  # fmt: skip
+
+
+def each(names, reps: int, dtype: str = "float32") -> list[tuple[str, str, int]]:
+    return [(n, dtype, reps) for n in names]
+
+
+@functools.cache
+def _mnist(seed: int, rows: int):
+    return random_classification(seed, rows, 784, 10, "uniform")
+
+
+def mnist_data(S):
+    """MNIST-shaped uniform random data (made once) and its first batch: Xm, ym, Xb, yb."""
+    Xm, ym = _mnist(S.seed + 2, S.mnist_rows)
+    return Xm, ym, Xm[: S.mnist_batch], ym[: S.mnist_batch]
 
 
 def memory_steps(S, log, names, X, y, warmup_all: bool) -> list[dict]:
