@@ -29,6 +29,7 @@ from polynn.nn.optim import (
     SCHEDULE_CLASSES,
     Adam,
     Constant,
+    EpochInverseScaling,
     ExponentialDecay,
     InverseScaling,
     StepDecay,
@@ -931,7 +932,9 @@ def test_checkpoint_resume_equals_uninterrupted_run(tmp_path, optimizer, options
 # polynn.sklearn model with solver="sgd" trains with, could not be checkpointed).
 SCHEDULES = {"Constant": Constant(0.05), "InverseScaling": InverseScaling(0.2, power=0.7),
              "StepDecay": StepDecay(0.1, gamma=0.6, every=5),
-             "ExponentialDecay": ExponentialDecay(0.1, gamma=0.5, every=9)}
+             "ExponentialDecay": ExponentialDecay(0.1, gamma=0.5, every=9),
+             "EpochInverseScaling": EpochInverseScaling(0.1, power=0.5, n_samples=120,
+                                                        steps_per_epoch=4, t0=240)}
 
 
 def test_every_shipped_class_is_covered():
