@@ -43,13 +43,15 @@ __all__ = [
 ]
 
 # Private state that tests outside tests/test_backend.py patch on this package (written when
-# it was one module): reads and writes go to the submodule that owns it. Remove once those
-# tests use the submodules.
+# it was one module): reads and writes go to the submodule that owns it, and deleting the name
+# (pytest's monkeypatch undoing a patch) restores the owner's value from before the first
+# write. Remove once those tests patch the submodules.
 _FORWARDED = {
     "_x64_announced": _dtypes,
     "_PUT_CHUNK_BYTES": _transfer,
     "_jax_write_rows": _transfer,
 }
+_before_patch: dict = {}
 
 
 class _Package(types.ModuleType):
@@ -59,14 +61,16 @@ class _Package(types.ModuleType):
         raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
 
     def __setattr__(self, name, value):
-        if name in _FORWARDED:
-            setattr(_FORWARDED[name], name, value)
-        else:
-            super().__setattr__(name, value)
+        if name not in _FORWARDED:
+            return super().__setattr__(name, value)
+        _before_patch.setdefault(name, getattr(_FORWARDED[name], name))
+        setattr(_FORWARDED[name], name, value)
 
     def __delattr__(self, name):
         if name not in _FORWARDED:
-            super().__delattr__(name)
+            return super().__delattr__(name)
+        if name in _before_patch:
+            setattr(_FORWARDED[name], name, _before_patch.pop(name))
 
 
 sys.modules[__name__].__class__ = _Package

@@ -23,7 +23,7 @@ def to_host(x) -> np.ndarray:
     -------
     numpy.ndarray
         ``x`` itself for a NumPy array; a copy (or a view, on CPU backends) otherwise. bfloat16
-        data comes back as float32 (exact: NumPy has no bfloat16).
+        data comes back in its host storage dtype, float32 (exact: NumPy has no bfloat16).
     """
     if isinstance(x, np.ndarray):
         return x
@@ -46,28 +46,30 @@ def to_host(x) -> np.ndarray:
 def _jax_to_host(x) -> np.ndarray:
     if not getattr(x, "is_fully_addressable", True):  # a global array of many processes
         if x.is_fully_replicated:
-            return np.asarray(x.addressable_data(0))
-        from jax.experimental import multihost_utils
+            out = np.asarray(x.addressable_data(0))
+        else:
+            from jax.experimental import multihost_utils
 
-        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-    return np.asarray(x)
+            out = np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    else:
+        out = np.asarray(x)
+    # JAX hands bfloat16 over as ml_dtypes' bfloat16: widen it (exactly) to its host storage,
+    # float32, as on PyTorch.
+    return out.astype(np.float32) if out.dtype.name == "bfloat16" else out
 
 
 def _casts(backend, dtype):
     """(NumPy dtype to cast to on the host or None, backend dtype to cast to on the device or
-    None) for a dtype name. Only bfloat16 is cast on the device, from its host storage dtype
-    on JAX (as JAX without x64 does anyway, so its bits never depend on the process-wide x64
-    flag), from the data as given elsewhere. Asks for no native float64 (which would turn on
-    JAX's x64)."""
+    None) for a dtype name. Data always goes through the dtype's host storage: bfloat16 is
+    cast to float32 on the host, then to bfloat16 on the device, on every backend (one
+    rounding path: the bits never depend on the library or on JAX's process-wide x64 flag).
+    Asks for no native float64 (which would turn on JAX's x64)."""
     if dtype is None:
         return None, None
     if dtype not in DTYPES:
         return np.dtype(dtype), None
-    info = dtype_info(dtype)
-    if not cast_on_device(dtype):
-        return info.host, None
-    on_host = info.host if backend.name == "jax" else None
-    return on_host, backend.dtype_record(dtype).native
+    on_device = backend.dtype_record(dtype).native if cast_on_device(dtype) else None
+    return dtype_info(dtype).host, on_device
 
 
 def to_device(backend, host, dtype=None, copy: bool = True):
