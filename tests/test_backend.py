@@ -240,13 +240,7 @@ def _jax_run(*argv):
     return done.stdout.split()[-1]
 
 
-@pytest.mark.parametrize("optimizer", [
-    "sgd",
-    pytest.param("adam", marks=pytest.mark.xfail(strict=True, reason=(
-        "lead-owned fix in polynn/nn/optim.py: Adam.update computes its bias-corrected step "
-        "size from Python floats and the step count, in JAX's default float dtype (float64 "
-        "once x64 is on); compute it in the parameters' dtype"))),
-])
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 def test_float32_jax_run_ignores_an_earlier_float64_model(optimizer):
     """Issue 14, symptom 9: the x64 flag is process-wide; one seed must fix a float32 run."""
     pytest.importorskip("jax")
