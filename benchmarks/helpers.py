@@ -1,5 +1,6 @@
 """What every benchmark shares: data, the initial weights and their conversion, the loss referee,
-the contestant interface, synchronising, timing and interleaving, the load average, /proc memory.
+synchronising, timing and interleaving, the load average, /proc memory, the command line, the
+subprocess runner and the markdown table.
 
 Every contestant trains the same MLP (ReLU hidden layers, softmax + cross-entropy output, L2 on the
 weights only) from the same initial weights on the same data:
@@ -13,16 +14,22 @@ The initial weights are He draws ``W ~ N(0, 2/n_in)``, ``b = 0`` made on the hos
 
 from __future__ import annotations
 
+import argparse
 import gc
+import json
 import os
 import signal
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parent.parent  # the repository: where workers run
 Params = list[tuple[np.ndarray, np.ndarray]]  # [(W (n_in, n_out), b (n_out,)), ...] on the host
 
 
@@ -93,6 +100,7 @@ def to_host(a) -> np.ndarray:
 
 
 def params_to_host(params) -> Params:
+    """Any library's [(W, b), ...] as host float64 ``Params``."""
     return [(to_host(W), to_host(b)) for W, b in params]
 
 
@@ -137,28 +145,6 @@ def eval_loss(params: Params, X: np.ndarray, y: np.ndarray, l2: float, chunk: in
     return total / X.shape[0] + 0.5 * l2 * sum(float(np.sum(W * W)) for W, _ in params)
 
 
-# -- the contestant interface ----------------------------------------------------------------------
-class Unavailable(RuntimeError):
-    """A contestant that cannot run here (missing library, no GPU, ...): the reason is reported."""
-
-
-class Contestant:
-    """One way of training the MLP. Each subclass implements, every method synchronising:
-    ``load(params)`` (host float64 ``Params``, cast to ``dtype``), ``set_data(X, y)`` (place the
-    data, untimed), ``steps(n)`` (n full-batch SGD steps on the placed data), ``epoch(bs)`` (one
-    in-order pass in batches of ``bs`` rows, the smaller last one kept), ``get_params()``."""
-
-    name = "?"
-    family = "peer"  # or "polynn"
-    jit = False  # True when the first call compiles (then it is always warmed up)
-
-    def __init__(self, sizes, dtype: str, *, lr: float, l2: float, device: str = "cpu"):
-        self.sizes, self.dtype, self.lr, self.l2, self.device = list(sizes), dtype, lr, l2, device
-
-    def notes(self) -> str:
-        return ""
-
-
 # -- timing ----------------------------------------------------------------------------------------
 def timed(fn: Callable[[], object]) -> float:
     """Wall seconds of one call (the contestants synchronise before returning)."""
@@ -169,12 +155,12 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 def median(xs: Sequence[float]) -> float:
+    """The median as a float."""
     return float(statistics.median(xs))
 
 
 def load1() -> float:
-    """The 1-minute load average: the load other processes put on the machine, printed with every
-    ratio (a shared machine's timings are only comparable under similar load)."""
+    """The 1-minute load average, printed with every ratio (only like loads compare)."""
     return round(os.getloadavg()[0], 2)
 
 
@@ -228,3 +214,60 @@ def reset_peak_rss() -> bool:
         return True
     except OSError:
         return False
+
+
+# -- command line, subprocesses, markdown ----------------------------------------------------------
+OPTIONS = {  # the options the entry points share: name -> add_argument keywords
+    "--quick": dict(action="store_true", help="a short smoke run"),
+    "--md": dict(help="write the markdown to this file"),
+    "--json": dict(help="write every figure to this JSON file"),
+    "--worker": dict(help=argparse.SUPPRESS),  # one case, as JSON, in this (fresh) process
+}
+
+
+def cli(prog: str, doc: str, *options: str, **helps: str) -> argparse.ArgumentParser:
+    """The parser of an entry point: ``doc``'s first line and the shared ``options`` (``helps``:
+    their help by name, e.g. ``quick=...``)."""
+    ap = argparse.ArgumentParser(prog, description=doc.split("\n\n")[0])
+    for o in options:
+        ap.add_argument(o, **{**OPTIONS[o], **({"help": helps[o[2:]]} if o[2:] in helps else {})})
+    return ap
+
+
+def run_python(commands: list[list[str]], timeout: float, env: dict | None = None) -> list[str]:
+    """Run ``python ARGS`` for each ARGS at once, from the repository root, in fresh processes
+    (``env`` on top of ours; a None value unsets); their stdouts, or RuntimeError with the tail."""
+    env = {k: v for k, v in {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}.items() if v}
+    procs = [subprocess.Popen([sys.executable, *c], cwd=ROOT, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for c in commands]
+    try:
+        outs = [p.communicate(timeout=timeout) for p in procs]
+    except subprocess.TimeoutExpired:
+        for p in procs:
+            p.kill()
+        raise RuntimeError(f"timed out after {timeout:.0f} s") from None
+    for p, (out, err) in zip(procs, outs):
+        if p.returncode:
+            tail = (err or out).strip().splitlines()[-3:] or ["no output"]
+            raise RuntimeError(f"exit {p.returncode}: {' / '.join(tail)[-300:]}")
+    return [out for out, _ in outs]
+
+
+def run_worker(module: str, job: dict, timeout: float, env: dict | None = None) -> dict:
+    """``python -m module --worker JOB`` in a fresh process: the JSON of its last stdout line."""
+    out = run_python([["-m", module, "--worker", json.dumps(job)]], timeout, env)[0]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def save(path, text: str) -> None:
+    """Write ``text`` to ``path`` (its folder made), if ``path``."""
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text)
+
+
+def md_table(head: Sequence[str], rows) -> str:
+    """A markdown table; rows shorter than ``head`` are padded with empty cells."""
+    pad = lambda r: [*map(str, r), *[""] * (len(head) - len(r))]  # noqa: E731
+    return "\n".join("| " + " | ".join(r) + " |" for r in [head, ["---"] * len(head)]
+                     + [pad(r) for r in rows])

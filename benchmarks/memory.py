@@ -1,22 +1,16 @@
 """Peak memory of one training epoch (and of predict) against the size of the data (issue 11).
 
-Every case runs in a fresh Python process: MNIST-shaped random data (784 float32 features, 10
-classes) of the requested size, held in memory ("resident") or in a ``.npy`` file opened with
-``numpy.load(mmap_mode="r")`` ("streamed"), then ONE call measured: ``fit`` for one epoch of
-batch 256 on a 784-256-10 network (or ``predict`` on all rows). Reported:
+Each case runs in a fresh process: MNIST-shaped random data (784 float32 features, 10 classes) held
+in memory ("resident") or in a ``.npy`` opened with ``numpy.load(mmap_mode="r")`` ("streamed"),
+then ONE call measured: ``fit`` for one epoch of batch 256 on 784-256-10 (or ``predict``).
 
-- **extra anon**: the peak of the process's anonymous resident memory (``RssAnon``: heap, NumPy and
-  device buffers on the CPU, not the page cache of a mapped file) during the call minus its level
-  just before, sampled every millisecond by a thread; as MiB and as a multiple of the data size.
-- **extra RSS**: the kernel's exact high-water mark ``VmHWM`` (reset through
-  ``/proc/self/clear_refs`` just before the call) minus ``VmRSS`` before; it also counts the pages
-  of a memory-mapped file that were read (page cache the kernel can drop), so for streamed cases
-  it grows with the data by design.
+- **extra anon**: the peak of ``RssAnon`` (heap, NumPy and device buffers on the CPU, not the page
+  cache of a mapped file) during the call, sampled every ms by a thread, minus its level before.
+- **extra RSS**: ``VmHWM`` (reset through ``/proc/self/clear_refs`` before the call) minus
+  ``VmRSS`` before; it counts the mapped file's pages read too, so streamed cases grow with data.
 
-Before the call each process runs a warm-up ``fit`` (1,024 rows; for JAX, zeros of the measured
-shape, since JAX compiles per shape), so the runtime's one-time costs (thread pools, compilation,
-BLAS buffers) are not charged to the data; then ``malloc_trim(0)`` returns the memory the warm-up
-freed to the kernel, so the measured call cannot silently reuse it.
+A warm-up ``fit`` (1,024 rows; for JAX zeros of the measured shape, as JAX compiles per shape)
+comes first, then ``malloc_trim(0)``, so one-time costs are not charged to the data.
 
     python -m benchmarks.memory                        # the table at 0.1, 0.5 and 1 GiB of rows
     python -m benchmarks.memory --md benchmarks/MEMORY.md
@@ -28,13 +22,11 @@ Linux only (``/proc``). A case whose library is missing shows ``unavailable: ...
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import gc
 import inspect
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -44,27 +36,16 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.helpers import block, proc_status, reset_peak_rss
+from benchmarks.helpers import block, cli, md_table, proc_status, reset_peak_rss, run_worker, save
 
 N_FEATURES, N_CLASSES, HIDDEN, BATCH = 784, 10, 256, 256
 ROW_BYTES = N_FEATURES * 4  # float32 data
 GIB = 1 << 30
 MIB = 1 << 20
-# name -> (library, backend or None, model dtype, data: "resident" | "streamed", call)
-CASES = {
-    "polynn-numpy-f32": ("polynn", "numpy", "float32", "resident", "fit"),
-    "polynn-numpy-f64": ("polynn", "numpy", "float64", "resident", "fit"),
-    "polynn-numpy-f32-streamed": ("polynn", "numpy", "float32", "streamed", "fit"),
-    "polynn-jax-f32": ("polynn", "jax", "float32", "resident", "fit"),
-    "polynn-jax-f32-streamed": ("polynn", "jax", "float32", "streamed", "fit"),
-    "polynn-torch-f32": ("polynn", "torch", "float32", "resident", "fit"),
-    "polynn-torch-f32-streamed": ("polynn", "torch", "float32", "streamed", "fit"),
-    "polynn-strict-f32": ("polynn", "array_api_strict", "float32", "resident", "fit"),
-    "polynn-numpy-f32-predict": ("polynn", "numpy", "float32", "resident", "predict"),
-    "polynn-jax-f32-predict": ("polynn", "jax", "float32", "resident", "predict"),
-    "sklearn": ("sklearn", None, "float32", "resident", "fit"),
-    "sklearn-streamed": ("sklearn", None, "float32", "streamed", "fit"),
-}
+CASES = ("polynn-numpy-f32", "polynn-numpy-f64", "polynn-numpy-f32-streamed", "polynn-jax-f32",
+         "polynn-jax-f32-streamed", "polynn-torch-f32", "polynn-torch-f32-streamed",
+         "polynn-strict-f32", "polynn-numpy-f32-predict", "polynn-jax-f32-predict", "sklearn",
+         "sklearn-streamed")  # polynn-BACKEND-fBITS[-streamed|-predict] or sklearn[-streamed]
 SIZES_GIB = (0.1, 0.5, 1.0)
 
 
@@ -103,9 +84,9 @@ def _make_data(rows: int, where: str, tmp: Path):
     return np.load(tmp / "x.npy", mmap_mode="r"), y
 
 
-def _calls(library, backend, dtype, where, call):
-    """(warm-up fit, the measured call, whether fit(stream=True) is used)."""
-    if library == "sklearn":
+def _calls(case: str):
+    """(warm-up fit, the measured call, whether fit(stream=True) is used, backend)."""
+    if case.startswith("sklearn"):
         from sklearn.neural_network import MLPClassifier
 
         clf = MLPClassifier(hidden_layer_sizes=(HIDDEN,), solver="sgd", batch_size=BATCH,
@@ -117,23 +98,28 @@ def _calls(library, backend, dtype, where, call):
                 warnings.simplefilter("ignore")  # ConvergenceWarning: one epoch
                 clf.fit(X, y)
 
-        return fit, fit, False
+        return fit, fit, False, None
     import polynn as pn
 
-    model = pn.MLP([N_FEATURES, HIDDEN, N_CLASSES], backend=backend, dtype=dtype, seed=0)
-    stream = where == "streamed" and "stream" in inspect.signature(model.fit).parameters
+    _, backend, bits, *call = case.split("-")
+    backend = {"strict": "array_api_strict"}.get(backend, backend)
+    model = pn.MLP([N_FEATURES, HIDDEN, N_CLASSES], backend=backend, dtype="float" + bits[1:],
+                   seed=0)  # fmt: skip
+    stream = case.endswith("-streamed") and "stream" in inspect.signature(model.fit).parameters
 
     def fit(X, y):
         model.fit(X, y, epochs=1, batch_size=BATCH, lr=0.01, **({"stream": True} if stream else {}))
         block(model.params)
 
-    return fit, (lambda X, y: block(model.predict(X))) if call == "predict" else fit, stream
+    predict = lambda X, y: block(model.predict(X))  # noqa: E731
+    return fit, predict if call == ["predict"] else fit, stream, backend
 
 
 def worker(case: str, rows: int) -> dict:
-    library, backend, dtype, where, call = CASES[case]
+    """One case, measured in this process."""
+    where = "streamed" if case.endswith("-streamed") else "resident"
     try:
-        warm, measured, stream = _calls(*CASES[case])
+        warm, measured, stream, backend = _calls(case)
     except ImportError as err:
         return {"case": case, "rows": rows, "error": f"unavailable: {err}"}
     # JAX compiles for the shapes of the data (and of its transfer chunks): warm up on zeros of
@@ -141,7 +127,7 @@ def worker(case: str, rows: int) -> dict:
     # libraries.
     X_warm = np.zeros((rows if backend == "jax" else 1024, N_FEATURES), np.float32)
     warm(X_warm, np.arange(X_warm.shape[0]) % N_CLASSES)
-    if call == "predict":
+    if measured is not warm:
         measured(X_warm, None)
     del X_warm
     with tempfile.TemporaryDirectory(prefix="polynn-mem-") as tmp:
@@ -162,21 +148,12 @@ def worker(case: str, rows: int) -> dict:
             "extra_hwm": after["VmHWM"] - before["VmRSS"], "seconds": seconds}  # fmt: skip
 
 
-# --------------------------------------------------------------------------- the driver
 def run_case(case: str, rows: int, timeout: float = 1800) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.memory", "--worker", case, "--rows", str(rows)]
-    root = Path(__file__).resolve().parent.parent
-    env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    """One case in a fresh process; an error becomes the row's ``error``."""
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=root,
-                              env=env)
-    except subprocess.TimeoutExpired:
-        return {"case": case, "rows": rows, "error": f"timed out after {timeout:.0f} s"}
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        return {"case": case, "rows": rows, "error": f"error: {tail[0][:200]}"}
-    return json.loads(lines[-1])
+        return run_worker("benchmarks.memory", {"case": case, "rows": rows}, timeout)
+    except RuntimeError as e:
+        return {"case": case, "rows": rows, "error": f"error: {str(e)[-200:]}"}
 
 
 def _cell(result: dict, key: str) -> str:
@@ -195,11 +172,19 @@ def _slope(first: dict, last: dict) -> str:
 
 
 def markdown(results: list[dict], note: str = "") -> str:
+    """MEMORY.md: extra anon per case and size (with the growth per byte), then extra RSS."""
     sizes = sorted({r["rows"] for r in results})
     cases = list(dict.fromkeys(r["case"] for r in results))
     by = {(r["case"], r["rows"]): r for r in results}
-    head = "| case | " + " | ".join(f"{n:,} rows ({n * ROW_BYTES / GIB:.2f} GiB)" for n in sizes)
-    lines = [
+    head = ["case", *(f"{n:,} rows ({n * ROW_BYTES / GIB:.2f} GiB)" for n in sizes)]
+    cells = lambda case, key: [case, *(_cell(by[case, n], key) if (case, n) in by else ""  # noqa: E731
+                                       for n in sizes)]  # fmt: skip
+    anon = []
+    for c in cases:
+        first, last = by.get((c, sizes[0]), {}), by.get((c, sizes[-1]), {})
+        s = f"{last['seconds']:.1f}" if "seconds" in last else ""
+        anon.append(cells(c, "extra_anon") + [_slope(first, last), s])
+    return "\n".join([
         "## Memory: peak extra memory of one epoch against data size", "",
         f"One `fit` epoch (batch {BATCH}, {N_FEATURES}-{HIDDEN}-{N_CLASSES}, float32 data) or one "
         "`predict` over all rows, each case in a fresh process, generated by "
@@ -213,35 +198,22 @@ def markdown(results: list[dict], note: str = "") -> str:
         "data): what remains of the extra memory once constant costs (weights, one batch or "
         "chunk, the runtime's allocators) are set aside. *Epoch s* (largest size) is for "
         "orientation only: the machine is shared, see RESULTS.md for timings.", "",
-        head + " | per byte | epoch s |", "|---|" + "---|" * (len(sizes) + 2),
-    ]  # fmt: skip
-    for case in cases:
-        cells = [_cell(by[case, n], "extra_anon") if (case, n) in by else "" for n in sizes]
-        first, last = by.get((case, sizes[0]), {}), by.get((case, sizes[-1]), {})
-        seconds = f"{last['seconds']:.1f}" if "seconds" in last else ""
-        lines.append(f"| {case} | " + " | ".join(cells) + f" | {_slope(first, last)} | {seconds} |")
-    lines += ["", "Exact kernel high-water mark (`VmHWM` reset before the call, minus `VmRSS` "
-              "before; includes mapped file pages read, so streamed cases show the file passing "
-              "through the page cache):", "", head + " |", "|---|" + "---|" * len(sizes)]
-    for case in cases:
-        cells = [_cell(by[case, n], "extra_hwm") if (case, n) in by else "" for n in sizes]
-        lines.append(f"| {case} | " + " | ".join(cells) + " |")
-    return "\n".join(lines + (["", note] if note else [])) + "\n"
+        md_table(head + ["per byte", "epoch s"], anon), "",
+        "Exact kernel high-water mark (`VmHWM` reset before the call, minus `VmRSS` before; "
+        "includes mapped file pages read, so streamed cases show the file passing through the "
+        "page cache):", "", md_table(head, [cells(c, "extra_hwm") for c in cases]),
+        *(["", note] if note else [])]) + "\n"  # fmt: skip
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add = parser.add_argument
-    add("--md", help="write the markdown section to this file")
-    add("--json", help="write every result to this JSON file")
-    add("--quick", action="store_true", help="one small size (20 MiB of rows)")
-    add("--sizes", help="comma-separated data sizes in GiB (default 0.1,0.5,1)")
-    add("--rows", type=int, help="one data size in rows instead of --sizes")
-    add("--cases", help=f"comma-separated subset of: {', '.join(CASES)}")
-    add("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    ap = cli("python -m benchmarks.memory", __doc__, "--md", "--json", "--quick", "--worker",
+             quick="one small size (20 MiB of rows)")  # fmt: skip
+    ap.add_argument("--sizes", help="comma-separated data sizes in GiB (default 0.1,0.5,1)")
+    ap.add_argument("--rows", type=int, help="one data size in rows instead of --sizes")
+    ap.add_argument("--cases", help=f"comma-separated subset of: {', '.join(CASES)}")
+    args = ap.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker, args.rows)), flush=True)
+        print(json.dumps(worker(**json.loads(args.worker))), flush=True)
         return 0
     if args.rows:
         rows = [args.rows]
@@ -249,25 +221,20 @@ def main(argv=None) -> int:
         sizes = [0.02] if args.quick else [float(s) for s in (args.sizes or "").split(",") if s]
         rows = [int(g * GIB) // ROW_BYTES for g in (sizes or SIZES_GIB)]
     cases = args.cases.split(",") if args.cases else list(CASES)
-    unknown = [c for c in cases if c not in CASES]
-    if unknown:
-        parser.error(f"unknown case(s) {unknown}; known: {', '.join(CASES)}")
+    if unknown := [c for c in cases if c not in CASES]:
+        ap.error(f"unknown case(s) {unknown}; known: {', '.join(CASES)}")
     results = []
     for n in rows:
         for case in cases:
-            result = run_case(case, n)
-            results.append(result)
-            print(f"{case:28s} {n:>9,} rows  {_cell(result, 'extra_anon'):>24s}  "
-                  f"hwm {_cell(result, 'extra_hwm'):>24s}  "
-                  f"{result.get('seconds', float('nan')):6.1f} s", file=sys.stderr, flush=True)
+            results.append(r := run_case(case, n))
+            print(f"{case:28s} {n:>9,} rows  {_cell(r, 'extra_anon'):>24s}  hwm "
+                  f"{_cell(r, 'extra_hwm'):>24s}  {r.get('seconds', float('nan')):6.1f} s",
+                  file=sys.stderr, flush=True)  # fmt: skip
     text = markdown(results, f"Load average during the run: {os.getloadavg()[0]:.1f} (1 min), "
                              f"{os.cpu_count()} CPUs.")  # fmt: skip
     print(text)
-    if args.md:
-        Path(args.md).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.md).write_text(text)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+    save(args.md, text)
+    save(args.json, json.dumps(results, indent=1))
     return 0
 
 

@@ -28,7 +28,7 @@ import warnings
 
 import numpy as np
 
-from ..helpers import Contestant, Unavailable
+from . import Contestant, Unavailable, need
 
 
 class SklearnMLP(Contestant):
@@ -38,11 +38,7 @@ class SklearnMLP(Contestant):
         super().__init__(sizes, dtype, lr=lr, l2=l2, device=device)
         if device != "cpu" or dtype not in ("float32", "float64"):
             raise Unavailable(f"scikit-learn runs on the CPU in float32/float64 only, not {dtype}")
-        try:
-            from sklearn.neural_network import MLPClassifier
-        except Exception as e:  # noqa: BLE001
-            raise Unavailable(f"scikit-learn: {type(e).__name__}: {e}") from e
-        self.clf = MLPClassifier(
+        self.clf = need("sklearn.neural_network").MLPClassifier(
             hidden_layer_sizes=tuple(self.sizes[1:-1]), activation="relu", solver="sgd",
             learning_rate="constant", learning_rate_init=lr, momentum=0.0,
             nesterovs_momentum=False, max_iter=1, shuffle=False, tol=0.0,
