@@ -237,7 +237,8 @@ def cli(prog: str, doc: str, *options: str, **helps: str) -> argparse.ArgumentPa
 def run_python(commands: list[list[str]], timeout: float, env: dict | None = None) -> list[str]:
     """Run ``python ARGS`` for each ARGS at once, from the repository root, in fresh processes
     (``env`` on top of ours; a None value unsets); their stdouts, or RuntimeError with the tail."""
-    env = {k: v for k, v in {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}.items() if v}
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {k: v for k, v in {**os.environ, "PYTHONPATH": path, **(env or {})}.items() if v}
     procs = [subprocess.Popen([sys.executable, *c], cwd=ROOT, env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for c in commands]
     try:
@@ -269,5 +270,5 @@ def save(path, text: str) -> None:
 def md_table(head: Sequence[str], rows) -> str:
     """A markdown table; rows shorter than ``head`` are padded with empty cells."""
     pad = lambda r: [*map(str, r), *[""] * (len(head) - len(r))]  # noqa: E731
-    return "\n".join("| " + " | ".join(r) + " |" for r in [head, ["---"] * len(head)]
-                     + [pad(r) for r in rows])
+    lines = ["| " + " | ".join(r) + " |" for r in [head, *map(pad, rows)]]
+    return "\n".join([lines[0], "|" + "---|" * len(head), *lines[1:]])
