@@ -35,10 +35,8 @@ Params = list[tuple[np.ndarray, np.ndarray]]  # [(W (n_in, n_out), b (n_out,)), 
 
 # -- data ------------------------------------------------------------------------------------------
 def spiral(seed: int = 0, n_per_class: int = 100, n_classes: int = 3):
-    """The reference program's spiral: X (n_classes*n_per_class, 2) float64, y int64.
-
-    Class j: r = linspace(0, 1, n), t = linspace(4j, 4(j+1), n) + 0.2 randn, X = [r sin t, r cos t].
-    """
+    """The reference program's spiral, X float64 (class j: r = linspace(0, 1, n), t = linspace(4j,
+    4(j+1), n) + 0.2 randn, X = [r sin t, r cos t]), y int64."""
     rng = np.random.default_rng(seed)
     X = np.zeros((n_per_class * n_classes, 2))
     y = np.repeat(np.arange(n_classes, dtype=np.int64), n_per_class)
@@ -67,19 +65,13 @@ def batch_slices(n: int, batch_size: int) -> list[slice]:
 def he_init(sizes: Sequence[int], seed: int = 0) -> Params:
     """He init on the host in float64: per layer W ~ N(0, 2/n_in) of shape (n_in, n_out), b = 0."""
     rng = np.random.default_rng(seed)
-    return [
-        (rng.standard_normal((n_in, n_out)) * np.sqrt(2.0 / n_in), np.zeros(n_out))
-        for n_in, n_out in zip(sizes[:-1], sizes[1:])
-    ]
+    return [(rng.standard_normal((n_in, n_out)) * np.sqrt(2.0 / n_in), np.zeros(n_out))
+            for n_in, n_out in zip(sizes[:-1], sizes[1:])]  # fmt: skip
 
 
 def host_dtype(dtype: str):
     """The NumPy dtype for a dtype name (bfloat16 through ml_dtypes)."""
-    if dtype == "bfloat16":
-        import ml_dtypes
-
-        return ml_dtypes.bfloat16
-    return np.dtype(dtype)
+    return __import__("ml_dtypes").bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
 
 
 def cast_params(params: Params, dtype: str) -> Params:
@@ -112,17 +104,11 @@ def block(tree) -> None:
         (stack.extend if isinstance(t, (list, tuple)) else leaves.append)(t)
     mods = {type(a).__module__.split(".")[0] for a in leaves}
     if mods & {"jax", "jaxlib"}:
-        import jax
-
-        jax.block_until_ready(leaves)
+        sys.modules["jax"].block_until_ready(leaves)
     if "torch" in mods and any(getattr(a, "is_cuda", False) for a in leaves):
-        import torch
-
-        torch.cuda.synchronize()
+        sys.modules["torch"].cuda.synchronize()
     if "cupy" in mods:
-        import cupy
-
-        cupy.cuda.Device().synchronize()
+        sys.modules["cupy"].cuda.Device().synchronize()
 
 
 def flops_per_row(sizes: Sequence[int]) -> float:
@@ -152,6 +138,12 @@ def timed(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
+
+
+def best_s(fn: Callable[[], object], rounds: int) -> float:
+    """The best wall seconds of ``rounds`` calls of ``fn`` after one warm-up call."""
+    fn()
+    return min(timed(fn) for _ in range(rounds))
 
 
 def median(xs: Sequence[float]) -> float:

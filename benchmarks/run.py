@@ -1,9 +1,4 @@
-"""Time polynn against its peers, side by side, in one run.
-
-    python -m benchmarks.run                   # full run (writes benchmarks/RESULTS.md too)
-    python -m benchmarks.run --quick           # smoke run, a few minutes on 2 cores
-    python -m benchmarks.run --only reference  # the reference program only (issue 9), ~1-3 min
-    python benchmarks/run.py --quick --out /tmp/bench --json /tmp/bench/r.json
+"""Time polynn against its peers, side by side, in one run (usage: benchmarks/README.md).
 
 Output: a table on stdout, ``OUT/results.json`` (every figure), ``OUT/RESULTS.md``, ``OUT/run.log``
 (OUT defaults to benchmarks/out/, git-ignored). A full run also writes benchmarks/RESULTS.md.
@@ -101,13 +96,9 @@ def setup(args, argv, log) -> dict:
     warnings.filterwarnings("ignore", message=".*donated buffers were not usable.*")
     threads = machine.limit_threads(args.threads, log) if args.threads else "library defaults"
     try:  # float64 on JAX needs x64: on once, up front (explicit float32 arrays stay float32)
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
-        jax_ok = True
+        jax_ok = __import__("jax").config.update("jax_enable_x64", True) or True
     except Exception as e:  # noqa: BLE001
-        log(f"jax unavailable: {type(e).__name__}: {e}")
-        jax_ok = False
+        jax_ok = log(f"jax unavailable: {type(e).__name__}: {e}") or False
     meta = {"command": "python -m benchmarks.run " + " ".join(sys.argv[1:] if argv is None
                                                                else argv),
             "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -1,14 +1,7 @@
-"""Peer: native JAX, written the way a JAX user who wants speed would write it.
-
-The loss is written in jax.numpy (log-sum-exp cross-entropy + 0.5*l2*sum W^2); gradients come from
-``jax.value_and_grad``; params are a pytree (a tuple of (W, b) tuples). Two variants:
-
-* ``jax-jit``:  one ``jax.jit``-compiled SGD step (params donated), called from a Python loop;
-* ``jax-scan``: N steps inside one compiled ``lax.scan`` (per-step losses are its output), and an
-  epoch as one compiled scan over the full batches plus one step on the remainder batch.
-
-Arrays are committed to the contestant's device (CPU for workloads 1-3, even on a GPU machine).
-"""
+"""Peer: native JAX as a JAX user who wants speed writes it: the loss in jax.numpy,
+``jax.value_and_grad``, params a tuple of (W, b). ``jax-jit``: one jitted step (params donated) in
+a Python loop; ``jax-scan``: N steps in one compiled ``lax.scan``, an epoch one scan over the full
+batches plus the remainder. Arrays are committed to the contestant's device."""
 
 from __future__ import annotations
 
@@ -21,6 +14,8 @@ from . import Contestant, Unavailable, jax_device
 
 
 def make_loss(jnp, jax, l2: float):
+    """The regularised cross-entropy of params on (X, y), in jax.numpy."""
+
     def loss_fn(params, X, y):
         A = X
         for W, b in params[:-1]:

@@ -1,15 +1,8 @@
-"""The polynn contestant, written against polynn's public API only:
-
-    model = pn.MLP.from_params(params, activation="relu", output="softmax", backend=..., dtype=...)
-    model.fit(X, y, lr=..., l2=..., epochs=N, batch_size=None, shuffle=False, progress=False)
-    model.params  # tuple of (W, b) backend arrays
-
-ms/step: ``fit(X_batch, y_batch, epochs=N, batch_size=None)`` on one fixed batch (N full-batch
-steps), divided by N; an epoch: ``fit(X, y, epochs=1, batch_size=256)``. X is placed on the backend
-before timing (``pn.get_backend(name).asarray``, as the native JAX and PyTorch peers get theirs) and
-``fit`` uses it where it is; labels go as host NumPy arrays. Whether the initial weights equal the
-peers' bit for bit is checked and reported (``init_match``).
-"""
+"""polynn, public API only: ``pn.MLP.from_params(params, activation="relu", output="softmax",
+backend=..., dtype=...)``, ``fit(X, y, lr, l2, epochs=N, batch_size=None, shuffle=False)``,
+``model.params``. X is placed on the backend before timing (``pn.get_backend(name).asarray``, as
+the native peers get theirs); labels go as host arrays. ``init_match``: the initial weights equal
+the peers' bit for bit."""
 
 from __future__ import annotations
 
