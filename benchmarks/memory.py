@@ -187,10 +187,10 @@ def markdown(results: list[dict], note: str = "") -> str:
     return "\n".join([
         "## Memory: peak extra memory of one epoch against data size", "",
         "\n\n".join(__doc__.split("\n\n")[:3]).replace("``", "`"), "",
-        "Extra anon, in MiB and as a multiple of the data size. *Per byte* is the growth with the data, (largest − "
-        "smallest extra) / (largest − smallest data): the extra memory once constant costs "
-        "(weights, one batch or chunk, the runtime's allocators) are set aside. *Epoch s* "
-        "(largest size) is for orientation only: the machine is shared.", "",
+        "Extra anon, in MiB and as a multiple of the data size. *Per byte* is the growth with the "
+        "data, (largest − smallest extra) / (largest − smallest data): the extra memory once "
+        "constant costs (weights, one batch or chunk, the runtime's allocators) are set aside. "
+        "*Epoch s* (largest size) is for orientation only: the machine is shared.", "",
         md_table(head + ["per byte", "epoch s"], anon), "",
         "Extra RSS:", "", md_table(head, [cells(c, "extra_hwm") for c in cases]),
         *(["", note] if note else [])]) + "\n"  # fmt: skip
