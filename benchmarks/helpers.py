@@ -1,5 +1,6 @@
 """What every benchmark shares: data, the initial weights and their conversion, the loss referee,
-the contestant interface, synchronising, timing and interleaving, the load average, /proc memory.
+synchronising, timing and interleaving, the load average, /proc memory, the command line, the
+subprocess runner and the markdown table.
 
 Every contestant trains the same MLP (ReLU hidden layers, softmax + cross-entropy output, L2 on the
 weights only) from the same initial weights on the same data:
@@ -13,25 +14,29 @@ The initial weights are He draws ``W ~ N(0, 2/n_in)``, ``b = 0`` made on the hos
 
 from __future__ import annotations
 
+import argparse
 import gc
+import json
 import os
 import signal
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parent.parent  # the repository: where workers run
 Params = list[tuple[np.ndarray, np.ndarray]]  # [(W (n_in, n_out), b (n_out,)), ...] on the host
 
 
 # -- data ------------------------------------------------------------------------------------------
 def spiral(seed: int = 0, n_per_class: int = 100, n_classes: int = 3):
-    """The reference program's spiral: X (n_classes*n_per_class, 2) float64, y int64.
-
-    Class j: r = linspace(0, 1, n), t = linspace(4j, 4(j+1), n) + 0.2 randn, X = [r sin t, r cos t].
-    """
+    """The reference program's spiral, X float64 (class j: r = linspace(0, 1, n), t = linspace(4j,
+    4(j+1), n) + 0.2 randn, X = [r sin t, r cos t]), y int64."""
     rng = np.random.default_rng(seed)
     X = np.zeros((n_per_class * n_classes, 2))
     y = np.repeat(np.arange(n_classes, dtype=np.int64), n_per_class)
@@ -60,19 +65,13 @@ def batch_slices(n: int, batch_size: int) -> list[slice]:
 def he_init(sizes: Sequence[int], seed: int = 0) -> Params:
     """He init on the host in float64: per layer W ~ N(0, 2/n_in) of shape (n_in, n_out), b = 0."""
     rng = np.random.default_rng(seed)
-    return [
-        (rng.standard_normal((n_in, n_out)) * np.sqrt(2.0 / n_in), np.zeros(n_out))
-        for n_in, n_out in zip(sizes[:-1], sizes[1:])
-    ]
+    return [(rng.standard_normal((n_in, n_out)) * np.sqrt(2.0 / n_in), np.zeros(n_out))
+            for n_in, n_out in zip(sizes[:-1], sizes[1:])]  # fmt: skip
 
 
 def host_dtype(dtype: str):
     """The NumPy dtype for a dtype name (bfloat16 through ml_dtypes)."""
-    if dtype == "bfloat16":
-        import ml_dtypes
-
-        return ml_dtypes.bfloat16
-    return np.dtype(dtype)
+    return __import__("ml_dtypes").bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
 
 
 def cast_params(params: Params, dtype: str) -> Params:
@@ -93,6 +92,7 @@ def to_host(a) -> np.ndarray:
 
 
 def params_to_host(params) -> Params:
+    """Any library's [(W, b), ...] as host float64 ``Params``."""
     return [(to_host(W), to_host(b)) for W, b in params]
 
 
@@ -104,17 +104,11 @@ def block(tree) -> None:
         (stack.extend if isinstance(t, (list, tuple)) else leaves.append)(t)
     mods = {type(a).__module__.split(".")[0] for a in leaves}
     if mods & {"jax", "jaxlib"}:
-        import jax
-
-        jax.block_until_ready(leaves)
+        sys.modules["jax"].block_until_ready(leaves)
     if "torch" in mods and any(getattr(a, "is_cuda", False) for a in leaves):
-        import torch
-
-        torch.cuda.synchronize()
+        sys.modules["torch"].cuda.synchronize()
     if "cupy" in mods:
-        import cupy
-
-        cupy.cuda.Device().synchronize()
+        sys.modules["cupy"].cuda.Device().synchronize()
 
 
 def flops_per_row(sizes: Sequence[int]) -> float:
@@ -137,28 +131,6 @@ def eval_loss(params: Params, X: np.ndarray, y: np.ndarray, l2: float, chunk: in
     return total / X.shape[0] + 0.5 * l2 * sum(float(np.sum(W * W)) for W, _ in params)
 
 
-# -- the contestant interface ----------------------------------------------------------------------
-class Unavailable(RuntimeError):
-    """A contestant that cannot run here (missing library, no GPU, ...): the reason is reported."""
-
-
-class Contestant:
-    """One way of training the MLP. Each subclass implements, every method synchronising:
-    ``load(params)`` (host float64 ``Params``, cast to ``dtype``), ``set_data(X, y)`` (place the
-    data, untimed), ``steps(n)`` (n full-batch SGD steps on the placed data), ``epoch(bs)`` (one
-    in-order pass in batches of ``bs`` rows, the smaller last one kept), ``get_params()``."""
-
-    name = "?"
-    family = "peer"  # or "polynn"
-    jit = False  # True when the first call compiles (then it is always warmed up)
-
-    def __init__(self, sizes, dtype: str, *, lr: float, l2: float, device: str = "cpu"):
-        self.sizes, self.dtype, self.lr, self.l2, self.device = list(sizes), dtype, lr, l2, device
-
-    def notes(self) -> str:
-        return ""
-
-
 # -- timing ----------------------------------------------------------------------------------------
 def timed(fn: Callable[[], object]) -> float:
     """Wall seconds of one call (the contestants synchronise before returning)."""
@@ -168,13 +140,19 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t0
 
 
+def best_s(fn: Callable[[], object], rounds: int) -> float:
+    """The best wall seconds of ``rounds`` calls of ``fn`` after one warm-up call."""
+    fn()
+    return min(timed(fn) for _ in range(rounds))
+
+
 def median(xs: Sequence[float]) -> float:
+    """The median as a float."""
     return float(statistics.median(xs))
 
 
 def load1() -> float:
-    """The 1-minute load average: the load other processes put on the machine, printed with every
-    ratio (a shared machine's timings are only comparable under similar load)."""
+    """The 1-minute load average, printed with every ratio (only like loads compare)."""
     return round(os.getloadavg()[0], 2)
 
 
@@ -228,3 +206,61 @@ def reset_peak_rss() -> bool:
         return True
     except OSError:
         return False
+
+
+# -- command line, subprocesses, markdown ----------------------------------------------------------
+OPTIONS = {  # the options the entry points share: name -> add_argument keywords
+    "--quick": dict(action="store_true", help="a short smoke run"),
+    "--md": dict(help="write the markdown to this file"),
+    "--json": dict(help="write every figure to this JSON file"),
+    "--worker": dict(help=argparse.SUPPRESS),  # one case, as JSON, in this (fresh) process
+}
+
+
+def cli(prog: str, doc: str, *options: str, **helps: str) -> argparse.ArgumentParser:
+    """The parser of an entry point: ``doc``'s first line and the shared ``options`` (``helps``:
+    their help by name, e.g. ``quick=...``)."""
+    ap = argparse.ArgumentParser(prog, description=doc.split("\n\n")[0])
+    for o in options:
+        ap.add_argument(o, **{**OPTIONS[o], **({"help": helps[o[2:]]} if o[2:] in helps else {})})
+    return ap
+
+
+def run_python(commands: list[list[str]], timeout: float, env: dict | None = None) -> list[str]:
+    """Run ``python ARGS`` for each ARGS at once, from the repository root, in fresh processes
+    (``env`` on top of ours; a None value unsets); their stdouts, or RuntimeError with the tail."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {k: v for k, v in {**os.environ, "PYTHONPATH": path, **(env or {})}.items() if v}
+    procs = [subprocess.Popen([sys.executable, *c], cwd=ROOT, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for c in commands]
+    try:
+        outs = [p.communicate(timeout=timeout) for p in procs]
+    except subprocess.TimeoutExpired:
+        for p in procs:
+            p.kill()
+        raise RuntimeError(f"timed out after {timeout:.0f} s") from None
+    for p, (out, err) in zip(procs, outs):
+        if p.returncode:
+            tail = (err or out).strip().splitlines()[-3:] or ["no output"]
+            raise RuntimeError(f"exit {p.returncode}: {' / '.join(tail)[-300:]}")
+    return [out for out, _ in outs]
+
+
+def run_worker(module: str, job: dict, timeout: float, env: dict | None = None) -> dict:
+    """``python -m module --worker JOB`` in a fresh process: the JSON of its last stdout line."""
+    out = run_python([["-m", module, "--worker", json.dumps(job)]], timeout, env)[0]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def save(path, text: str) -> None:
+    """Write ``text`` to ``path`` (its folder made), if ``path``."""
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text)
+
+
+def md_table(head: Sequence[str], rows) -> str:
+    """A markdown table; rows shorter than ``head`` are padded with empty cells."""
+    pad = lambda r: [*map(str, r), *[""] * (len(head) - len(r))]  # noqa: E731
+    lines = ["| " + " | ".join(r) + " |" for r in [head, *map(pad, rows)]]
+    return "\n".join([lines[0], "|" + "---|" * len(head), *lines[1:]])

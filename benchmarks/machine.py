@@ -6,18 +6,19 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-import time
+from importlib import import_module
 from pathlib import Path
 
 import numpy as np
 
-from .helpers import host_dtype
+from .helpers import best_s, host_dtype
 
 HERE = Path(__file__).resolve().parent
 LIBRARIES = ("numpy", "jax", "jaxlib", "torch", "sklearn", "cupy", "array_api_compat", "polynn")
 
 
 def _first(path: str, prefix: str, default=None) -> str | None:
+    """The value of the first line of ``path`` that starts with ``prefix``."""
     try:
         with open(path) as f:
             return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith(prefix)), default)
@@ -26,6 +27,7 @@ def _first(path: str, prefix: str, default=None) -> str | None:
 
 
 def _try(fn, default=None):
+    """``fn()``, or ``default`` (else "unavailable (Error)") if it raises."""
     try:
         return fn()
     except Exception as e:  # noqa: BLE001  (a missing library, no git, ...)
@@ -35,13 +37,6 @@ def _try(fn, default=None):
 def _git(*args: str) -> str:
     return subprocess.run(["git", "-C", str(HERE), *args], capture_output=True, text=True,
                           timeout=10).stdout.strip()  # fmt: skip
-
-
-def _blas() -> str:
-    from threadpoolctl import threadpool_info
-
-    return "; ".join(f"{d.get('internal_api')} {d.get('version')} ({d.get('threading_layer', '')}, "
-                     f"{d.get('num_threads')} threads)" for d in threadpool_info())  # fmt: skip
 
 
 def describe() -> dict:
@@ -55,13 +50,16 @@ def describe() -> dict:
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "versions": {m: _try(lambda m=m: getattr(__import__(m), "__version__", "?"))
+        "versions": {m: _try(lambda m=m: getattr(import_module(m), "__version__", "?"))
                      for m in LIBRARIES},  # fmt: skip
-        "blas": _try(_blas, "?"),
+        "blas": _try(lambda: "; ".join(
+            f"{d.get('internal_api')} {d.get('version')} ({d.get('threading_layer', '')}, "
+            f"{d.get('num_threads')} threads)" for d in import_module("threadpoolctl")
+            .threadpool_info()), "?"),  # fmt: skip
         "git_commit": _try(lambda: _git("rev-parse", "--short", "HEAD") + (" (working tree has "
                            "uncommitted changes)" if _git("status", "--porcelain") else ""), "?"),
-        "torch_threads": _try(lambda: __import__("torch").get_num_threads(), "?"),
-        "jax_devices": _try(lambda: [str(d) for d in __import__("jax").devices()], "?"),
+        "torch_threads": _try(lambda: import_module("torch").get_num_threads(), "?"),
+        "jax_devices": _try(lambda: [str(d) for d in import_module("jax").devices()], "?"),
     }
 
 
@@ -82,40 +80,32 @@ def limit_threads(n: int, log) -> str:
         _THREAD_LIMITS = threadpool_limits(limits=n)
         return f"threadpoolctl limits={n} (BLAS and OpenMP)"
 
-    torch = lambda: (__import__("torch").set_num_threads(n), f"torch.set_num_threads({n})")[1]  # noqa: E731
+    torch = lambda: (import_module("torch").set_num_threads(n), f"torch.set_num_threads({n})")[1]  # noqa: E731
     done = "; ".join([f"XLA_FLAGS={xla}" if n == 1 else "JAX: default (no simple N-thread cap)",
                       _try(torch, "torch unavailable"), _try(blas, "threadpoolctl failed")])
     log(f"threads capped at {n}: {done}")
     return done
 
 
-def _best_s(fn, rounds: int) -> float:
-    fn()  # warm-up: compile, first touch
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def matmul_gflops(lib: str, dtype: str, n: int, rounds: int, device: str = "cpu") -> float:
     """Best-of-``rounds`` GFLOP/s (2 n^3 / s) of an n x n product: numpy, jax, torch or cupy."""
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((n, n)).astype(np.float32 if dtype == "bfloat16" else host_dtype(dtype))
-    b = rng.standard_normal((n, n)).astype(a.dtype)
+    a, b = (rng.standard_normal((n, n)).astype(np.float32 if dtype == "bfloat16" else
+                                                host_dtype(dtype)) for _ in "ab")  # fmt: skip
     if lib in ("numpy", "cupy") and dtype == "bfloat16":
         raise ValueError(f"{lib} has no bfloat16 matmul")
-    if lib == "numpy":
-        c = np.empty_like(a)
-        fn = lambda: np.matmul(a, b, out=c)  # noqa: E731
+    if lib in ("numpy", "cupy"):
+        xp = np if lib == "numpy" else import_module("cupy")
+        sync = (lambda: None) if lib == "numpy" else xp.cuda.Device().synchronize
+        A, B = xp.asarray(a), xp.asarray(b)
+        C = xp.empty_like(A)
+        fn = lambda: (xp.matmul(A, B, out=C), sync())  # noqa: E731
     elif lib == "jax":
         import jax
-        import jax.numpy as jnp
 
-        dev = jax.devices(device)[0]
-        A, B = (jax.device_put(jnp.asarray(m, dtype=getattr(jnp, dtype)), dev) for m in (a, b))
-        mm = jax.jit(jnp.matmul)
+        A, B = (jax.device_put(jax.numpy.asarray(m, dtype=dtype), jax.devices(device)[0])
+                for m in (a, b))  # fmt: skip
+        mm = jax.jit(jax.numpy.matmul)
         fn = lambda: mm(A, B).block_until_ready()  # noqa: E731
     elif lib == "torch":
         import torch
@@ -125,15 +115,9 @@ def matmul_gflops(lib: str, dtype: str, n: int, rounds: int, device: str = "cpu"
         C = torch.empty_like(A)
         sync = torch.cuda.synchronize if tdev.type == "cuda" else (lambda: None)
         fn = lambda: (torch.mm(A, B, out=C), sync())  # noqa: E731
-    elif lib == "cupy":
-        import cupy
-
-        A, B = cupy.asarray(a), cupy.asarray(b)
-        C = cupy.empty_like(A)
-        fn = lambda: (cupy.matmul(A, B, out=C), cupy.cuda.Device().synchronize())  # noqa: E731
     else:
         raise ValueError(lib)
-    return 2.0 * n**3 / _best_s(fn, rounds) / 1e9
+    return 2.0 * n**3 / best_s(fn, rounds) / 1e9
 
 
 def measure_ceilings(libs, dtypes, n: int, rounds: int, device: str = "cpu", log=print) -> dict:
@@ -175,7 +159,7 @@ def thread_probe(reps: int = 50) -> dict:
     best = {}
     for label, limit in (("default", None), ("1 thread", 1), ("default again", None)):
         with threadpool_limits(limits=limit):
-            best[label] = 1e6 * _best_s(run, 3) / reps
+            best[label] = 1e6 * best_s(run, 3) / reps
     out["us_per_matmul"] = best
     out["default_over_1thread"] = min(best["default"], best["default again"]) / best["1 thread"]
     return out
@@ -200,7 +184,7 @@ def gpu_probe() -> tuple[dict[str, str], list[str]]:
             raise RuntimeError(f"torch {torch.__version__}: CUDA not available")
         return torch.cuda.get_device_name(0)
 
-    jax = lambda: ", ".join(str(d) for d in __import__("jax").devices("gpu"))  # noqa: E731
+    jax = lambda: ", ".join(str(d) for d in import_module("jax").devices("gpu"))  # noqa: E731
     for lib, probe in (("cupy", cupy), ("jax", jax), ("torch", torch)):
         try:
             usable[lib] = probe()

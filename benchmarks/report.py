@@ -7,31 +7,32 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .workloads import FLOOR_US, REFERENCE_BASELINE, finite
+from .contestants import POLYNN
+from .helpers import md_table
+from .workloads import FLOOR_US, REFERENCE_BASELINE, rss_path
 
 HERE = Path(__file__).resolve().parent
 PREVIOUS = HERE / "previous_results.json"  # the last committed full run's ratios
 NOISE = 0.10  # run-to-run spread of ratios seen on this shared machine (±10 %)
 MIB = 2**20
-POLYNN = ("polynn-numpy", "polynn-jax", "polynn-torch")
 POLYNN_GPU = ("polynn-cupy", "polynn-jax", "polynn-torch")
 PEER_ORDER = ("jax-jit", "jax-scan", "torch", "sklearn")  # the "x peer" columns after numpy-hand
 WORKLOAD_ORDER = ("mnist-step", "mnist-epoch", "wide", "gpu", "gpu-dryrun")
+SECTIONS = {"scaling": "benchmarks.scaling", "memory-size": "benchmarks.memory"}  # each its own
+# script, run in fresh processes by run.py, writing SCALING.md and MEMORY.md
+
+
+def section_md(module: str) -> str:
+    """The markdown file a section's module writes: SCALING.md, MEMORY.md."""
+    return module.rsplit(".", 1)[1].upper() + ".md"
 
 
 @dataclass(frozen=True)
 class Target:
-    """``kind`` says what is compared with ``need``:
-
-    - "speed": the fastest of ``contestants`` against the fastest ``baseline`` row of the same
-      workload (in ``baseline_dtype``, default the target's): its GFLOP/s over theirs, i.e. their
-      time over its time for the same work, at least ``need``; ``baseline="ceiling"``: over the
-      matmul ceiling of the dtype;
-    - "previous": each contestant's ratio to numpy-hand over the same ratio in the previous
-      committed run (``previous_results.json``), at least ``need`` (within NOISE: noise-level);
-    - "loss": each contestant's final loss differs from the baseline's by at most ``need`` (rel);
-    - "flat": each contestant's peak memory is the same after 10 and 1,000 steps.
-    """
+    """One target; ``kind`` (README, "Targets") says what is compared with ``need``: "speed" (the
+    fastest of ``contestants`` over the fastest ``baseline`` row in ``baseline_dtype``, or over the
+    matmul ceiling), "previous" (ratio to numpy-hand over the previous run's), "loss" (relative
+    difference from the baseline's final loss, at most), "flat" (memory)."""
 
     id: str
     workload: str
@@ -74,10 +75,12 @@ TARGETS = (
 
 
 def _ok(r) -> bool:
+    """An ok row (not unavailable, not failed)."""
     return r.get("status") == "ok"
 
 
 def _time(r) -> str:
+    """A row's time per step: µs for the reference program, ms elsewhere."""
     if "us_per_step" in r:
         return f"{r['us_per_step']:.1f} µs/step"
     return f"{r['ms_per_step']:.4g} ms/step"
@@ -138,9 +141,8 @@ def check(t: Target, results: dict, previous: dict | None = None) -> dict:
     for r in mine:
         if t.kind == "flat":
             ok = ok and bool(r["flat"])
-            bits.append(f"{r['contestant']}: " + " -> ".join(
-                "?" if v["rss_peak_bytes"] is None else f"{v['rss_peak_bytes'] / MIB:.1f}"
-                for v in r["by_steps"].values()) + " MiB" + ("" if r["flat"] else " GROWS"))
+            bits.append(f"{r['contestant']}: {rss_path(r['by_steps'])} MiB"
+                        + ("" if r["flat"] else " GROWS"))  # fmt: skip
         elif t.kind == "loss":
             ok = ok and r["loss_rel_diff"] <= t.need
             bits.append(f"{r['contestant']} {r['final_loss']:.15f} (rel {r['loss_rel_diff']:.1e})")
@@ -178,6 +180,7 @@ def targets(results: dict, wanted, previous: dict | None = None) -> list[dict]:
 
 
 def load_previous(path: Path = PREVIOUS) -> dict | None:
+    """The previous committed full run (``previous_results.json``), or None."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -186,7 +189,8 @@ def load_previous(path: Path = PREVIOUS) -> dict | None:
 
 # -- tables ----------------------------------------------------------------------------------------
 def _f(x, fmt: str = "{:.3f}") -> str:
-    return fmt.format(x) if finite(x) else "—"
+    """``x`` formatted, or "—" when it is not a finite number."""
+    return fmt.format(x) if isinstance(x, (int, float)) and math.isfinite(x) else "—"
 
 
 def _xfloor(r) -> str:
@@ -194,15 +198,10 @@ def _xfloor(r) -> str:
     return f"{a:.1f}×" if abs(a - b) < 0.05 else f"{a:.1f}–{b:.1f}×"
 
 
-def md_table(head: list[str], rows: list[dict], cells, lead: int) -> str:
-    """A markdown table: ``cells(row)`` for each ok row; a failed row shows its first ``lead``
-    cells and its status."""
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        c = [str(x) for x in cells(r)] if _ok(r) else [
-            r["contestant"], r.get("workload", ""), r["dtype"]][: lead] + [r["status"][:80]]
-        lines.append("| " + " | ".join(c + [""] * (len(head) - len(c))) + " |")
-    return "\n".join(lines)
+def _table(head: list[str], rows: list[dict], cells, lead: int) -> str:
+    """``cells(row)`` for each ok row; a failed row shows its first ``lead`` cells and status."""
+    return md_table(head, [cells(r) if _ok(r) else [r["contestant"], r.get("workload", ""),
+                           r["dtype"]][:lead] + [r["status"][:80]] for r in rows])  # fmt: skip
 
 
 def reference_table(rows: list[dict], checked: list[dict]) -> str:
@@ -227,7 +226,7 @@ def reference_table(rows: list[dict], checked: list[dict]) -> str:
                 f"{lo:g}" if lo == hi else f"{lo:g}–{hi:g}", _xfloor(r), f"{r['final_loss']:.12f}",
                 _f(r.get("loss_rel_diff"), "{:.1e}"), len(r["runs"]), _f(r["compile_s"], "{:.2f}")]
 
-    return md_table(head, rows, cells, 2)
+    return _table(head, rows, cells, 2)
 
 
 def table(rows: list[dict], memory: list[dict], steps) -> str:
@@ -242,8 +241,7 @@ def table(rows: list[dict], memory: list[dict], steps) -> str:
 
     def cells(r):
         sv, m = r.get("speedup_vs", {}), mem.get(r["contestant"])
-        rss = " → ".join(_f(v["rss_peak_bytes"] and v["rss_peak_bytes"] / MIB, "{:.1f}")
-                         for v in m.values()) if m and r["workload"] == "mnist-step" else "—"
+        rss = rss_path(m) if m and r["workload"] == "mnist-step" else "—"
         return [r["contestant"], r["workload"], r["dtype"], _f(r["ms_per_step"], "{:.4g}"),
                 _f(r["total_s"]), _f(r["gflops"], "{:.2f}"),
                 _f(r["frac_ceiling"] and 100 * r["frac_ceiling"], "{:.1f}"),
@@ -253,7 +251,7 @@ def table(rows: list[dict], memory: list[dict], steps) -> str:
                 _f(r["loadavg_1m"], "{:.2f}"), _f(r["compile_s"], "{:.2f}"), rss,
                 _f(r["final_loss"], "{:.8g}"), _f(r.get("loss_rel_diff"), "{:.1e}")]
 
-    return md_table(head, rows, cells, 3)
+    return _table(head, rows, cells, 3)
 
 
 def memory_table(memory: list[dict], steps) -> str:
@@ -270,38 +268,32 @@ def memory_table(memory: list[dict], steps) -> str:
                     _f(v["py_peak_bytes"] / MIB, "{:.2f}")]  # fmt: skip
         return out + [{True: "yes", False: "NO", None: "?"}[m["flat"]]]
 
-    return md_table(head + ["flat"], memory, cells, 2)
+    return _table(head + ["flat"], memory, cells, 2)
 
 
-def ceiling_table(c: dict | None, title: str) -> str:
-    if not c:
-        return f"({title}: not measured)"
+def ceiling_table(c: dict, title: str) -> str:
+    """GFLOP/s of the n×n product per dtype and library (start / end of the run), the ceiling."""
     libs, end = sorted({lib for d in c["by_lib"].values() for lib in d}), c.get("by_lib_end") or {}
     cell = lambda v: f"{v:.1f}" if isinstance(v, float) else (v or "—")[:40]  # noqa: E731
-    lines = [f"{title}: n = {c['n']}, best of {c['rounds']} rounds, GFLOP/s = 2n³/s"
-             + ("; measured at the start / at the end of the run" if end else ""), "",
-             "| dtype | " + " | ".join(libs) + " | ceiling |", "|" + "---|" * (len(libs) + 2)]
-    for dtype, d in c["by_lib"].items():
-        e = end.get(dtype, {})
-        cells = [cell(d.get(lib)) + (f" / {cell(e.get(lib))}" if end else "") for lib in libs]
-        lines.append(f"| {dtype} | " + " | ".join(cells)
-                     + f" | {_f(c['ceiling'].get(dtype), '{:.1f}')} |")  # fmt: skip
-    return "\n".join(lines)
+    both = lambda dt, lib: cell(c["by_lib"][dt].get(lib)) + (  # noqa: E731
+        f" / {cell(end.get(dt, {}).get(lib))}" if end else "")  # fmt: skip
+    rows = [[dt, *(both(dt, lib) for lib in libs), _f(c["ceiling"].get(dt), "{:.1f}")]
+            for dt in c["by_lib"]]  # fmt: skip
+    return (f"{title}: n = {c['n']}, best of {c['rounds']} rounds, GFLOP/s = 2n³/s"
+            + ("; measured at the start / at the end of the run" if end else "") + "\n\n"
+            + md_table(["dtype", *libs, "ceiling"], rows))  # fmt: skip
 
 
 def targets_md(checked: list[dict]) -> str:
-    return "\n".join(["| target | status | measured |", "|---|---|---|"] + [
-        f"| {t['target']} | **{t['status']}** | {t.get('detail', '')} |" for t in checked])
-
-
-SECTIONS = {"scaling": "SCALING.md", "memory-size": "MEMORY.md"}  # written by their own scripts
+    return md_table(["target", "status", "measured"], [
+        [t["target"], f"**{t['status']}**", t.get("detail", "")] for t in checked])
 
 
 def sections_md(ran: dict) -> list[str]:
     """SCALING.md and MEMORY.md: the file this run produced, else the committed one, labelled."""
     parts = []
-    for w, name in SECTIONS.items():
-        sec = ran.get(w) or {}
+    for w, module in SECTIONS.items():
+        sec, name = ran.get(w) or {}, section_md(module)
         path = Path(sec["path"]) if sec.get("path") else HERE / name
         if path.exists():
             why = "" if sec.get("path") else (

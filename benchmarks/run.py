@@ -1,9 +1,4 @@
-"""Time polynn against its peers, side by side, in one run.
-
-    python -m benchmarks.run                   # full run (writes benchmarks/RESULTS.md too)
-    python -m benchmarks.run --quick           # smoke run, a few minutes on 2 cores
-    python -m benchmarks.run --only reference  # the reference program only (issue 9), ~1-3 min
-    python benchmarks/run.py --quick --out /tmp/bench --json /tmp/bench/r.json
+"""Time polynn against its peers, side by side, in one run (usage: benchmarks/README.md).
 
 Output: a table on stdout, ``OUT/results.json`` (every figure), ``OUT/RESULTS.md``, ``OUT/run.log``
 (OUT defaults to benchmarks/out/, git-ignored). A full run also writes benchmarks/RESULTS.md.
@@ -11,13 +6,10 @@ Output: a table on stdout, ``OUT/results.json`` (every figure), ``OUT/RESULTS.md
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import importlib.util
 import json
 import os
-import shutil
-import subprocess
 import sys
 import time
 import warnings
@@ -30,7 +22,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks import machine, report  # noqa: E402
 from benchmarks.contestants import CPU_CONTESTANTS  # noqa: E402
-from benchmarks.helpers import load1, random_classification  # noqa: E402
+from benchmarks.helpers import cli, load1, random_classification, run_python, save  # noqa: E402
 from benchmarks.workloads import (  # noqa: E402
     SIZES,
     Workload,
@@ -46,10 +38,6 @@ HERE = Path(__file__).resolve().parent
 WORKLOADS = ("reference", "mnist-step", "mnist-epoch", "wide", "memory", "gpu", "scaling",
              "memory-size")  # fmt: skip
 ALIASES = {"spiral": "reference"}
-SECTIONS = {  # workload: (module run in a fresh process, the markdown file a full run regenerates)
-    "scaling": ("benchmarks.scaling", HERE / "SCALING.md"),
-    "memory-size": ("benchmarks.memory", HERE / "MEMORY.md"),
-}
 GPU_CONTESTANTS = ("numpy-hand", "jax-jit", "jax-scan", "torch", "polynn-cupy", "polynn-jax")
 
 
@@ -67,12 +55,11 @@ class Log:
 
 
 def parse(argv):
-    ap = argparse.ArgumentParser("python -m benchmarks.run", description=__doc__.split("\n")[0])
+    ap = cli("python -m benchmarks.run", __doc__, "--quick", "--json",
+             quick="short smoke run (same model shapes; fewer steps and repeats, a 15,000-row "
+             "epoch)", json="JSON path (default OUT/results.json)")  # fmt: skip
     add = ap.add_argument
-    add("--quick", action="store_true",
-        help="short smoke run (same model shapes; fewer steps and repeats, a 15,000-row epoch)")
     add("--out", default=str(HERE / "out"), help="output folder (default benchmarks/out)")
-    add("--json", default=None, help="JSON path (default OUT/results.json)")
     add("--results-md", default=None,
         help="also write the RESULTS.md here (a full run defaults to benchmarks/RESULTS.md)")
     add("--no-results-md", action="store_true", help="never write benchmarks/RESULTS.md")
@@ -109,13 +96,9 @@ def setup(args, argv, log) -> dict:
     warnings.filterwarnings("ignore", message=".*donated buffers were not usable.*")
     threads = machine.limit_threads(args.threads, log) if args.threads else "library defaults"
     try:  # float64 on JAX needs x64: on once, up front (explicit float32 arrays stay float32)
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
-        jax_ok = True
+        jax_ok = __import__("jax").config.update("jax_enable_x64", True) or True
     except Exception as e:  # noqa: BLE001
-        log(f"jax unavailable: {type(e).__name__}: {e}")
-        jax_ok = False
+        jax_ok = log(f"jax unavailable: {type(e).__name__}: {e}") or False
     meta = {"command": "python -m benchmarks.run " + " ".join(sys.argv[1:] if argv is None
                                                                else argv),
             "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -160,10 +143,9 @@ def main(argv=None) -> int:
     res["gpu"] = {"status": "not run (--workloads)", "rows": [], "ceilings": None}
     if wanted("gpu") or args.gpu_dry_run:
         res["gpu"] = run_gpu(S, log, args.gpu_dry_run)
-    res["sections"] = {
-        w: run_section(module, md if not (S.quick or S.workloads or S.contestants)
-                       else out / md.name, S.quick, log)
-        for w, (module, md) in SECTIONS.items() if wanted(w)}  # fmt: skip
+    focused = S.quick or S.workloads or S.contestants  # writes its sections in OUT, not here
+    res["sections"] = {w: run_section(module, (out if focused else HERE) / report.section_md(
+        module), S.quick, log) for w, module in report.SECTIONS.items() if wanted(w)}  # fmt: skip
     if need_ceiling:
         log("matmul ceiling again at the end")
         end, C = ceilings(), res["ceilings"]
@@ -214,18 +196,15 @@ def run_section(module: str, dest: Path, quick: bool, log) -> dict:
     device count); the run survives its failure."""
     if importlib.util.find_spec(module) is None:
         return {"status": f"not run: {module} is not present", "path": None}
-    cmd = [sys.executable, "-m", module, "--md", str(dest)] + (["--quick"] if quick else [])
-    log(f"{module}: {' '.join(cmd[1:])} (load {os.getloadavg()[0]:.2f})")
+    cmd = ["-m", module, "--md", str(dest)] + (["--quick"] if quick else [])
+    log(f"{module}: {' '.join(cmd)} (load {load1():.2f})")
     t0 = time.perf_counter()
     try:
-        p = subprocess.run(cmd, cwd=str(HERE.parent), capture_output=True, text=True,
-                           timeout=600 if quick else 900)  # fmt: skip
-    except subprocess.TimeoutExpired:
-        return {"status": f"error: {module} timed out", "path": None}
-    wall, tail = time.perf_counter() - t0, (p.stdout + p.stderr).strip().splitlines()[-5:]
-    if p.returncode != 0 or not dest.exists():
-        log(f"  {module} failed (exit {p.returncode}): " + " / ".join(tail))
-        return {"status": f"error: exit {p.returncode}: {' / '.join(tail)[-300:]}", "path": None}
+        run_python([cmd], 600 if quick else 900)
+    except RuntimeError as e:
+        log(f"  {module} failed: {e}")
+        return {"status": f"error: {e}", "path": None}
+    wall = time.perf_counter() - t0
     log(f"  {module}: wrote {dest} in {wall:.0f} s")
     return {"status": f"ran in {wall:.0f} s", "path": str(dest), "wall_s": wall}
 
@@ -234,14 +213,12 @@ def write(res: dict, args, out: Path, log) -> None:
     """results.json and RESULTS.md in OUT; a full run also benchmarks/RESULTS.md."""
     S = res["settings"]
     json_path = Path(args.json) if args.json else out / "results.json"
-    json_path.parent.mkdir(parents=True, exist_ok=True)
     default = lambda o: o.tolist() if isinstance(o, (np.ndarray, np.generic)) else str(o)  # noqa: E731
-    json_path.write_text(json.dumps(res, indent=1, default=default))
-    (out / "RESULTS.md").write_text(report.results_md(res))
+    save(json_path, json.dumps(res, indent=1, default=default))
+    save(out / "RESULTS.md", md := report.results_md(res))
     focused = S["quick"] or args.no_results_md or S["contestants"] or S["workloads"]
     dest = args.results_md or (None if focused else str(HERE / "RESULTS.md"))
-    if dest and Path(dest).resolve() != (out / "RESULTS.md").resolve():
-        shutil.copyfile(out / "RESULTS.md", dest)
+    save(dest, md)
     log(f"wrote {json_path}, {out / 'RESULTS.md'}" + (f", {dest}" if dest else ""))
 
 

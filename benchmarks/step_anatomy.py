@@ -13,25 +13,16 @@ Best of 5 runs per figure; the 1-minute load average is printed with it (the mac
 
 from __future__ import annotations
 
-import argparse
 import re
-import time
 
 import numpy as np
 
-from .helpers import he_init, load1, spiral
+from .helpers import best_s, cli, he_init, load1, spiral
 
 
 def _best_us(f, a, n: int) -> float:
-    import jax
-
-    jax.block_until_ready(f(a, 10))
-    best = float("inf")
-    for _ in range(5):
-        t0 = time.perf_counter()
-        jax.block_until_ready(f(a, n))
-        best = min(best, time.perf_counter() - t0)
-    return 1e6 * best / n
+    """µs per iteration of ``f(a, n)``, best of 5 after a warm-up."""
+    return 1e6 * best_s(lambda: __import__("jax").block_until_ready(f(a, n)), 5) / n
 
 
 def _count(f, a, op: str) -> int:
@@ -94,8 +85,7 @@ def step_vs_matmuls(dtype: str) -> dict:
 
 
 def main(argv=None) -> None:
-    argparse.ArgumentParser("python -m benchmarks.step_anatomy",
-                            description=__doc__.split("\n\n")[0]).parse_args(argv)  # fmt: skip
+    cli("python -m benchmarks.step_anatomy", __doc__).parse_args(argv)
     import jax
 
     jax.config.update("jax_enable_x64", True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import math
 import traceback
 import tracemalloc
 from dataclasses import dataclass
@@ -21,9 +20,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .contestants import make
+from .contestants import Unavailable, make
 from .helpers import (
-    Unavailable,
     eval_loss,
     flops_per_row,
     he_init,
@@ -57,12 +55,8 @@ def settings(quick: bool, **kw) -> SimpleNamespace:
     return SimpleNamespace(**{**FULL, **(QUICK if quick else {}), **kw})
 
 
-SIZES = {
-    "spiral": [2, 25, 3],
-    "mnist": [784, 256, 128, 10],
-    "wide": [1024, 2048, 2048, 10],
-    "gpu": [4096, 4096, 4096, 10],
-}
+SIZES = {"spiral": [2, 25, 3], "mnist": [784, 256, 128, 10], "wide": [1024, 2048, 2048, 10],
+         "gpu": [4096, 4096, 4096, 10]}  # fmt: skip
 # The reference program (issue 9): every row is timed against numpy-hand in float64.
 REFERENCE_BASELINE = ("numpy-hand", "float64")
 REFERENCE_ROWS = (REFERENCE_BASELINE, ("polynn-numpy", "float64"), ("polynn-jax", "float64"),
@@ -79,6 +73,8 @@ HAND = ("numpy-hand", "cupy-hand")  # the baseline of every workload (cupy-hand 
 
 @dataclass
 class Workload:
+    """What is timed, on what data, and how (see the module docstring)."""
+
     name: str
     sizes: list[int]
     X: np.ndarray  # every contestant casts it to its dtype; the referee reads it in float64
@@ -99,6 +95,7 @@ class Workload:
 
 
 def status_row(name: str, dtype: str, workload: str, device: str, status: str) -> dict:
+    """A row's identity and status; an ok row gets its figures added."""
     family = "polynn" if name.startswith("polynn") else "peer"
     return dict(contestant=name, family=family, workload=workload, dtype=dtype, device=device,
                 status=status)  # fmt: skip
@@ -115,6 +112,7 @@ def build(S, log, name, sizes, dtype, lr, device, workload):
 
 
 def error_row(log, c, workload: str, e: Exception) -> dict:
+    """The ``error: ...`` row of a contestant that failed (the traceback's tail in the log)."""
     log(f"    {c.name:13s} {c.dtype}: error: {type(e).__name__}: {e}\n"
         + traceback.format_exc(limit=-3))  # fmt: skip
     return status_row(c.name, c.dtype, workload, c.device, f"error: {type(e).__name__}: {e}")
@@ -161,6 +159,7 @@ def measure(S, log, w: Workload, entries, rounds: int = 1) -> list[dict]:
 
 
 def finish(S, log, w: Workload, c, first, runs) -> dict:
+    """The ok row of a contestant's timed runs: medians, GFLOP/s, the referee's final loss."""
     t = median([r["s"] for r in runs])
     loads = [r["load1"] for r in runs]
     row = status_row(c.name, c.dtype, w.name, c.device, "ok")
@@ -237,18 +236,17 @@ def timed_workloads(S, names, focused: bool) -> dict:
 
 
 def each(names, reps: int, dtype: str = "float32") -> list[tuple[str, str, int]]:
+    """Entries for ``measure``: every name in ``dtype``, ``reps`` runs."""
     return [(n, dtype, reps) for n in names]
-
-
-@functools.cache
-def _mnist(seed: int, rows: int):
-    return random_classification(seed, rows, 784, 10, "uniform")
 
 
 def mnist_data(S):
     """MNIST-shaped uniform random data (made once) and its first batch: Xm, ym, Xb, yb."""
     Xm, ym = _mnist(S.seed + 2, S.mnist_rows)
     return Xm, ym, Xm[: S.mnist_batch], ym[: S.mnist_batch]
+
+
+_mnist = functools.cache(lambda seed, rows: random_classification(seed, rows, 784, 10, "uniform"))
 
 
 def memory_steps(S, log, names, X, y, warmup_all: bool) -> list[dict]:
@@ -289,9 +287,7 @@ def memory_steps(S, log, names, X, y, warmup_all: bool) -> list[dict]:
             grew = {k: b[k] - a[k] <= max(4 * mib, tol * a[k]) for k, tol in
                     (("rss_peak_bytes", 0.05), ("py_peak_bytes", 0.10)) if a[k] is not None}
             flat = all(grew.values()) if "rss_peak_bytes" in grew else None
-            log(f"    {name:13s}: RSS peak " + " -> ".join(
-                "?" if v["rss_peak_bytes"] is None else f"{v['rss_peak_bytes'] / mib:.1f}"
-                for v in by.values()) + f" MiB, flat: {flat}")  # fmt: skip
+            log(f"    {name:13s}: RSS peak {rss_path(by)} MiB, flat: {flat}")
             out.append(status_row(name, "float32", "memory", "cpu", "ok") | dict(
                 steps=list(S.memory_steps), by_steps=by, flat=flat, batch=int(X.shape[0])))
         except Exception as e:  # noqa: BLE001
@@ -301,5 +297,7 @@ def memory_steps(S, log, names, X, y, warmup_all: bool) -> list[dict]:
     return out
 
 
-def finite(x) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
+def rss_path(by_steps: dict) -> str:
+    """The RSS peaks of a memory row in MiB, from the shortest run to the longest."""
+    return " → ".join("?" if v["rss_peak_bytes"] is None else f"{v['rss_peak_bytes'] / 2**20:.1f}"
+                      for v in by_steps.values())  # fmt: skip

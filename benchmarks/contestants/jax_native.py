@@ -1,14 +1,7 @@
-"""Peer: native JAX, written the way a JAX user who wants speed would write it.
-
-The loss is written in jax.numpy (log-sum-exp cross-entropy + 0.5*l2*sum W^2); gradients come from
-``jax.value_and_grad``; params are a pytree (a tuple of (W, b) tuples). Two variants:
-
-* ``jax-jit``:  one ``jax.jit``-compiled SGD step (params donated), called from a Python loop;
-* ``jax-scan``: N steps inside one compiled ``lax.scan`` (per-step losses are its output), and an
-  epoch as one compiled scan over the full batches plus one step on the remainder batch.
-
-Arrays are committed to the contestant's device (CPU for workloads 1-3, even on a GPU machine).
-"""
+"""Peer: native JAX as a JAX user who wants speed writes it: the loss in jax.numpy,
+``jax.value_and_grad``, params a tuple of (W, b). ``jax-jit``: one jitted step (params donated) in
+a Python loop; ``jax-scan``: N steps in one compiled ``lax.scan``, an epoch one scan over the full
+batches plus the remainder. Arrays are committed to the contestant's device."""
 
 from __future__ import annotations
 
@@ -16,10 +9,13 @@ from functools import partial
 
 import numpy as np
 
-from ..helpers import Contestant, Unavailable, batch_slices, host_dtype, params_to_host
+from ..helpers import host_dtype, params_to_host
+from . import Contestant, Unavailable, jax_device
 
 
 def make_loss(jnp, jax, l2: float):
+    """The regularised cross-entropy of params on (X, y), in jax.numpy."""
+
     def loss_fn(params, X, y):
         A = X
         for W, b in params[:-1]:
@@ -40,25 +36,17 @@ class JaxJit(Contestant):
 
     def __init__(self, sizes, dtype, *, lr, l2, device="cpu"):
         super().__init__(sizes, dtype, lr=lr, l2=l2, device=device)
-        try:
-            import jax
-        except Exception as e:  # noqa: BLE001
-            raise Unavailable(f"jax: {type(e).__name__}: {e}") from e
+        jax, self.dev = jax_device(device)
+        self.jax = jax
         if dtype == "float64" and not jax.config.jax_enable_x64:
             raise Unavailable("float64 on JAX needs jax_enable_x64 (the runner turns it on)")
-        try:
-            self.dev = jax.devices(device)[0]
-        except Exception as e:  # noqa: BLE001
-            raise Unavailable(f"jax has no {device} device: {type(e).__name__}: {e}") from e
-        self.jax = jax
-        self.loss_fn = make_loss(jax.numpy, jax, l2)
+        loss_fn = make_loss(jax.numpy, jax, l2)
 
         def one(params, X, y):
-            loss, grads = jax.value_and_grad(self.loss_fn)(params, X, y)
+            loss, grads = jax.value_and_grad(loss_fn)(params, X, y)
             return jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads), loss
 
-        self.one = one
-        self._step = jax.jit(one, donate_argnums=0)
+        self.one, self._jit_step = one, jax.jit(one, donate_argnums=0)
 
     def _put(self, a, dtype):
         return self.jax.device_put(np.asarray(a, dtype=dtype), self.dev)
@@ -66,7 +54,7 @@ class JaxJit(Contestant):
     def load(self, params) -> None:
         dt = host_dtype(self.dtype)
         self.params = tuple((self._put(W, dt), self._put(b, dt)) for W, b in params)
-        self.jax.block_until_ready(self.params)
+        self._sync()
 
     def set_data(self, X, y) -> None:
         self.X, self.y = self._put(X, host_dtype(self.dtype)), self._put(y, np.int32)
@@ -76,17 +64,11 @@ class JaxJit(Contestant):
     def get_params(self):
         return params_to_host(self.params)
 
-    def steps(self, n: int) -> None:
-        p = self.params
-        for _ in range(n):
-            p, loss = self._step(p, self.X, self.y)
-        self.params = self.jax.block_until_ready(p)
+    def _step(self, X, y) -> None:
+        self.params, self.loss = self._jit_step(self.params, X, y)
 
-    def epoch(self, batch_size: int) -> None:
-        p = self.params
-        for s in batch_slices(self.X.shape[0], batch_size):
-            p, loss = self._step(p, self.X[s], self.y[s])
-        self.params = self.jax.block_until_ready(p)
+    def _sync(self) -> None:
+        self.jax.block_until_ready(self.params)
 
 
 class JaxScan(JaxJit):
@@ -112,7 +94,7 @@ class JaxScan(JaxJit):
 
     def steps(self, n: int) -> None:
         self.params, self.losses = self._run_steps(self.params, self.X, self.y, n)
-        self.jax.block_until_ready(self.params)
+        self._sync()
 
     def _batches(self, batch_size: int):
         """The data laid out as (n_full, batch, ...) plus the remainder, on the device; made in the
@@ -128,7 +110,7 @@ class JaxScan(JaxJit):
 
     def epoch(self, batch_size: int) -> None:
         self.params, self.losses = self._run_epoch(self.params, *self._batches(batch_size))
-        self.jax.block_until_ready(self.params)
+        self._sync()
 
     def notes(self) -> str:
         return "epoch: data pre-laid out as (n_batches, batch, features) on the device, untimed"

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..helpers import Contestant, Unavailable, batch_slices, host_dtype, to_host
+from ..helpers import host_dtype, to_host
+from . import Contestant, Unavailable, need
 
 
 class NumpyHand(Contestant):
@@ -23,12 +24,7 @@ class NumpyHand(Contestant):
             raise Unavailable("NumPy/CuPy have no native bfloat16 arithmetic")
         self.xp = np
         if device != "cpu":  # the GPU workload: the same program on CuPy
-            self.name = "cupy-hand"
-            try:
-                import cupy
-            except Exception as e:  # noqa: BLE001
-                raise Unavailable(f"cupy: {type(e).__name__}: {e}") from e
-            self.xp = cupy
+            self.name, self.xp = "cupy-hand", need("cupy")
         self.losses = []
 
     def load(self, params) -> None:
@@ -102,17 +98,6 @@ class NumpyHand(Contestant):
         self.losses.append(cost)  # a NumPy scalar (a device scalar on CuPy: no sync per step)
         grads = self.back_prop(cache, self.params, y)
         self.update_parameters(self.params, grads)
-
-    # -- the harness's interface ------------------------------------------------------------------
-    def steps(self, n: int) -> None:
-        for _ in range(n):
-            self._step(self.X, self.y)
-        self._sync()
-
-    def epoch(self, batch_size: int) -> None:
-        for s in batch_slices(self.X.shape[0], batch_size):
-            self._step(self.X[s], self.y[s])
-        self._sync()
 
     def _sync(self) -> None:
         if self.xp is not np:

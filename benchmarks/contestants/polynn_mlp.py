@@ -1,15 +1,8 @@
-"""The polynn contestant, written against polynn's public API only:
-
-    model = pn.MLP.from_params(params, activation="relu", output="softmax", backend=..., dtype=...)
-    model.fit(X, y, lr=..., l2=..., epochs=N, batch_size=None, shuffle=False, progress=False)
-    model.params  # tuple of (W, b) backend arrays
-
-ms/step: ``fit(X_batch, y_batch, epochs=N, batch_size=None)`` on one fixed batch (N full-batch
-steps), divided by N; an epoch: ``fit(X, y, epochs=1, batch_size=256)``. X is placed on the backend
-before timing (``pn.get_backend(name).asarray``, as the native JAX and PyTorch peers get theirs) and
-``fit`` uses it where it is; labels go as host NumPy arrays. Whether the initial weights equal the
-peers' bit for bit is checked and reported (``init_match``).
-"""
+"""polynn, public API only: ``pn.MLP.from_params(params, activation="relu", output="softmax",
+backend=..., dtype=...)``, ``fit(X, y, lr, l2, epochs=N, batch_size=None, shuffle=False)``,
+``model.params``. X is placed on the backend before timing (``pn.get_backend(name).asarray``, as
+the native peers get theirs); labels go as host arrays. ``init_match``: the initial weights equal
+the peers' bit for bit."""
 
 from __future__ import annotations
 
@@ -17,7 +10,8 @@ import contextlib
 
 import numpy as np
 
-from ..helpers import Contestant, Unavailable, block, cast_params, host_dtype, params_to_host
+from ..helpers import block, cast_params, host_dtype, params_to_host
+from . import Contestant, Unavailable, jax_device, need
 
 
 class Polynn(Contestant):
@@ -31,21 +25,9 @@ class Polynn(Contestant):
             raise Unavailable("the cupy backend needs a GPU")
         if backend in ("numpy", "cupy") and dtype == "bfloat16":
             raise Unavailable(f"{backend} has no bfloat16")
-        try:
-            import polynn as pn
-        except Exception as e:  # noqa: BLE001
-            raise Unavailable(f"import polynn failed: {type(e).__name__}: {e}") from e
-        self.pn = pn
-        self.ctx = contextlib.nullcontext
-        if backend == "jax":
-            # pin JAX's default device, so that CPU workloads stay on the CPU (and the GPU
-            # workload on the GPU) on a machine that has both
-            import jax
-
-            try:
-                dev = jax.devices(device)[0]
-            except Exception as e:  # noqa: BLE001
-                raise Unavailable(f"jax has no {device} device: {e}") from e
+        self.pn, self.ctx = need("polynn"), contextlib.nullcontext
+        if backend == "jax":  # pin JAX's default device: CPU workloads stay on the CPU
+            jax, dev = jax_device(device)
             self.ctx = lambda: jax.default_device(dev)
         self.host_dtype = "float32" if dtype == "bfloat16" else dtype
 
@@ -55,11 +37,8 @@ class Polynn(Contestant):
             self.model = self.pn.MLP.from_params(tuple(cast_params(params, self.host_dtype)), **kw)
             block(self.model.params)
         got, want = params_to_host(self.model.params), cast_params(params, self.dtype)
-        self.init_match = all(
-            np.array_equal(g, np.asarray(w, np.float64))
-            for gw, ww in zip(got, want)
-            for g, w in zip(gw, ww)
-        )
+        self.init_match = all(np.array_equal(g, np.asarray(w, np.float64))
+                              for gw, ww in zip(got, want) for g, w in zip(gw, ww))  # fmt: skip
 
     def set_data(self, X, y) -> None:
         self.X = np.ascontiguousarray(X, dtype=host_dtype(self.host_dtype))
@@ -71,9 +50,8 @@ class Polynn(Contestant):
 
     def _fit(self, **kw) -> None:
         with self.ctx():
-            self.model.fit(
-                self.X, self.y, lr=self.lr, l2=self.l2, shuffle=False, progress=False, **kw
-            )
+            self.model.fit(self.X, self.y, lr=self.lr, l2=self.l2, shuffle=False, progress=False,
+                           **kw)  # fmt: skip
             block(self.model.params)
 
     def steps(self, n: int) -> None:

@@ -1,25 +1,12 @@
 """Peer: scikit-learn's ``MLPClassifier`` with plain SGD, the same architecture and step count.
 
-What scikit-learn's source says (sklearn/neural_network/_multilayer_perceptron.py, read in 1.9.1):
-
-* ``_backprop`` adds ``(0.5 * alpha) * sum ||W||^2 / n`` to the loss and ``_compute_loss_grad``
-  computes ``coef_grad = (A^T delta + alpha * W) / n``, where ``n`` is the number of rows of the
-  **batch being processed** (``sw_sum = X_batch.shape[0]`` without sample weights), and
-  ``delta_L = softmax - onehot`` (not yet divided by n). So one sklearn step with ``alpha`` is our
-  step with ``l2 = alpha / batch_rows``: ``alpha = l2 * batch_size``. That equals the usual
-  ``alpha = l2 * n_samples`` only for full-batch training; with mini-batches and a smaller remainder
-  batch the remainder step's effective l2 is ``alpha / remainder_rows`` (slightly larger).
-* ``SGDOptimizer`` with ``momentum=0`` does ``velocity = 0*velocity - lr*grad; param += velocity``
-  -- plain SGD; ``learning_rate="constant"`` keeps ``lr`` fixed; ``tol=0`` and a huge
-  ``n_iter_no_change`` stop the no-improvement logic from ever lowering lr or stopping early;
-  ``shuffle=False`` keeps batches in order. ``max_iter`` counts epochs.
-* float32 input stays float32 (``validate_data(dtype=(float64, float32))``); the weights then
-  must be float32 too.
-* Its own init is Glorot-uniform; to start from our He init we let ``fit`` initialise once on a
-  small slice (``warm_start=True``), then overwrite ``coefs_``/``intercepts_`` with copies of ours.
-  Every later ``fit`` with ``warm_start=True`` continues from them (a fresh SGDOptimizer each call,
-  which holds no state with momentum=0).
-* Its log-loss clips probabilities to [eps, 1-eps]; the gradient (softmax - onehot) is unaffected.
+* ``alpha = l2 * rows per batch``: sklearn divides ``alpha * W`` by the rows of the batch being
+  processed (README, "scikit-learn's alpha"; read in 1.9.1).
+* ``momentum=0`` is plain SGD; ``learning_rate="constant"``, ``tol=0`` and a huge
+  ``n_iter_no_change`` keep lr fixed and never stop early; ``shuffle=False`` keeps batches in
+  order; ``max_iter`` counts epochs. float32 input stays float32 (the weights then must be too).
+* Its own init is Glorot-uniform: ``fit`` initialises once on a small slice (``warm_start=True``),
+  then ``coefs_``/``intercepts_`` are replaced by ours; later fits continue from them.
 """
 
 from __future__ import annotations
@@ -28,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from ..helpers import Contestant, Unavailable
+from . import Contestant, Unavailable, need
 
 
 class SklearnMLP(Contestant):
@@ -38,11 +25,7 @@ class SklearnMLP(Contestant):
         super().__init__(sizes, dtype, lr=lr, l2=l2, device=device)
         if device != "cpu" or dtype not in ("float32", "float64"):
             raise Unavailable(f"scikit-learn runs on the CPU in float32/float64 only, not {dtype}")
-        try:
-            from sklearn.neural_network import MLPClassifier
-        except Exception as e:  # noqa: BLE001
-            raise Unavailable(f"scikit-learn: {type(e).__name__}: {e}") from e
-        self.clf = MLPClassifier(
+        self.clf = need("sklearn.neural_network").MLPClassifier(
             hidden_layer_sizes=tuple(self.sizes[1:-1]), activation="relu", solver="sgd",
             learning_rate="constant", learning_rate_init=lr, momentum=0.0,
             nesterovs_momentum=False, max_iter=1, shuffle=False, tol=0.0,

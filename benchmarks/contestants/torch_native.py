@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..helpers import Contestant, Unavailable, batch_slices, to_host
+from ..helpers import to_host
+from . import Contestant, Unavailable, need
 
 
 class TorchSGD(Contestant):
@@ -19,14 +20,9 @@ class TorchSGD(Contestant):
 
     def __init__(self, sizes, dtype, *, lr, l2, device="cpu"):
         super().__init__(sizes, dtype, lr=lr, l2=l2, device=device)
-        try:
-            import torch
-            import torch.nn.functional as F
-        except Exception as e:  # noqa: BLE001
-            raise Unavailable(f"torch: {type(e).__name__}: {e}") from e
+        self.torch = torch = need("torch")
         if device != "cpu" and not torch.cuda.is_available():
             raise Unavailable("torch: CUDA not available")
-        self.torch, self.F = torch, F
         self.tdev = torch.device("cuda" if device != "cpu" else "cpu")
         self.tdtype = getattr(torch, dtype)
         layers = []
@@ -45,14 +41,10 @@ class TorchSGD(Contestant):
             for lin, (W, b) in zip(self.linears, params):
                 lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(np.asarray(W).T)))
                 lin.bias.copy_(torch.from_numpy(np.asarray(b)))
-        self.opt = torch.optim.SGD(
-            [
-                {"params": [m.weight for m in self.linears], "weight_decay": self.l2},
-                {"params": [m.bias for m in self.linears], "weight_decay": 0.0},
-            ],
-            lr=self.lr,
-            momentum=0.0,
-        )
+        self.opt = torch.optim.SGD([
+            {"params": [m.weight for m in self.linears], "weight_decay": self.l2},
+            {"params": [m.bias for m in self.linears], "weight_decay": 0.0},
+        ], lr=self.lr, momentum=0.0)  # fmt: skip
         self._sync()
 
     def set_data(self, X, y) -> None:
@@ -64,22 +56,10 @@ class TorchSGD(Contestant):
     def get_params(self):
         return [(to_host(lin.weight).T, to_host(lin.bias)) for lin in self.linears]
 
-    def _step(self, X, y):
+    def _step(self, X, y) -> None:
         self.opt.zero_grad(set_to_none=True)
-        loss = self.F.cross_entropy(self.model(X), y)
-        loss.backward()
+        self.torch.nn.functional.cross_entropy(self.model(X), y).backward()
         self.opt.step()
-        return loss
-
-    def steps(self, n: int) -> None:
-        for _ in range(n):
-            self._step(self.X, self.y)
-        self._sync()
-
-    def epoch(self, batch_size: int) -> None:
-        for s in batch_slices(self.X.shape[0], batch_size):
-            self._step(self.X[s], self.y[s])
-        self._sync()
 
     def notes(self) -> str:
         return f"torch threads={self.torch.get_num_threads()} (default)"
