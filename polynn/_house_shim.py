@@ -54,6 +54,14 @@ if not hasattr(_backend.Backend, "dtype_record"):
     _backend.Backend.spec = property(_spec)
 
 
+def dtype_info(name):
+    """The host-only ``DType`` record of a dtype name."""
+    if hasattr(_backend, "dtype_info"):
+        return _backend.dtype_info(name)
+    host, itemsize = _HOST[name]
+    return DType(name, None, np.dtype(host), itemsize, _MAX[name])
+
+
 def get_backend(name=None, device=None, mesh=None):
     if name is None and mesh is not None:
         name = "jax"
