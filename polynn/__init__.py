@@ -6,8 +6,7 @@ from polynn import datasets, distributed
 from polynn.backend import BackendUnavailableError, available_backends, get_backend
 from polynn.model import MLP
 from polynn.train import DivergenceError, History
-
-__version__ = "0.1.0"
+from polynn.version import __version__
 
 
 def __getattr__(name):

@@ -94,6 +94,21 @@ def tree_map(fn, *trees):
     return fn(*trees)
 
 
+def _count_in_dtype_of(t, params):
+    """The step count ``t`` for computing step sizes: a Python int as it is (eager loops), an
+    array count (a compiled JAX loop) cast to the parameters' dtype. Otherwise JAX would compute
+    schedules and Adam's bias corrections in its default float dtype, which is float64 once any
+    float64 model turned x64 on: a float32 run's results would depend on what else the process
+    did (issue 14, symptom 9)."""
+    if isinstance(t, int):
+        return t
+    like = params
+    while isinstance(like, tuple):
+        like = like[0]
+    xp = namespace(like)
+    return xp.astype(t, like.dtype)
+
+
 def _descend(p, step, inplace: bool):
     """``p - step``. With ``inplace`` it is ``p -= step``, the array API's in-place operator:
     it overwrites mutable arrays (NumPy, CuPy, PyTorch) instead of allocating new ones, and
@@ -153,7 +168,7 @@ class SGD:
 
     def update(self, grads, state, params, inplace=False):
         (t,) = state
-        eta = self.learning_rate(t)
+        eta = self.learning_rate(_count_in_dtype_of(t, params))
         new = tree_map(lambda p, g: _descend(p, eta * g, inplace), params, grads)
         return new, SGDState(t + 1)
 
@@ -173,7 +188,7 @@ class Momentum:
 
     def update(self, grads, state, params, inplace=False):
         t, velocity = state
-        eta, mu = self.learning_rate(t), self.momentum
+        eta, mu = self.learning_rate(_count_in_dtype_of(t, params)), self.momentum
         velocity = tree_map(lambda v, g: mu * v + g, velocity, grads)
         step = tree_map(lambda g, v: g + mu * v, grads, velocity) if self.nesterov else velocity
         new = tree_map(lambda p, s: _descend(p, eta * s, inplace), params, step)
@@ -198,7 +213,7 @@ class VelocityMomentum:
 
     def update(self, grads, state, params, inplace=False):
         t, velocity = state
-        eta, mu = self.learning_rate(t), self.momentum
+        eta, mu = self.learning_rate(_count_in_dtype_of(t, params)), self.momentum
         velocity = tree_map(lambda v, g: mu * v - eta * g, velocity, grads)
         # ``_descend`` subtracts, so it is given the negated step.
         if self.nesterov:
@@ -226,7 +241,8 @@ class Adam:
         t, first, second = state
         b1, b2, eps = self.beta1, self.beta2, self.eps
         # Fold both bias corrections into the step size: η·sqrt(1−β2^t)/(1−β1^t).
-        eta = self.learning_rate(t) * (1 - b2 ** (t + 1)) ** 0.5 / (1 - b1 ** (t + 1))
+        step = _count_in_dtype_of(t, params) + 1
+        eta = self.learning_rate(step - 1) * (1 - b2**step) ** 0.5 / (1 - b1**step)
         first = tree_map(lambda m, g: b1 * m + (1 - b1) * g, first, grads)
         second = tree_map(lambda v, g: b2 * v + (1 - b2) * (g * g), second, grads)
 
