@@ -175,7 +175,7 @@ def test_chunked_inference_gives_the_one_chunk_answer(output, k):
     weighted = [net.loss(X, y, sample_weight=w, l2=0.1, batch_size=b) for b in (1000, 10, 1)]
     np.testing.assert_allclose(weighted, weighted[0], rtol=1e-12)
     reference = pn.nn.mlp.loss(net.params, X, encode_targets(y, output, k, 101),
-                               net._act, output, 0.1, w)
+                               net.activation_fn, output, 0.1, w)
     np.testing.assert_allclose(weighted[0], float(reference), rtol=1e-12)
 
 

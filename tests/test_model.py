@@ -384,3 +384,19 @@ def test_record_round_trip(backend):
         np.testing.assert_array_equal(W, W0)
         np.testing.assert_array_equal(b, b0)
     assert model.to_record().training is None
+
+
+def test_place_keeps_data_where_the_model_reads_it(backend):
+    X, y = pn.datasets.spiral(n_per_class=10, seed=0)
+    model = pn.MLP([2, 6, 3], backend=backend.name, dtype="float64", seed=0)
+    placed = model.place(X)
+    if backend.host_memory:
+        assert placed is X  # host data is read where it is
+    else:
+        assert backend.owns(placed) and placed.dtype == backend.dtype_record("float64").native
+    assert model.place(placed) is placed or backend.device is not None
+    other = pn.MLP([2, 6, 3], backend=backend.name, dtype="float64", seed=0)
+    model.fit(placed, y, epochs=3, batch_size=8, lr=0.1)
+    other.fit(X, y, epochs=3, batch_size=8, lr=0.1)
+    for (W, _), (W0, _) in zip(model.host_params(), other.host_params()):
+        np.testing.assert_array_equal(W, W0)

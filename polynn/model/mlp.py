@@ -142,8 +142,12 @@ class MLP:
         return self._opt_state
 
     @property
-    def _act(self):
+    def activation_fn(self):
+        """The hidden layers' activation: a :mod:`polynn.nn.activations` pair (forward,
+        backward) with the model's ``negative_slope``, as ``polynn.nn.mlp`` takes it."""
         return get_activation(self.activation, negative_slope=self.negative_slope)
+
+    _act = activation_fn  # (the wrapper's name; callers move to activation_fn)
 
     @property
     def n_features(self) -> int:
@@ -187,6 +191,14 @@ class MLP:
         return data.with_targets(self._columns(y, data.m, "y" if name == "X" else "y_val"),
                                  weights)
 
+    def place(self, X, *, name="X"):
+        """``X`` ``(m, n_features)``, checked, where this model keeps data that it reads again
+        and again (see :mod:`polynn.placement`): one device copy in the model's dtype, or the
+        host data itself on backends that compute in host memory; an array this backend
+        already owns is used in place. Passing the result to ``fit`` (repeatedly, or as
+        validation data) moves nothing again."""
+        return self._placed(X, name=name, purpose="evaluate").X
+
     # -- the math, exposed -----------------------------------------------------------------------
     def forward(self, X, *, batch_size=None):
         """The output layer's pre-activation Z ``(m, n_outputs)`` as a backend array, computed
@@ -202,7 +214,7 @@ class MLP:
         ``X`` and no activations for all rows exist at once."""
         data = self._placed(X, name=name, purpose="infer")
         chunks = row_chunks(data.m, batch_size, self.layer_sizes, self._dtype)
-        infer = inference.inference(self.backend, self._act, self.output, what)
+        infer = inference.inference(self.backend, self.activation_fn, self.output, what)
         params_t = self.backend.call(params_to_columns, self.params)
         for start, stop in chunks:
             part = take_rows(self.backend, data.X, slice(start, stop), self._dtype)
@@ -220,7 +232,7 @@ class MLP:
                                                               every, dtype)
         loss, grads = self.backend.call(
             nn_mlp.value_and_grad, self.params, Xd, T.T, sample_weight=weights,
-            static=dict(activation=self._act, output=self.output, l2=check_l2(l2)))
+            static=dict(activation=self.activation_fn, output=self.output, l2=check_l2(l2)))
         return float(to_host(loss)), grads
 
     def loss(self, X, y, *, l2=0.0, sample_weight=None, batch_size=None) -> float:
@@ -242,7 +254,7 @@ class MLP:
             value = backend.call(
                 nn_mlp.loss, self.params, part, backend.asarray(T[start:stop], self.dtype),
                 sample_weight=chunk_weights,
-                static=dict(activation=self._act, output=self.output, l2=0.0))
+                static=dict(activation=self.activation_fn, output=self.output, l2=0.0))
             total += float(to_host(value)) * share
         penalty = backend.call(inference.penalty, self.params, static=dict(l2=l2))
         return total / (m if w is None else float(w.sum())) + float(to_host(penalty))
@@ -335,7 +347,7 @@ class MLP:
         if options["seed"] is not None:
             self._shuffle_rng = np.random.default_rng(options["seed"])
         callback = options["callback"]
-        spec = TrainSpec(self.backend, self._act, self.output, options["l2"], opt,
+        spec = TrainSpec(self.backend, self.activation_fn, self.output, options["l2"], opt,
                          options["epochs"], options["batch_size"], options["shuffle"],
                          self._shuffle_rng, self._dtype, patience=options["patience"],
                          min_delta=options["min_delta"],
