@@ -29,6 +29,8 @@ Linux only (``/proc``). A case whose library is missing shows ``unavailable: ...
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import inspect
 import json
 import os
@@ -37,9 +39,12 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.helpers import block, proc_status, reset_peak_rss
 
 N_FEATURES, N_CLASSES, HIDDEN, BATCH = 784, 10, 256, 256
 ROW_BYTES = N_FEATURES * 4  # float32 data
@@ -63,40 +68,24 @@ CASES = {
 SIZES_GIB = (0.1, 0.5, 1.0)
 
 
-# --------------------------------------------------------------------------- inside one process
-def _status() -> dict[str, int]:
-    """Memory lines of /proc/self/status, in bytes."""
-    out = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
-                out[key] = int(rest.split()[0]) * 1024
-    return out
-
-
 class _AnonPeak:
     """Samples RssAnon every millisecond on a thread; ``peak`` is the largest value seen."""
 
-    def __init__(self):
-        self.peak = _status()["RssAnon"]
-        self._stop = threading.Event()
+    def __enter__(self):
+        self.peak, self._stop = proc_status()["RssAnon"], threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
 
     def _run(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, _status()["RssAnon"])
+            self.peak = max(self.peak, proc_status()["RssAnon"])
             time.sleep(0.001)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
 
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, _status()["RssAnon"])
-        return False
+        self.peak = max(self.peak, proc_status()["RssAnon"])
 
 
 def _make_data(rows: int, where: str, tmp: Path):
@@ -104,95 +93,73 @@ def _make_data(rows: int, where: str, tmp: Path):
     y = rng.integers(0, N_CLASSES, rows)
     if where == "resident":
         return rng.random((rows, N_FEATURES), dtype=np.float32), y
-    # Written block by block, so the file never exists in this process's memory as a whole.
-    path = tmp / "x.npy"
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, N_FEATURES))
+    # written block by block, so the file never exists in this process's memory as a whole
+    out = np.lib.format.open_memmap(tmp / "x.npy", "w+", np.float32, (rows, N_FEATURES))
     for start in range(0, rows, 16384):
         block = out[start : start + 16384]
         block[...] = rng.random(block.shape, dtype=np.float32)
     out.flush()
     del out
-    return np.load(path, mmap_mode="r"), y
+    return np.load(tmp / "x.npy", mmap_mode="r"), y
 
 
-def _polynn_call(backend, dtype, where, call):
+def _calls(library, backend, dtype, where, call):
+    """(warm-up fit, the measured call, whether fit(stream=True) is used)."""
+    if library == "sklearn":
+        from sklearn.neural_network import MLPClassifier
+
+        clf = MLPClassifier(hidden_layer_sizes=(HIDDEN,), solver="sgd", batch_size=BATCH,
+                            learning_rate_init=0.01, momentum=0.0, max_iter=1, shuffle=True,
+                            random_state=0)  # fmt: skip
+
+        def fit(X, y):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # ConvergenceWarning: one epoch
+                clf.fit(X, y)
+
+        return fit, fit, False
     import polynn as pn
 
     model = pn.MLP([N_FEATURES, HIDDEN, N_CLASSES], backend=backend, dtype=dtype, seed=0)
     stream = where == "streamed" and "stream" in inspect.signature(model.fit).parameters
 
     def fit(X, y):
-        options = {"stream": True} if stream else {}
-        model.fit(X, y, epochs=1, batch_size=BATCH, lr=0.01, **options)
-        if backend == "jax":
-            import jax
+        model.fit(X, y, epochs=1, batch_size=BATCH, lr=0.01, **({"stream": True} if stream else {}))
+        block(model.params)
 
-            jax.block_until_ready(model.params)
-
-    if call == "predict":
-        return fit, lambda X, y: model.predict(X), stream
-    return fit, fit, stream
-
-
-def _sklearn_call():
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import MLPClassifier
-
-    clf = MLPClassifier(hidden_layer_sizes=(HIDDEN,), solver="sgd", batch_size=BATCH,
-                        learning_rate_init=0.01, momentum=0.0, max_iter=1, shuffle=True,
-                        random_state=0)
-
-    def fit(X, y):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            clf.fit(X, y)
-
-    return fit, fit, False
+    return fit, (lambda X, y: block(model.predict(X))) if call == "predict" else fit, stream
 
 
 def worker(case: str, rows: int) -> dict:
     library, backend, dtype, where, call = CASES[case]
+    try:
+        warm, measured, stream = _calls(*CASES[case])
+    except ImportError as err:
+        return {"case": case, "rows": rows, "error": f"unavailable: {err}"}
+    # JAX compiles for the shapes of the data (and of its transfer chunks): warm up on zeros of
+    # the measured shape, so compilation is not charged to the data; 1,024 rows do for the eager
+    # libraries.
+    X_warm = np.zeros((rows if backend == "jax" else 1024, N_FEATURES), np.float32)
+    warm(X_warm, np.arange(X_warm.shape[0]) % N_CLASSES)
+    if call == "predict":
+        measured(X_warm, None)
+    del X_warm
     with tempfile.TemporaryDirectory(prefix="polynn-mem-") as tmp:
-        try:
-            if library == "sklearn":
-                warm, measured, stream = _sklearn_call()
-            else:
-                warm, measured, stream = _polynn_call(backend, dtype, where, call)
-        except ImportError as err:
-            return {"case": case, "rows": rows, "error": f"unavailable: {err}"}
-        # JAX compiles for the shapes of the data (and of its transfer chunks): warm up on zeros
-        # of the measured shape, so compilation is not charged to the data; 1,024 rows do for
-        # the eager libraries.
-        warm_rows = rows if backend == "jax" else 1024
-        X_warm = np.zeros((warm_rows, N_FEATURES), np.float32)
-        warm(X_warm, np.arange(warm_rows) % N_CLASSES)
-        if call == "predict":
-            measured(X_warm, None)
-        del X_warm
         X, y = _make_data(rows, where, Path(tmp))
-        import ctypes
-        import gc
-
         gc.collect()
-        # Hand memory freed by the warm-up back to the kernel, so the measured call cannot
-        # reuse it unseen (glibc keeps freed heap pages otherwise).
+        # hand the memory the warm-up freed back to the kernel, so the measured call cannot reuse
+        # it unseen (glibc keeps freed heap pages otherwise)
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-        before = _status()
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # reset VmHWM to the current VmRSS
+        before = proc_status()
+        reset_peak_rss()  # VmHWM := the current VmRSS
         tic = time.perf_counter()
         with _AnonPeak() as anon:
             measured(X, y)
-        seconds = time.perf_counter() - tic
-        after = _status()
-    data = rows * ROW_BYTES
-    return {
-        "case": case, "rows": rows, "data_bytes": data, "stream_flag": stream,
-        "extra_anon": anon.peak - before["RssAnon"], "extra_hwm": after["VmHWM"] - before["VmRSS"],
-        "seconds": seconds,
-    }
+        seconds, after = time.perf_counter() - tic, proc_status()
+        del X
+    return {"case": case, "rows": rows, "data_bytes": rows * ROW_BYTES, "stream_flag": stream,
+            "extra_anon": anon.peak - before["RssAnon"],
+            "extra_hwm": after["VmHWM"] - before["VmRSS"], "seconds": seconds}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- the driver
@@ -215,16 +182,15 @@ def run_case(case: str, rows: int, timeout: float = 1800) -> dict:
 def _cell(result: dict, key: str) -> str:
     if "error" in result:
         return result["error"]
-    extra = result[key]
-    return f"{extra / MIB:,.0f} MiB ({extra / result['data_bytes']:.2f} ×)"
+    return f"{result[key] / MIB:,.0f} MiB ({result[key] / result['data_bytes']:.2f} ×)"
 
 
-def _slope(by: dict, case: str, sizes: list[int]) -> str:
-    ends = [by.get((case, n), {}) for n in (sizes[0], sizes[-1])]
-    if len(sizes) < 2 or any("extra_anon" not in r for r in ends):
+def _slope(first: dict, last: dict) -> str:
+    """(largest - smallest extra) / (largest - smallest data), "" without two sizes."""
+    if first is last or "extra_anon" not in first or "extra_anon" not in last:
         return ""
-    grown = ends[1]["extra_anon"] - ends[0]["extra_anon"]
-    per_byte = grown / (ends[1]["data_bytes"] - ends[0]["data_bytes"])
+    per_byte = (last["extra_anon"] - first["extra_anon"]) / (last["data_bytes"]
+                                                             - first["data_bytes"])  # fmt: skip
     return f"{per_byte if abs(per_byte) >= 0.005 else 0.0:.2f} ×"
 
 
@@ -232,10 +198,9 @@ def markdown(results: list[dict], note: str = "") -> str:
     sizes = sorted({r["rows"] for r in results})
     cases = list(dict.fromkeys(r["case"] for r in results))
     by = {(r["case"], r["rows"]): r for r in results}
-    head = [f"{n:,} rows ({n * ROW_BYTES / GIB:.2f} GiB)" for n in sizes]
+    head = "| case | " + " | ".join(f"{n:,} rows ({n * ROW_BYTES / GIB:.2f} GiB)" for n in sizes)
     lines = [
-        "## Memory: peak extra memory of one epoch against data size",
-        "",
+        "## Memory: peak extra memory of one epoch against data size", "",
         f"One `fit` epoch (batch {BATCH}, {N_FEATURES}-{HIDDEN}-{N_CLASSES}, float32 data) or one "
         "`predict` over all rows, each case in a fresh process, generated by "
         "`python -m benchmarks.memory` (after a warm-up fit; for JAX on zeros of the same "
@@ -243,48 +208,37 @@ def markdown(results: list[dict], note: str = "") -> str:
         "during the call minus before (sampled each ms; heap and NumPy/JAX/PyTorch buffers, not "
         "the page cache of a mapped file), in MiB and as a multiple of the data size. "
         "*Streamed* cases read X from a `.npy` opened with `numpy.load(mmap_mode='r')` "
-        "(`fit(stream=True)` where the installed polynn has it).",
-        "",
+        "(`fit(stream=True)` where the installed polynn has it).", "",
         "*Per byte* is the growth with the data, (largest − smallest extra) / (largest − smallest "
         "data): what remains of the extra memory once constant costs (weights, one batch or "
         "chunk, the runtime's allocators) are set aside. *Epoch s* (largest size) is for "
-        "orientation only: the machine is shared, see RESULTS.md for timings.",
-        "",
-        "| case | " + " | ".join(head) + " | per byte | epoch s |",
-        "|---|" + "---|" * (len(sizes) + 2),
-    ]
+        "orientation only: the machine is shared, see RESULTS.md for timings.", "",
+        head + " | per byte | epoch s |", "|---|" + "---|" * (len(sizes) + 2),
+    ]  # fmt: skip
     for case in cases:
         cells = [_cell(by[case, n], "extra_anon") if (case, n) in by else "" for n in sizes]
-        last = by.get((case, sizes[-1]), {})
+        first, last = by.get((case, sizes[0]), {}), by.get((case, sizes[-1]), {})
         seconds = f"{last['seconds']:.1f}" if "seconds" in last else ""
-        lines.append(f"| {case} | " + " | ".join(cells) + f" | {_slope(by, case, sizes)} | "
-                     f"{seconds} |")
-    lines += [
-        "",
-        "Exact kernel high-water mark (`VmHWM` reset before the call, minus `VmRSS` before; "
-        "includes mapped file pages read, so streamed cases show the file passing through the "
-        "page cache):",
-        "",
-        "| case | " + " | ".join(head) + " |",
-        "|---|" + "---|" * len(sizes),
-    ]
+        lines.append(f"| {case} | " + " | ".join(cells) + f" | {_slope(first, last)} | {seconds} |")
+    lines += ["", "Exact kernel high-water mark (`VmHWM` reset before the call, minus `VmRSS` "
+              "before; includes mapped file pages read, so streamed cases show the file passing "
+              "through the page cache):", "", head + " |", "|---|" + "---|" * len(sizes)]
     for case in cases:
         cells = [_cell(by[case, n], "extra_hwm") if (case, n) in by else "" for n in sizes]
         lines.append(f"| {case} | " + " | ".join(cells) + " |")
-    if note:
-        lines += ["", note]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + (["", note] if note else [])) + "\n"
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--md", help="write the markdown section to this file")
-    parser.add_argument("--json", help="write every result to this JSON file")
-    parser.add_argument("--quick", action="store_true", help="one small size (20 MiB of rows)")
-    parser.add_argument("--sizes", help="comma-separated data sizes in GiB (default 0.1,0.5,1)")
-    parser.add_argument("--rows", type=int, help="one data size in rows instead of --sizes")
-    parser.add_argument("--cases", help=f"comma-separated subset of: {', '.join(CASES)}")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    add = parser.add_argument
+    add("--md", help="write the markdown section to this file")
+    add("--json", help="write every result to this JSON file")
+    add("--quick", action="store_true", help="one small size (20 MiB of rows)")
+    add("--sizes", help="comma-separated data sizes in GiB (default 0.1,0.5,1)")
+    add("--rows", type=int, help="one data size in rows instead of --sizes")
+    add("--cases", help=f"comma-separated subset of: {', '.join(CASES)}")
+    add("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args.worker, args.rows)), flush=True)
@@ -306,9 +260,8 @@ def main(argv=None) -> int:
             print(f"{case:28s} {n:>9,} rows  {_cell(result, 'extra_anon'):>24s}  "
                   f"hwm {_cell(result, 'extra_hwm'):>24s}  "
                   f"{result.get('seconds', float('nan')):6.1f} s", file=sys.stderr, flush=True)
-    load = os.getloadavg()
-    note = f"Load average during the run: {load[0]:.1f} (1 min), {os.cpu_count()} CPUs."
-    text = markdown(results, note)
+    text = markdown(results, f"Load average during the run: {os.getloadavg()[0]:.1f} (1 min), "
+                             f"{os.cpu_count()} CPUs.")  # fmt: skip
     print(text)
     if args.md:
         Path(args.md).parent.mkdir(parents=True, exist_ok=True)

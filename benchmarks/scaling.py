@@ -24,17 +24,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+MNIST = [784, 256, 128, 10]
 # name -> (layer sizes, rows, batch size or None for full batch, epochs timed)
-WORKLOADS = {
-    "mnist-batch": ([784, 256, 128, 10], 8192, 256, 1),
-    "mnist-full": ([784, 256, 128, 10], 8192, None, 4),
-    "wide-full": ([1024, 2048, 2048, 10], 512, None, 3),
-}
-QUICK = {
-    "mnist-batch": ([784, 256, 128, 10], 2048, 256, 1),
-    "mnist-full": ([784, 256, 128, 10], 2048, None, 2),
-    "wide-full": ([1024, 1024, 1024, 10], 256, None, 2),
-}
+WORKLOADS = {"mnist-batch": (MNIST, 8192, 256, 1), "mnist-full": (MNIST, 8192, None, 4),
+             "wide-full": ([1024, 2048, 2048, 10], 512, None, 3)}
+QUICK = {"mnist-batch": (MNIST, 2048, 256, 1), "mnist-full": (MNIST, 2048, None, 2),
+         "wide-full": ([1024, 1024, 1024, 10], 256, None, 2)}
+CONFIGS = [(1, 1), (2, 1), (4, 1), (2, 2)]  # (devices, processes)
 
 
 def worker(args) -> None:
@@ -102,15 +98,13 @@ def main(argv=None) -> int:
     ap.add_argument("--md", type=Path, help="write the markdown section here")
     ap.add_argument("--quick", action="store_true", help="smaller workloads, fewer repeats")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--workload", help=argparse.SUPPRESS)
-    ap.add_argument("--coordinator", help=argparse.SUPPRESS)
-    ap.add_argument("--num-processes", type=int, help=argparse.SUPPRESS)
-    ap.add_argument("--process-id", type=int, help=argparse.SUPPRESS)
+    for hidden, kind in (("--workload", str), ("--coordinator", str), ("--num-processes", int),
+                         ("--process-id", int)):  # fmt: skip
+        ap.add_argument(hidden, type=kind, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         worker(args)
         return 0
-    configs = [(1, 1), (2, 1), (4, 1), (2, 2)]  # (devices, processes)
     table = WORKLOADS if not args.quick else QUICK
     lines = ["## Multi-device scaling (JAX mesh, forced CPU devices)", "",
              f"{os.cpu_count()} CPU cores; float32; median seconds per training step after "
@@ -120,7 +114,7 @@ def main(argv=None) -> int:
              "| load |", "|---|---|---|---|---|---|---|---|---|"]
     for name, (sizes, rows, batch, _) in table.items():
         base = None
-        for devices, processes in configs:
+        for devices, processes in CONFIGS:
             r = run_config(name, devices, processes, args.quick)
             base = base or r["step_s"]
             row = (f"| {name} | {'-'.join(map(str, sizes))} | {rows} | {batch or 'full'} | "

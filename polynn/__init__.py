@@ -23,6 +23,7 @@ def __getattr__(name):
 
 __all__ = [
     "MLP",
+    "__version__",
     "BackendUnavailableError",
     "DivergenceError",
     "History",

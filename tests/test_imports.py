@@ -1,11 +1,20 @@
-"""polynn/nn is the math: it must not import any backend library directly."""
+"""Rooms and their walls: polynn/nn imports no backend library; no room imports another room's
+private names; no room but the backend package compares with a backend's name."""
 
 import ast
 from pathlib import Path
 
+import pytest
+
+import polynn
 import polynn.nn
 
 FORBIDDEN = {"numpy", "cupy", "jax", "jaxlib", "torch", "array_api_strict"}
+BACKEND_NAMES = {"numpy", "cupy", "jax", "torch", "array_api_strict"}
+PACKAGE = Path(polynn.__file__).parent
+# The rooms whose walls are checked here (all of them once every room has moved in: the backend
+# package is exempt from the name rule, being the one room that knows backends).
+ROOMS_CHECKED = ("cli", "datasets", "plot", "gradcheck", "init", "__main__")
 
 
 def test_nn_imports_no_backend_library():
@@ -25,3 +34,59 @@ def test_nn_imports_no_backend_library():
 def test_nn_files_are_checked():
     names = {p.name for p in Path(polynn.nn.__file__).parent.glob("*.py")}
     assert {"activations.py", "losses.py", "mlp.py", "optim.py"} <= names
+
+
+def _room(path: Path) -> str:
+    """The top-level room of a file: ``polynn/cli/train.py`` -> ``cli``, ``polynn/plot.py`` ->
+    ``plot``."""
+    return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+
+
+def _module_room(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _files(rooms):
+    return [p for p in sorted(PACKAGE.rglob("*.py")) if _room(p) in rooms]
+
+
+@pytest.mark.parametrize("path", _files(ROOMS_CHECKED), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_private_name_of_another_room(path):
+    room, offenders = _room(path), []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not (isinstance(node, ast.ImportFrom) and (node.module or "").startswith("polynn")):
+            continue
+        if _module_room(node.module) in ("", room):
+            continue
+        modules = node.module.split(".")
+        offenders += [f"line {node.lineno}: {node.module}.{alias.name}" for alias in node.names
+                      if _private(alias.name) or any(_private(m) for m in modules)]
+    assert offenders == []
+
+
+def _constants(node):
+    if isinstance(node, ast.Constant):
+        yield node.value
+    elif isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        for element in node.elts:
+            yield from _constants(element)
+
+
+@pytest.mark.parametrize("path", _files(set(ROOMS_CHECKED) - {"backend"}),
+                         ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_comparison_with_a_backend_name(path):
+    offenders = [
+        f"line {node.lineno}: {value!r}"
+        for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Compare)
+        for side in (node.left, *node.comparators) for value in _constants(side)
+        if value in BACKEND_NAMES or value == "bfloat16"]
+    assert offenders == []
+
+
+def test_walls_are_checked_on_real_files():
+    assert {_room(p) for p in _files(ROOMS_CHECKED)} >= {"cli", "datasets", "plot", "gradcheck"}

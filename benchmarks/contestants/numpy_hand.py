@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..common import Contestant, Params, batch_slices, host_dtype
+from ..helpers import Contestant, Unavailable, batch_slices, host_dtype, to_host
 
 
 class NumpyHand(Contestant):
@@ -19,25 +19,19 @@ class NumpyHand(Contestant):
 
     def __init__(self, sizes, dtype, *, lr, l2, device="cpu"):
         super().__init__(sizes, dtype, lr=lr, l2=l2, device=device)
-        if device == "cpu":
-            self.xp = np
-        else:  # the GPU path: the same program on CuPy
+        if dtype == "bfloat16":
+            raise Unavailable("NumPy/CuPy have no native bfloat16 arithmetic")
+        self.xp = np
+        if device != "cpu":  # the GPU workload: the same program on CuPy
             self.name = "cupy-hand"
             try:
                 import cupy
             except Exception as e:  # noqa: BLE001
-                from ..common import Unavailable
-
                 raise Unavailable(f"cupy: {type(e).__name__}: {e}") from e
             self.xp = cupy
-        if dtype == "bfloat16":
-            from ..common import Unavailable
+        self.losses = []
 
-            raise Unavailable("NumPy/CuPy have no native bfloat16 arithmetic")
-        self.losses: list[float] = []
-
-    # -- state ----------------------------------------------------------------------------------
-    def load(self, params: Params) -> None:
+    def load(self, params) -> None:
         dt = host_dtype(self.dtype)
         self.params = {}
         for i, (W, b) in enumerate(params, start=1):
@@ -50,18 +44,9 @@ class NumpyHand(Contestant):
         self.X = self.xp.asarray(np.asarray(X, dtype=host_dtype(self.dtype)))
         self.y = self.xp.asarray(np.asarray(y, dtype=np.int64))
 
-    def get_params(self) -> Params:
-        out = []
-        for i in range(1, self.L + 1):
-            W, b = self.params[f"W{i}"], self.params[f"b{i}"]
-            if self.xp is not np:
-                W, b = W.get(), b.get()
-            out.append((np.asarray(W, np.float64), np.asarray(b, np.float64)))
-        return out
-
-    def _sync(self) -> None:
-        if self.xp is not np:
-            self.xp.cuda.Device().synchronize()
+    def get_params(self):
+        p = self.params
+        return [(to_host(p[f"W{i}"]), to_host(p[f"b{i}"])) for i in range(1, self.L + 1)]
 
     # -- the reference program, generalised to L layers ----------------------------------------
     def forward_prop(self, X, parameters):
@@ -90,8 +75,8 @@ class NumpyHand(Contestant):
 
     def back_prop(self, cache, parameters, y):
         xp = self.xp
-        m = y.shape[0]
         grads = {}
+        m = y.shape[0]
         dz = cache["probs"].copy()
         dz[xp.arange(m), y] -= 1
         dz /= m
@@ -128,3 +113,7 @@ class NumpyHand(Contestant):
         for s in batch_slices(self.X.shape[0], batch_size):
             self._step(self.X[s], self.y[s])
         self._sync()
+
+    def _sync(self) -> None:
+        if self.xp is not np:
+            self.xp.cuda.Device().synchronize()

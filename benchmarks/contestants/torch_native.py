@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..common import Contestant, Params, Unavailable, batch_slices
+from ..helpers import Contestant, Unavailable, batch_slices, to_host
 
 
 class TorchSGD(Contestant):
@@ -30,19 +30,16 @@ class TorchSGD(Contestant):
         self.tdev = torch.device("cuda" if device != "cpu" else "cpu")
         self.tdtype = getattr(torch, dtype)
         layers = []
-        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            layers.append(torch.nn.Linear(n_in, n_out))
-            if i < len(sizes) - 2:
-                layers.append(torch.nn.ReLU())
-        self.model = torch.nn.Sequential(*layers).to(device=self.tdev, dtype=self.tdtype)
+        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+            layers += [torch.nn.Linear(n_in, n_out), torch.nn.ReLU()]
+        self.model = torch.nn.Sequential(*layers[:-1]).to(device=self.tdev, dtype=self.tdtype)
         self.linears = [m for m in self.model if isinstance(m, torch.nn.Linear)]
-        self.last_loss = None
 
     def _sync(self) -> None:
         if self.tdev.type == "cuda":
             self.torch.cuda.synchronize()
 
-    def load(self, params: Params) -> None:
+    def load(self, params) -> None:
         torch = self.torch
         with torch.no_grad():
             for lin, (W, b) in zip(self.linears, params):
@@ -64,16 +61,8 @@ class TorchSGD(Contestant):
         self.y = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(self.tdev)
         self._sync()
 
-    def get_params(self) -> Params:
-        return [
-            (
-                lin.weight.detach().float().cpu().numpy().T.astype(np.float64)
-                if self.tdtype == self.torch.bfloat16
-                else lin.weight.detach().cpu().numpy().T.astype(np.float64),
-                lin.bias.detach().float().cpu().numpy().astype(np.float64),
-            )
-            for lin in self.linears
-        ]
+    def get_params(self):
+        return [(to_host(lin.weight).T, to_host(lin.bias)) for lin in self.linears]
 
     def _step(self, X, y):
         self.opt.zero_grad(set_to_none=True)
@@ -83,17 +72,13 @@ class TorchSGD(Contestant):
         return loss
 
     def steps(self, n: int) -> None:
-        loss = None
         for _ in range(n):
-            loss = self._step(self.X, self.y)
-        self.last_loss = loss
+            self._step(self.X, self.y)
         self._sync()
 
     def epoch(self, batch_size: int) -> None:
-        loss = None
         for s in batch_slices(self.X.shape[0], batch_size):
-            loss = self._step(self.X[s], self.y[s])
-        self.last_loss = loss
+            self._step(self.X[s], self.y[s])
         self._sync()
 
     def notes(self) -> str:

@@ -16,24 +16,7 @@ from functools import partial
 
 import numpy as np
 
-from ..common import Contestant, Params, Unavailable, batch_slices, host_dtype
-
-
-def _jax():
-    try:
-        import jax
-        import jax.numpy as jnp
-    except Exception as e:  # noqa: BLE001
-        raise Unavailable(f"jax: {type(e).__name__}: {e}") from e
-    return jax, jnp
-
-
-def jax_device(kind: str):
-    jax, _ = _jax()
-    try:
-        return jax.devices(kind)[0]
-    except Exception as e:  # noqa: BLE001
-        raise Unavailable(f"jax has no {kind} device: {type(e).__name__}: {e}") from e
+from ..helpers import Contestant, Unavailable, batch_slices, host_dtype, params_to_host
 
 
 def make_loss(jnp, jax, l2: float):
@@ -45,9 +28,8 @@ def make_loss(jnp, jax, l2: float):
         Z = A @ W + b
         lse = jax.nn.logsumexp(Z, axis=1)
         correct = jnp.take_along_axis(Z, y[:, None], axis=1)[:, 0]
-        data = jnp.mean(lse - correct)
         reg = sum(jnp.sum(W * W) for W, _ in params)
-        return data + 0.5 * l2 * reg
+        return jnp.mean(lse - correct) + 0.5 * l2 * reg
 
     return loss_fn
 
@@ -58,60 +40,53 @@ class JaxJit(Contestant):
 
     def __init__(self, sizes, dtype, *, lr, l2, device="cpu"):
         super().__init__(sizes, dtype, lr=lr, l2=l2, device=device)
-        jax, jnp = _jax()
+        try:
+            import jax
+        except Exception as e:  # noqa: BLE001
+            raise Unavailable(f"jax: {type(e).__name__}: {e}") from e
         if dtype == "float64" and not jax.config.jax_enable_x64:
             raise Unavailable("float64 on JAX needs jax_enable_x64 (the runner turns it on)")
-        self.jax, self.jnp = jax, jnp
-        self.dev = jax_device(device)
-        self.loss_fn = make_loss(jnp, jax, l2)
-        lr_ = lr
+        try:
+            self.dev = jax.devices(device)[0]
+        except Exception as e:  # noqa: BLE001
+            raise Unavailable(f"jax has no {device} device: {type(e).__name__}: {e}") from e
+        self.jax = jax
+        self.loss_fn = make_loss(jax.numpy, jax, l2)
 
-        def step(params, X, y):
+        def one(params, X, y):
             loss, grads = jax.value_and_grad(self.loss_fn)(params, X, y)
-            new = jax.tree_util.tree_map(lambda p, g: p - lr_ * g, params, grads)
-            return new, loss
+            return jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads), loss
 
-        self._step = jax.jit(step, donate_argnums=0)
-        self.last_loss = None
+        self.one = one
+        self._step = jax.jit(one, donate_argnums=0)
 
-    def _put(self, a):
-        return self.jax.device_put(a, self.dev)
+    def _put(self, a, dtype):
+        return self.jax.device_put(np.asarray(a, dtype=dtype), self.dev)
 
-    def load(self, params: Params) -> None:
+    def load(self, params) -> None:
         dt = host_dtype(self.dtype)
-        self.params = tuple(
-            (self._put(np.asarray(W, dtype=dt)), self._put(np.asarray(b, dtype=dt)))
-            for W, b in params
-        )
+        self.params = tuple((self._put(W, dt), self._put(b, dt)) for W, b in params)
         self.jax.block_until_ready(self.params)
 
     def set_data(self, X, y) -> None:
-        self.X = self._put(np.asarray(X, dtype=host_dtype(self.dtype)))
-        self.y = self._put(np.asarray(y, dtype=np.int32))
+        self.X, self.y = self._put(X, host_dtype(self.dtype)), self._put(y, np.int32)
         self._batched = {}
         self.jax.block_until_ready((self.X, self.y))
 
-    def get_params(self) -> Params:
-        return [
-            (np.asarray(W).astype(np.float64), np.asarray(b).astype(np.float64))
-            for W, b in self.params
-        ]
+    def get_params(self):
+        return params_to_host(self.params)
 
     def steps(self, n: int) -> None:
-        p, X, y = self.params, self.X, self.y
-        loss = None
+        p = self.params
         for _ in range(n):
-            p, loss = self._step(p, X, y)
-        self.params, self.last_loss = p, loss
-        self.jax.block_until_ready(p)
+            p, loss = self._step(p, self.X, self.y)
+        self.params = self.jax.block_until_ready(p)
 
     def epoch(self, batch_size: int) -> None:
         p = self.params
-        loss = None
         for s in batch_slices(self.X.shape[0], batch_size):
             p, loss = self._step(p, self.X[s], self.y[s])
-        self.params, self.last_loss = p, loss
-        self.jax.block_until_ready(p)
+        self.params = self.jax.block_until_ready(p)
 
 
 class JaxScan(JaxJit):
@@ -119,14 +94,7 @@ class JaxScan(JaxJit):
 
     def __init__(self, sizes, dtype, *, lr, l2, device="cpu"):
         super().__init__(sizes, dtype, lr=lr, l2=l2, device=device)
-        jax = self.jax
-        lax = jax.lax
-        loss_fn = self.loss_fn
-        lr_ = lr
-
-        def one(params, X, y):
-            loss, grads = jax.value_and_grad(loss_fn)(params, X, y)
-            return jax.tree_util.tree_map(lambda p, g: p - lr_ * g, params, grads), loss
+        jax, lax, one = self.jax, self.jax.lax, self.one
 
         @partial(jax.jit, static_argnums=3, donate_argnums=0)
         def run_steps(params, X, y, n):
@@ -140,35 +108,26 @@ class JaxScan(JaxJit):
                 losses = losses.at[-1].set(last)  # keep one array; the last loss is the remainder's
             return params, losses
 
-        self._run_steps = run_steps
-        self._run_epoch = run_epoch
-        self.losses = None
+        self._run_steps, self._run_epoch = run_steps, run_epoch
 
     def steps(self, n: int) -> None:
         self.params, self.losses = self._run_steps(self.params, self.X, self.y, n)
         self.jax.block_until_ready(self.params)
 
     def _batches(self, batch_size: int):
-        """The data laid out as (n_full, batch, ...) plus the remainder: device arrays, untimed."""
+        """The data laid out as (n_full, batch, ...) plus the remainder, on the device; made in the
+        warm-up epoch (this contestant compiles, so it always has one), hence untimed."""
         if batch_size not in self._batched:
-            n = self.X.shape[0]
-            nb = n // batch_size
+            n, nb = self.X.shape[0], self.X.shape[0] // batch_size
             Xb = self.X[: nb * batch_size].reshape(nb, batch_size, *self.X.shape[1:])
             yb = self.y[: nb * batch_size].reshape(nb, batch_size)
-            if nb * batch_size < n:
-                Xr, yr = self.X[nb * batch_size :], self.y[nb * batch_size :]
-            else:
-                Xr = yr = None
+            rest = (self.X[nb * batch_size :], self.y[nb * batch_size :])
+            self._batched = {batch_size: (Xb, yb, *(rest if nb * batch_size < n else (None, None)))}
             self.jax.block_until_ready((Xb, yb))
-            self._batched = {batch_size: (Xb, yb, Xr, yr)}
         return self._batched[batch_size]
 
-    def prepare_epoch(self, batch_size: int) -> None:
-        self._batches(batch_size)
-
     def epoch(self, batch_size: int) -> None:
-        Xb, yb, Xr, yr = self._batches(batch_size)
-        self.params, self.losses = self._run_epoch(self.params, Xb, yb, Xr, yr)
+        self.params, self.losses = self._run_epoch(self.params, *self._batches(batch_size))
         self.jax.block_until_ready(self.params)
 
     def notes(self) -> str:
