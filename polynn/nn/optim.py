@@ -66,7 +66,27 @@ class ExponentialDecay:
         return self.lr * self.gamma ** (t / self.every)
 
 
-Schedule = Constant | InverseScaling | StepDecay | ExponentialDecay
+@dataclass(frozen=True)
+class EpochInverseScaling:
+    """scikit-learn's "invscaling" rate, which changes once per epoch and counts samples: ``lr``
+    during the first epoch of a ``fit``, then ``lr / (t0 + epoch * n_samples + 1) ** power``,
+    with ``epoch = t // steps_per_epoch`` and ``t0`` the samples seen before this ``fit``.
+    Written with floor divisions, which accept an int or an array count."""
+
+    lr: float
+    power: float
+    n_samples: int
+    steps_per_epoch: int
+    t0: int = 0
+
+    def __call__(self, t):
+        epoch = t // self.steps_per_epoch
+        after_first = 1 - 1 // (epoch + 1)  # 0 in the first epoch, 1 afterwards
+        seen = after_first * (self.t0 + epoch * self.n_samples)
+        return self.lr / (seen + 1.0) ** self.power
+
+
+Schedule = Constant | InverseScaling | StepDecay | ExponentialDecay | EpochInverseScaling
 SCHEDULES = {
     "constant": Constant,
     "invscaling": InverseScaling,
@@ -258,7 +278,9 @@ OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Momentum, "adam": Ad
 # VelocityMomentum has no name here: polynn.sklearn builds it for solver="sgd" and passes the
 # object to MLP.fit(optimizer=...). Every optimizer polynn ships, by class name (files store it):
 OPTIMIZER_CLASSES = {cls.__name__: cls for cls in (SGD, Momentum, VelocityMomentum, Adam)}
-SCHEDULE_CLASSES = {cls.__name__: cls for cls in SCHEDULES.values()}
+# Every schedule polynn ships, by class name (files store it); EpochInverseScaling is what
+# polynn.sklearn builds for learning_rate="invscaling".
+SCHEDULE_CLASSES = {cls.__name__: cls for cls in (*SCHEDULES.values(), EpochInverseScaling)}
 # The learning rate an optimizer name gets when none is given.
 DEFAULT_LEARNING_RATES = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adam": 0.001}
 
