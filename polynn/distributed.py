@@ -131,8 +131,7 @@ def global_rows(local, mesh_or_model, dtype=None):
     import jax
     from jax.sharding import NamedSharding, PartitionSpec
 
-    from polynn._house_shim import dtype_info  # TODO(house): polynn.backend.dtype_info
-    from polynn.backend import DTYPES, resolve_mesh
+    from polynn.backend import DTYPES, dtype_info, resolve_mesh
 
     mesh = resolve_mesh(_mesh_of(mesh_or_model))
     local = np.asarray(local)

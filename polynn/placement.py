@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 from array_api_compat import to_device
 
-from polynn import _house_shim  # noqa: F401  TODO(house): delete once main has the DType record
 from polynn.backend import Backend
 from polynn.validate import check_int, check_resident_X, check_validation_split, check_X
 

@@ -6,8 +6,8 @@ import dataclasses
 
 import numpy as np
 
-from polynn import _house_shim  # TODO(house): delete once main has the backend's capabilities
-from polynn.backend import BACKENDS, DTYPES, Backend, to_host
+from polynn import io
+from polynn.backend import BACKENDS, DTYPES, Backend, get_backend, to_host
 from polynn.datasets import split_indices
 from polynn.distributed import is_main_process
 from polynn.init import INITIALIZERS, init_params
@@ -31,8 +31,6 @@ from polynn.validate import (
     check_seed,
     encode_targets,
 )
-
-get_backend = _house_shim.get_backend  # TODO(house): polynn.backend.get_backend after the merge
 
 
 class MLP:
@@ -389,7 +387,7 @@ class MLP:
     def _write(self, path, checkpoint: bool) -> None:
         model_record = self.to_record(checkpoint=checkpoint)  # every process: collective
         if is_main_process():
-            record.write(path, model_record, self)
+            io.write(path, model_record)
 
     def _optimizer_for(self, name, lr, momentum, schedule):
         if not isinstance(name, str):

@@ -1,56 +1,33 @@
-"""A model's state as plain data (:class:`polynn.io.record.ModelRecord`): what files hold and
-what pickling stores, so that a model loads anywhere (another process, another backend, without
-the library it was trained with) with its dtype intact. ``polynn.io`` reads and writes records
-and knows no MLP; :func:`load` and :func:`load_checkpoint` build the model from them."""
+"""A model's state as plain data (:class:`polynn.io.ModelRecord`): what files hold and what
+pickling stores, so that a model loads anywhere (another process, another backend, without the
+library it was trained with) with its dtype intact. ``polynn.io`` reads and writes records and
+knows no MLP; :func:`load` and :func:`load_checkpoint` build the model from them."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import numpy as np
 
-from polynn.backend import to_host
+from polynn import io
+from polynn.backend import get_backend, to_host
+from polynn.io import ModelRecord, TrainingRecord
 from polynn.model.inference import host_output
 
 # NumPy's bit generators a shuffling stream may name (nothing else is constructed).
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
 
 
-# TODO(house): polynn.io.record's ModelRecord / TrainingRecord (branch house-io) replace these
-# stand-ins, which follow the same contract (PLAN.md), once main has them.
-@dataclass(frozen=True)
-class _TrainingRecord:
-    optimizer: object
-    state: object
-    shuffle: dict
-
-
-@dataclass(frozen=True)
-class _ModelRecord:
-    config: dict
-    params: tuple
-    training: _TrainingRecord | None = None
-
-
-def _record_types():
-    try:
-        from polynn.io.record import ModelRecord, TrainingRecord
-    except ImportError:  # TODO(house)
-        return _ModelRecord, _TrainingRecord
-    return ModelRecord, TrainingRecord
-
-
 def _host_tree(tree, dtype):
     return tuple((host_output(W, dtype), host_output(b, dtype)) for W, b in tree)
 
 
-def to_record(self, *, checkpoint: bool = False):
-    """The model as a ``ModelRecord``: configuration and host parameters (row layout, in the
-    model's host dtype); with ``checkpoint``, a ``TrainingRecord`` too: the optimizer, its state
-    (an int count and host trees) and the shuffling stream's ``bit_generator.state``. With
-    several processes every process must call it: gathering split arrays is collective."""
-    model_record, training_record = _record_types()
+def to_record(self, *, checkpoint: bool = False) -> ModelRecord:
+    """The model as a :class:`polynn.io.ModelRecord`: configuration and host parameters (row
+    layout, in the model's host dtype); with ``checkpoint``, a ``TrainingRecord`` too: the
+    optimizer, its state (an int count and host trees) and the shuffling stream's
+    ``bit_generator.state``. With several processes every process must call it: gathering
+    split arrays is collective."""
     dtype = self.dtype_record
     seed = self.seed
     config = {"layer_sizes": list(self.layer_sizes), "activation": self.activation,
@@ -64,26 +41,22 @@ def to_record(self, *, checkpoint: bool = False):
             count, *trees = state
             state = self.optimizer.State(int(np.asarray(to_host(count))),
                                          *(_host_tree(tree, dtype) for tree in trees))
-        training = training_record(self.optimizer, state,
-                                   self._shuffle_rng.bit_generator.state)
-    return model_record(config, _host_tree(self.params, dtype), training)
+        training = TrainingRecord(self.optimizer, state, self._shuffle_rng.bit_generator.state)
+    return ModelRecord(config, _host_tree(self.params, dtype), training)
 
 
-def from_record(cls, record, *, backend=None, device=None, dtype=None, mesh=None):
-    """The model a ``ModelRecord`` describes, on ``backend`` / ``device`` / ``mesh`` (default:
-    ``$POLYNN_BACKEND`` or "numpy"; JAX with a mesh) in ``dtype`` (default: the record's), with
-    its training state when the record has one."""
-    from polynn.model.mlp import get_backend  # TODO(house): polynn.backend.get_backend
-
+def from_record(cls, record: ModelRecord, *, backend=None, device=None, dtype=None, mesh=None):
+    """The model a :class:`polynn.io.ModelRecord` describes, on ``backend`` / ``device`` /
+    ``mesh`` (default: ``$POLYNN_BACKEND`` or "numpy"; JAX with a mesh) in ``dtype`` (default:
+    the record's), with its training state when the record has one."""
     config = record.config
     target = get_backend(backend, device, mesh)
     if dtype is None:
         dtype = config["dtype"]
-        try:
-            target.dtype_record(dtype)
-        except ValueError as err:
-            raise ValueError(f"{err}; this is a {dtype} model: load it in another dtype with "
-                             "dtype='float32'") from err
+        if not target.supports(dtype):
+            raise ValueError(f"dtype {dtype!r} is not supported by backend {target.name!r}; "
+                             f"this is a {dtype} model: load it in another dtype with "
+                             "dtype='float32'")
     model = cls(config["layer_sizes"], activation=config["activation"], output=config["output"],
                 backend=target, dtype=dtype, init=config["init"], seed=config["seed"],
                 negative_slope=config["negative_slope"])
@@ -113,24 +86,11 @@ def getstate(self) -> dict:
 
 
 def setstate(self, state: dict) -> None:
-    from polynn.model.mlp import get_backend  # TODO(house): polynn.backend.get_backend
-
-    name, device, mesh = state["backend"]
-    model = type(self).from_record(state["record"], backend=get_backend(name, device, mesh))
+    model = type(self).from_record(state["record"], backend=get_backend(*state["backend"]))
     self.__dict__.update(model.__dict__)
 
 
 # --- files: polynn.io reads and writes records ------------------------------------------------
-def write(path, record, model) -> None:
-    """Write ``record`` to ``path`` with ``polynn.io`` (process 0 only: the caller checks)."""
-    from polynn import io
-
-    if hasattr(io, "write"):
-        io.write(path, record)
-    else:  # TODO(house): the current polynn.io writes the model itself
-        io._write(path, model, checkpoint=record.training is not None)
-
-
 def load(path, backend=None, device=None, dtype=None, mesh=None):
     """The :class:`~polynn.MLP` saved at ``path`` (by ``save`` or ``save_checkpoint``), on
     ``backend``/``device`` (default: ``$POLYNN_BACKEND`` or "numpy"; JAX with ``mesh``) in
@@ -148,14 +108,8 @@ def load_checkpoint(path, backend=None, device=None, dtype=None, mesh=None):
 
 
 def _load(path, backend, device, dtype, mesh, *, checkpoint: bool):
-    from polynn import io
     from polynn.model.mlp import MLP
 
-    if not hasattr(io, "read"):  # TODO(house): the current polynn.io builds the model itself
-        from polynn.model.mlp import get_backend
-
-        return io._load(path, get_backend(backend, device, mesh), None, dtype,
-                        checkpoint=checkpoint)
     model_record = io.read(path, checkpoint=checkpoint)
     try:
         return MLP.from_record(model_record, backend=backend, device=device, dtype=dtype,
