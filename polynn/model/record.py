@@ -39,8 +39,8 @@ def to_record(self, *, checkpoint: bool = False) -> ModelRecord:
         state = self.opt_state
         if state is not None:
             count, *trees = state
-            state = self.optimizer.State(int(np.asarray(to_host(count))),
-                                         *(_host_tree(tree, dtype) for tree in trees))
+            state = _same_kind(state, int(np.asarray(to_host(count))),
+                               [_host_tree(tree, dtype) for tree in trees])
         training = TrainingRecord(self.optimizer, state, self._shuffle_rng.bit_generator.state)
     return ModelRecord(config, _host_tree(self.params, dtype), training)
 
@@ -66,9 +66,14 @@ def from_record(cls, record: ModelRecord, *, backend=None, device=None, dtype=No
         state = training.state
         if training.optimizer is not None and state is not None:
             count, *trees = state
-            state = training.optimizer.State(count, *(model._to_backend(t) for t in trees))
+            state = _same_kind(state, count, [model._to_backend(tree) for tree in trees])
         model._set_training_state(training.optimizer, state, _generator(training.shuffle))
     return model
+
+
+def _same_kind(state, count, trees):
+    """``(count, *trees)`` as the type of ``state`` (an optimizer's NamedTuple, or a tuple)."""
+    return type(state)(count, *trees) if hasattr(state, "_fields") else (count, *trees)
 
 
 def _generator(state: dict) -> np.random.Generator:
