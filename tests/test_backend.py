@@ -26,6 +26,7 @@ from polynn.backend import (
 )
 from polynn.backend import devices as backend_devices
 from polynn.backend import dtypes as backend_dtypes
+from polynn.backend import namespaces as backend_namespaces
 from polynn.backend import transfer as backend_transfer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -169,7 +170,7 @@ def test_array_api_strict_model_on_another_device_unpickles():
                                       pn.backends.to_host(model.forward(X)))
 
 
-# -- private state, owned here (tests elsewhere patch it on the package) --------------------------
+# -- private state, owned here -------------------------------------------------------------------
 def test_jax_transfer_casts_a_large_array_in_chunks(monkeypatch):
     backend = _usable("jax")
     X = np.random.default_rng(0).normal(size=(103, 7))  # float64
@@ -185,14 +186,36 @@ def test_jax_transfer_casts_a_large_array_in_chunks(monkeypatch):
     np.testing.assert_array_equal(whole, X.astype(np.float32))
 
 
-def test_package_forwards_private_state_to_its_owner(monkeypatch):
-    import polynn.backend as pb
+def test_missing_backend_names_reason_and_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "jax", None)
+    monkeypatch.setitem(sys.modules, "jax.numpy", None)
+    backend_namespaces._namespace.cache_clear()
+    try:
+        with pytest.raises(pn.BackendUnavailableError,
+                           match=r"backend 'jax' is not available.*pip install 'polynn\[jax\]'"):
+            pn.MLP([2, 3], backend="jax")
+    finally:
+        backend_namespaces._namespace.cache_clear()
 
-    monkeypatch.setattr(pb, "_PUT_CHUNK_BYTES", 123)
-    assert backend_transfer._PUT_CHUNK_BYTES == 123 == pb._PUT_CHUNK_BYTES
-    monkeypatch.undo()
-    assert backend_transfer._PUT_CHUNK_BYTES == 64 << 20
-    assert pb._x64_announced == backend_dtypes._x64_announced
+
+def test_cupy_without_gpu_names_the_reason(monkeypatch):
+    class FakeCuda:
+        @staticmethod
+        def is_available():
+            raise RuntimeError("CUDA driver not found")
+
+    class FakeCupy:
+        cuda = FakeCuda
+
+    monkeypatch.setitem(sys.modules, "cupy", FakeCupy)
+    backend_namespaces._namespace.cache_clear()
+    try:
+        with pytest.raises(pn.BackendUnavailableError,
+                           match=r"'cupy'.*no usable NVIDIA GPU.*CUDA driver not found"
+                                 r".*polynn\[cupy\]"):
+            pn.get_backend("cupy")
+    finally:
+        backend_namespaces._namespace.cache_clear()
 
 
 def test_float64_on_jax_enables_x64_and_says_so_once(monkeypatch):

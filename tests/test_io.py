@@ -859,38 +859,6 @@ def test_saving_onto_a_directory_or_into_a_missing_one(tmp_path):
         polynn.MLP([2, 3, 2]).save(tmp_path / "no" / "m")
 
 
-def _imports(path):
-    """Every module a source file imports, at any depth (inside functions too)."""
-    import ast
-
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level == 0:
-            names.update([node.module] + [f"{node.module}.{a.name}" for a in node.names])
-        elif isinstance(node, ast.Import):
-            names.update(a.name for a in node.names)
-    return names
-
-
-def test_io_knows_no_model():
-    """polynn.io reads and writes plain data: none of its modules imports the model, the
-    training loop or anything above them, nor a backend library (the adapter that keeps
-    model.py's callers working until the model uses io.write/io.read excepted)."""
-    from pathlib import Path
-
-    folder = Path(io.__file__).parent
-    modules = [p for p in folder.glob("*.py") if p.name != "_model_adapter.py"]
-    assert {p.name for p in modules} >= {"__init__.py", "record.py", "schema.py", "files.py"}
-    above = ("polynn.model", "polynn.train", "polynn.sklearn", "polynn.cli", "polynn.plot",
-             "polynn.placement", "jax", "torch", "cupy", "array_api_strict")
-    for path in modules:
-        imported = _imports(path)
-        assert not [n for n in imported if n.startswith(above)], path.name
-        assert not [n for n in imported if n.startswith("polynn.backend")
-                    and n not in ("polynn.backend", "polynn.backend.dtype_info")], path.name
-        assert "polynn" not in imported, path.name  # (the package root imports the model)
-
-
 # --------------------------------------------------------------------------- checkpoints
 
 RESUME = [

@@ -292,23 +292,6 @@ def test_cli_stream_trains_the_same_model(tmp_path, capsys):
     assert "stream=True streams mini-batches" in capsys.readouterr().err
 
 
-def test_jax_transfer_casts_a_large_array_in_chunks(monkeypatch):
-    jax_or_skip()
-    import polynn.backend as pb
-
-    X = np.random.default_rng(0).normal(size=(103, 7))  # float64
-    backend = pb.get_backend("jax")
-    whole = np.asarray(backend.asarray(X, "float32"))
-    monkeypatch.setattr(pb, "_PUT_CHUNK_BYTES", 10 * 7 * 8)  # 10 rows per chunk
-    writes = []
-    writer = pb._jax_write_rows
-    monkeypatch.setattr(pb, "_jax_write_rows", lambda *a: writes.append(1) or writer(*a))
-    chunked = backend.asarray(X, "float32")
-    assert chunked.dtype == np.float32 and chunked.shape == X.shape and len(writes) == 11
-    np.testing.assert_array_equal(np.asarray(chunked), whole)
-    np.testing.assert_array_equal(whole, X.astype(np.float32))
-
-
 def test_mnist_from_disk_end_to_end(tmp_path):
     """IDX images mapped, scaled once to a float32 .npy on disk, trained on from the mapping:
     the same model as training on the in-memory load_mnist data cast to float32."""

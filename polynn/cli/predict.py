@@ -50,7 +50,7 @@ def _lines(model, X, proba) -> list:
 
 
 def cmd_predict(args, out, err) -> int:
-    from polynn.io import load
+    from polynn.model import load
 
     check_outputs(args)
     model = load(args.model, backend=args.backend, device=args.device)

@@ -191,9 +191,7 @@ def _report(args, model, history, X, y, validation, seconds, out) -> float:
 
 def _write_outputs(args, model, history, X, y, score, out):
     if args.save:
-        from polynn.io import save
-
-        save(model, args.save)
+        model.save(args.save)
         print(f"saved model to {args.save}", file=out)
     if args.history:
         Path(args.history).write_text(json.dumps(history.as_dict(), indent=1) + "\n")

@@ -67,12 +67,3 @@ __all__ = [
     "write",
 ]
 
-
-def __getattr__(name):
-    # TODO(house): remove when model uses io.write/io.read (the lead deletes the adapter):
-    # save, load, save_checkpoint and load_checkpoint of an MLP, for model.py's callers.
-    if name in ("save", "load", "save_checkpoint", "load_checkpoint"):
-        from polynn.io import _model_adapter
-
-        return getattr(_model_adapter, name)
-    raise AttributeError(f"module 'polynn.io' has no attribute {name!r}")

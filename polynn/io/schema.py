@@ -20,17 +20,12 @@ import re
 
 import numpy as np
 
+from polynn.backend import dtype_info
 from polynn.io.bounded_json import loads
 from polynn.io.errors import Refused, differences
 from polynn.io.training import check_training
 from polynn.nn import optim
 from polynn.validate import MODEL_CONFIG_KEYS, check_model_config
-
-try:
-    from polynn.backend import dtype_info
-except ImportError:  # TODO(house): polynn.backend.dtype_info (branch house-backend); then drop
-    def dtype_info(name):  # a host-only stand-in: the storage dtype of `name`
-        return type("DType", (), {"host": np.dtype({"bfloat16": "float32"}.get(name, name))})
 
 FORMAT = "polynn"
 FORMAT_VERSION = 1
