@@ -82,8 +82,12 @@ def conformance(session: nox.Session, backend: str) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff")
+    """ruff, and the direction of imports between polynn's rooms (ARCHITECTURE.md; the
+    contracts are in pyproject.toml). import-linter reads the source: polynn need not be
+    installed, only importable from the project root."""
+    session.install("ruff", "import-linter>=2.1")
     session.run("ruff", "check", "--output-format", "concise", ".")
+    session.run("lint-imports", env={"PYTHONPATH": os.getcwd()})
 
 
 @nox.session

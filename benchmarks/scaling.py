@@ -13,31 +13,24 @@ the same cores, so on a 2-core machine more devices cannot be faster; see the RE
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
-import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.helpers import cli, md_table, run_python, save
 
-# name -> (layer sizes, rows, batch size or None for full batch, epochs timed)
-WORKLOADS = {
-    "mnist-batch": ([784, 256, 128, 10], 8192, 256, 1),
-    "mnist-full": ([784, 256, 128, 10], 8192, None, 4),
-    "wide-full": ([1024, 2048, 2048, 10], 512, None, 3),
-}
-QUICK = {
-    "mnist-batch": ([784, 256, 128, 10], 2048, 256, 1),
-    "mnist-full": ([784, 256, 128, 10], 2048, None, 2),
-    "wide-full": ([1024, 1024, 1024, 10], 256, None, 2),
-}
+MNIST, WIDE = [784, 256, 128, 10], [1024, 2048, 2048, 10]
+# name -> (layer sizes, rows, batch size or None for full batch, epochs timed); --quick: QUICK
+WORKLOADS = {"mnist-batch": (MNIST, 8192, 256, 1), "mnist-full": (MNIST, 8192, None, 4),
+             "wide-full": (WIDE, 512, None, 3)}
+QUICK = {"mnist-batch": (MNIST, 2048, 256, 1), "mnist-full": (MNIST, 2048, None, 2),
+         "wide-full": ([1024, 1024, 1024, 10], 256, None, 2)}
+CONFIGS = [(1, 1), (2, 1), (4, 1), (2, 2)]  # (devices, processes)
 
 
-def worker(args) -> None:
+def worker(workload: str, quick: bool, coordinator=None, processes=1, process_id=0) -> None:
     """One configuration, in a process whose devices were fixed by the parent's environment."""
     import warnings
 
@@ -46,11 +39,11 @@ def worker(args) -> None:
     warnings.simplefilter("ignore")
     import polynn as pn
 
-    if args.coordinator:
-        pn.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    if coordinator:
+        pn.distributed.initialize(coordinator, processes, process_id)
     import jax
 
-    sizes, rows, batch, epochs = (QUICK if args.quick else WORKLOADS)[args.workload]
+    sizes, rows, batch, epochs = (QUICK if quick else WORKLOADS)[workload]
     rng = np.random.default_rng(0)
     X = rng.uniform(size=(rows, sizes[0])).astype(np.float32)
     y = rng.integers(0, sizes[-1], rows)
@@ -60,7 +53,7 @@ def worker(args) -> None:
     model.fit(X, y, epochs=epochs, **fit)  # compile (full batch: the adaptive chunks too)
     steps_per_epoch = 1 if batch is None else -(-rows // batch)
     times = []
-    for _ in range(3 if args.quick else 5):
+    for _ in range(3 if quick else 5):
         tic = time.perf_counter()
         history = model.fit(X, y, epochs=epochs, **fit)
         times.append((time.perf_counter() - tic) / (history.epochs * steps_per_epoch))
@@ -69,73 +62,53 @@ def worker(args) -> None:
                           "processes": jax.process_count(), "load": os.getloadavg()[0]}))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_config(workload: str, devices: int, processes: int, quick: bool) -> dict:
-    base = [sys.executable, "-m", "benchmarks.scaling", "--worker", "--workload", workload]
-    base += ["--quick"] if quick else []
-    env = {**os.environ, "JAX_PLATFORMS": "cpu",
-           "JAX_NUM_CPU_DEVICES": str(devices // processes)}
-    env.pop("XLA_FLAGS", None)
-    if processes == 1:
-        commands = [base]
-    else:
-        port = _free_port()
-        commands = [base + ["--coordinator", f"127.0.0.1:{port}", "--num-processes",
-                            str(processes), "--process-id", str(i)] for i in range(processes)]
-    children = [subprocess.Popen(c, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True) for c in commands]
-    outputs = [child.communicate(timeout=1200) for child in children]
-    for child, (_, err) in zip(children, outputs):
-        if child.returncode != 0:
-            raise RuntimeError(f"{workload} on {devices} device(s), {processes} process(es) "
-                               f"failed:\n{err[-2000:]}")
-    return json.loads(outputs[0][0].strip().splitlines()[-1])
+    """One configuration in ``processes`` fresh processes of ``devices // processes`` devices."""
+    with socket.socket() as s:  # a free port for the coordinator
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    jobs = [{"workload": workload, "quick": quick} | ({} if processes == 1 else {
+        "coordinator": f"127.0.0.1:{port}", "processes": processes, "process_id": i})
+        for i in range(processes)]  # fmt: skip
+    env = {"JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": str(devices // processes),
+           "XLA_FLAGS": None}  # fmt: skip
+    try:
+        out = run_python([["-m", "benchmarks.scaling", "--worker", json.dumps(j)] for j in jobs],
+                         1200, env)[0]  # fmt: skip
+    except RuntimeError as e:
+        raise RuntimeError(f"{workload}, {devices} device(s), {processes} process(es): {e}") from e
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--md", type=Path, help="write the markdown section here")
-    ap.add_argument("--quick", action="store_true", help="smaller workloads, fewer repeats")
-    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--workload", help=argparse.SUPPRESS)
-    ap.add_argument("--coordinator", help=argparse.SUPPRESS)
-    ap.add_argument("--num-processes", type=int, help=argparse.SUPPRESS)
-    ap.add_argument("--process-id", type=int, help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
+    args = cli("python -m benchmarks.scaling", __doc__, "--md", "--quick", "--worker",
+               quick="smaller workloads, fewer repeats").parse_args(argv)  # fmt: skip
     if args.worker:
-        worker(args)
+        worker(**json.loads(args.worker))
         return 0
-    configs = [(1, 1), (2, 1), (4, 1), (2, 2)]  # (devices, processes)
-    table = WORKLOADS if not args.quick else QUICK
-    lines = ["## Multi-device scaling (JAX mesh, forced CPU devices)", "",
-             f"{os.cpu_count()} CPU cores; float32; median seconds per training step after "
-             "warm-up; 'x 1-dev' is the step time relative to one device (below 1 is faster); "
-             "load = 1-minute load average when the row was measured.", "",
-             "| workload | layers | rows | batch | devices | processes | step (ms) | x 1-dev "
-             "| load |", "|---|---|---|---|---|---|---|---|---|"]
-    for name, (sizes, rows, batch, _) in table.items():
+    rows = []
+    for name, (sizes, n, batch, _) in (QUICK if args.quick else WORKLOADS).items():
         base = None
-        for devices, processes in configs:
+        for devices, processes in CONFIGS:
             r = run_config(name, devices, processes, args.quick)
             base = base or r["step_s"]
-            row = (f"| {name} | {'-'.join(map(str, sizes))} | {rows} | {batch or 'full'} | "
-                   f"{devices} | {processes} | {1e3 * r['step_s']:.2f} | "
-                   f"{r['step_s'] / base:.2f} | {r['load']:.2f} |")
-            print(row, flush=True)
-            lines.append(row)
-    lines += ["", "CPU devices forced with `JAX_NUM_CPU_DEVICES` share this machine's cores, so "
-              "splitting a step over them adds all-reduce and dispatch work without adding "
-              "compute: more devices are not faster here. See the README's \"Multi-device "
-              "training\" for the step-time model on GPUs.", ""]
-    if args.md:
-        args.md.parent.mkdir(parents=True, exist_ok=True)
-        args.md.write_text("\n".join(lines))
-        print(f"wrote {args.md}")
+            rows.append([name, "-".join(map(str, sizes)), n, batch or "full", devices, processes,
+                         f"{1e3 * r['step_s']:.2f}", f"{r['step_s'] / base:.2f}",
+                         f"{r['load']:.2f}"])  # fmt: skip
+            print(" | ".join(map(str, rows[-1])), flush=True)
+    text = "\n".join([
+        "## Multi-device scaling (JAX mesh, forced CPU devices)", "",
+        f"{os.cpu_count()} CPU cores; float32; median seconds per training step after warm-up; "
+        "'x 1-dev' is the step time relative to one device (below 1 is faster); load = 1-minute "
+        "load average when the row was measured.", "",
+        md_table(["workload", "layers", "rows", "batch", "devices", "processes", "step (ms)",
+                  "x 1-dev", "load"], rows), "",
+        "CPU devices forced with `JAX_NUM_CPU_DEVICES` share this machine's cores, so splitting a "
+        "step over them adds all-reduce and dispatch work without adding compute: more devices "
+        "are not faster here. See the README's \"Multi-device training\" for the step-time model "
+        "on GPUs.", ""])  # fmt: skip
+    save(args.md, text)
+    print(f"wrote {args.md}" if args.md else text)
     return 0
 
 

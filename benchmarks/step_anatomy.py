@@ -13,23 +13,16 @@ Best of 5 runs per figure; the 1-minute load average is printed with it (the mac
 
 from __future__ import annotations
 
-import os
 import re
-import time
 
 import numpy as np
 
+from .helpers import best_s, cli, he_init, load1, spiral
+
 
 def _best_us(f, a, n: int) -> float:
-    import jax
-
-    jax.block_until_ready(f(a, 10))
-    best = float("inf")
-    for _ in range(5):
-        t0 = time.perf_counter()
-        jax.block_until_ready(f(a, n))
-        best = min(best, time.perf_counter() - t0)
-    return 1e6 * best / n
+    """µs per iteration of ``f(a, n)``, best of 5 after a warm-up."""
+    return 1e6 * best_s(lambda: __import__("jax").block_until_ready(f(a, n)), 5) / n
 
 
 def _count(f, a, op: str) -> int:
@@ -60,8 +53,7 @@ def step_vs_matmuls(dtype: str) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from .common import he_init, spiral
-    from .peers.jax_native import make_loss
+    from .contestants.jax_native import make_loss
 
     X, y = spiral(1)
     X, y = jnp.asarray(X, dtype), jnp.asarray(y, jnp.int32)
@@ -87,34 +79,27 @@ def step_vs_matmuls(dtype: str) -> dict:
 
     only = jax.jit(lambda c, n: jax.lax.fori_loop(0, n, products, c))
     c0 = (jnp.zeros((300, 25), dtype), jnp.zeros((300, 3), dtype))
-    return {
-        "step_us": _best_us(full, params, 5000),
-        "step_kernels": (_count(full, params, "fusion"), _count(full, params, "dot")),
-        "products_us": _best_us(only, c0, 5000),
-        "products_kernels": (_count(only, c0, "fusion"), _count(only, c0, "dot")),
-    }
+    kernels = lambda f, a: f"{_count(f, a, 'fusion')} fusions, {_count(f, a, 'dot')} dots"  # noqa: E731
+    return {"step_us": _best_us(full, params, 5000), "step_kernels": kernels(full, params),
+            "products_us": _best_us(only, c0, 5000), "products_kernels": kernels(only, c0)}
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    cli("python -m benchmarks.step_anatomy", __doc__).parse_args(argv)
     import jax
 
     jax.config.update("jax_enable_x64", True)
     for dtype in ("float64", "float32"):
         chain = kernel_chain(dtype)
         (_, n0, t0), (_, n1, t1) = chain[0], chain[-1]
-        per = 1e3 * (t1 - t0) / max(n1 - n0, 1)
-        print(
-            f"{dtype}: chains of 4x4 products: "
-            + ", ".join(f"K={k} ({n} dots) {1e3 * t:.0f} ns/iter" for k, n, t in chain)
-            + f" -> {per:.0f} ns per extra dot kernel; load {os.getloadavg()[0]:.2f}"
-        )
+        print(f"{dtype}: chains of 4x4 products: "
+              + ", ".join(f"K={k} ({n} dots) {1e3 * t:.0f} ns/iter" for k, n, t in chain)
+              + f" -> {1e3 * (t1 - t0) / max(n1 - n0, 1):.0f} ns per extra dot kernel; "
+              f"load {load1():.2f}")  # fmt: skip
         s = step_vs_matmuls(dtype)
-        print(
-            f"{dtype}: reference step {s['step_us']:.1f} us "
-            f"({s['step_kernels'][0]} fusions, {s['step_kernels'][1]} dots); its five products "
-            f"alone {s['products_us']:.1f} us ({s['products_kernels'][0]} fusions, "
-            f"{s['products_kernels'][1]} dots); load {os.getloadavg()[0]:.2f}"
-        )
+        print(f"{dtype}: reference step {s['step_us']:.1f} us ({s['step_kernels']}); its five "
+              f"products alone {s['products_us']:.1f} us ({s['products_kernels']}); "
+              f"load {load1():.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

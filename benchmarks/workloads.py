@@ -1,381 +1,303 @@
-"""The workloads and how each is timed. Each timed workload is a ``Timed`` object whose parts the
-runner calls (interleaving the contestants); ``memory`` measures one contestant. A contestant's
-failure propagates to the runner, which records it in that contestant's row.
+"""The workloads and the one protocol that times them all.
+
+A ``Workload`` is data: the shapes, the data, the timed call (``steps(n)`` or ``epoch(batch)``),
+whether each call starts from the shared init (end to end) or training continues across calls,
+and who gets a warm-up. ``measure`` runs it for a list of (contestant, dtype, runs per round):
+build and place (untimed), one warm-up call (excluded from the median: compile s = first - median),
+then the timed calls interleaved (``helpers.interleaved``), the 1-minute load average after each.
+A contestant that cannot run shows ``unavailable: ...``, one that fails ``error: ...``; the run
+goes on. ``derive`` then adds each row's ratio to its baseline and to every peer.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
-import os
-import signal
+import traceback
 import tracemalloc
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
-from .common import (
+from .contestants import Unavailable, make
+from .helpers import (
     eval_loss,
-    flops_per_step,
+    flops_per_row,
+    he_init,
+    interleaved,
+    load1,
     median,
-    peak_rss_bytes,
+    proc_status,
+    random_classification,
     reset_peak_rss,
-    rss_bytes,
+    spiral,
+    time_limit,
     timed,
 )
 
+# Sizes and repeat counts of a run; --quick shrinks the counts, never the shapes. lr_large: at lr
+# 0.1 the random-label MNIST-shaped problem trains unstably and float32 rounding then moves final
+# losses by 10-50 % between implementations; at 0.01 they agree (the time per step is the same).
+FULL = dict(quick=False, seed=0, lr=0.1, lr_large=0.01, l2=1e-3, spiral_steps=10_000,
+            ref_rounds=3, ref_reps=3, ref_extra_reps=1, mnist_rows=60_000, epoch_rows=60_000,
+            mnist_batch=256, mnist_steps=50, mnist_repeats=5, epoch_repeats=3, wide_batch=1024,
+            wide_steps=5, wide_repeats=5, memory_steps=(10, 1000), ceiling_n=4096,
+            ceiling_rounds=5, gpu_batch=8192, gpu_steps=20, gpu_repeats=5, gpu_ceiling_n=8192,
+            timeout_s=600.0, contestants=(), workloads=())  # fmt: skip
+QUICK = dict(quick=True, spiral_steps=1_000, ref_rounds=2, ref_reps=1, mnist_steps=10,
+             mnist_repeats=3, epoch_repeats=1, epoch_rows=15_000, wide_steps=1, wide_repeats=3,
+             memory_steps=(10, 100), ceiling_n=2048, ceiling_rounds=2, gpu_steps=5,
+             gpu_repeats=2, timeout_s=120.0)  # fmt: skip
+
+
+def settings(quick: bool, **kw) -> SimpleNamespace:
+    return SimpleNamespace(**{**FULL, **(QUICK if quick else {}), **kw})
+
+
+SIZES = {"spiral": [2, 25, 3], "mnist": [784, 256, 128, 10], "wide": [1024, 2048, 2048, 10],
+         "gpu": [4096, 4096, 4096, 10]}  # fmt: skip
+# The reference program (issue 9): every row is timed against numpy-hand in float64.
+REFERENCE_BASELINE = ("numpy-hand", "float64")
+REFERENCE_ROWS = (REFERENCE_BASELINE, ("polynn-numpy", "float64"), ("polynn-jax", "float64"),
+                  ("polynn-jax", "float32"), ("jax-scan", "float64"), ("jax-scan", "float32"))
+# informational rows, fewer runs; not the torch peer: its 2 OpenMP threads on a loaded 2-core
+# machine took 86 s for one run (8.6 ms/step against 0.13 ms for polynn-torch)
+REFERENCE_EXTRA = (("numpy-hand", "float32"), ("polynn-numpy", "float32"), ("jax-jit", "float64"),
+                   ("sklearn", "float64"), ("polynn-torch", "float64"))  # fmt: skip
+# The floor per step on one core of this CPU (issue 9): a fused C step with fast math took 7.0 us
+# in float64 (~5-7 us estimated) and 4.1 us in float32.
+FLOOR_US = {"float64": (5.0, 7.0), "float32": (4.1, 4.1)}
+HAND = ("numpy-hand", "cupy-hand")  # the baseline of every workload (cupy-hand on a GPU)
+
 
 @dataclass
-class Settings:
-    """Sizes and repeat counts of one run (``quick`` shrinks the counts, never the shapes)."""
+class Workload:
+    """What is timed, on what data, and how (see the module docstring)."""
 
-    quick: bool = False
-    seed: int = 0
-    lr: float = 0.1  # the reference workload's
-    # workloads 2-4: at lr 0.1 the random-label MNIST-shaped problem trains unstably (the loss
-    # jumps up and down) and float32 rounding differences then move final losses by 10-50 %
-    # between implementations; at 0.01 training is smooth and they agree. Step time is the same.
-    lr_large: float = 0.01
-    l2: float = 1e-3
-    spiral_steps: int = 10_000
-    # the reference program: rounds x runs per round, interleaved (issue 9: 3 x 3, medians);
-    # informational rows run ref_extra_reps times per round
-    ref_rounds: int = 3
-    ref_reps: int = 3
-    ref_extra_reps: int = 1
-    mnist_rows: int = 60_000
-    epoch_rows: int = 60_000  # rows of the timed epoch (--quick: a 15,000-row slice)
-    mnist_batch: int = 256
-    mnist_steps: int = 50  # steps per timed repeat, ms/step
-    mnist_repeats: int = 5
-    epoch_repeats: int = 3
-    wide_batch: int = 1024
-    wide_steps: int = 5
-    wide_repeats: int = 5
-    memory_steps: tuple[int, int] = (10, 1000)
-    ceiling_n: int = 4096
-    ceiling_rounds: int = 5
-    gpu_batch: int = 8192
-    gpu_steps: int = 20
-    gpu_repeats: int = 5
-    gpu_ceiling_n: int = 8192
-    timeout_s: float = 600.0  # per contestant and workload
-    contestants: tuple[str, ...] = ()
-    workloads: tuple[str, ...] = ()
-    extra: dict = field(default_factory=dict)
+    name: str
+    sizes: list[int]
+    X: np.ndarray  # every contestant casts it to its dtype; the referee reads it in float64
+    y: np.ndarray
+    lr: float
+    call: str = "steps"  # the timed call: c.steps(n) or c.epoch(n)
+    n: int = 1  # steps per call, or the batch size of the epoch
+    reload: bool = False  # each call starts from the init; else training continues across calls
+    warm_all: bool = True  # warm up every contestant (else only those that compile)
+    device: str = "cpu"
 
-    @classmethod
-    def make(cls, quick: bool, **kw) -> Settings:
-        if quick:
-            q = dict(
-                spiral_steps=1_000,
-                ref_rounds=2,
-                ref_reps=1,
-                mnist_steps=10,
-                mnist_repeats=3,
-                epoch_repeats=1,
-                epoch_rows=15_000,
-                wide_steps=1,
-                wide_repeats=3,
-                memory_steps=(10, 100),
-                ceiling_n=2048,
-                ceiling_rounds=2,
-                gpu_steps=5,
-                gpu_repeats=2,
-                timeout_s=120.0,
-            )
-            q.update(kw)
-            return cls(quick=True, **q)
-        return cls(quick=False, **kw)
+    def steps_per_call(self) -> int:
+        return self.n if self.call == "steps" else -(-self.X.shape[0] // self.n)
+
+    def flops_per_call(self) -> float:
+        rows = self.X.shape[0] * (self.n if self.call == "steps" else 1)
+        return flops_per_row(self.sizes) * rows
 
 
-SIZES = {
-    "spiral": [2, 25, 3],
-    "mnist": [784, 256, 128, 10],
-    "wide": [1024, 2048, 2048, 10],
-    "gpu": [4096, 4096, 4096, 10],
-}
+def status_row(name: str, dtype: str, workload: str, device: str, status: str) -> dict:
+    """A row's identity and status; an ok row gets its figures added."""
+    family = "polynn" if name.startswith("polynn") else "peer"
+    return dict(contestant=name, family=family, workload=workload, dtype=dtype, device=device,
+                status=status)  # fmt: skip
 
 
-@contextmanager
-def time_limit(seconds: float):
-    """Raise TimeoutError in the main thread after ``seconds`` (seen between Python bytecodes)."""
-    if not seconds or seconds <= 0:
-        yield
-        return
-
-    def handler(signum, frame):
-        raise TimeoutError(f"took longer than {seconds:.0f} s (the per-workload limit)")
-
-    old = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+def build(S, log, name, sizes, dtype, lr, device, workload):
+    """(contestant, None), or (None, its ``unavailable: ...`` row)."""
     try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        return make(name, sizes, dtype, lr=lr, l2=S.l2, device=device), None
+    except Exception as e:  # noqa: BLE001  (Unavailable, or anything a missing library raises)
+        why = f"unavailable: {e if isinstance(e, Unavailable) else f'{type(e).__name__}: {e}'}"
+    log(f"    {name:13s} {dtype}: {why}")
+    return None, status_row(name, dtype, workload, device, why)
 
 
-def _row(c, workload: str, **kw) -> dict:
-    row = {
-        "contestant": c.name,
-        "family": c.family,
-        "workload": workload,
-        "dtype": c.dtype,
-        "device": c.device,
-        "status": "ok",
-        "loadavg_1m": round(os.getloadavg()[0], 2),  # other processes' load when it finished
-    }
-    row.update(kw)
+def error_row(log, c, workload: str, e: Exception) -> dict:
+    """The ``error: ...`` row of a contestant that failed (the traceback's tail in the log)."""
+    log(f"    {c.name:13s} {c.dtype}: error: {type(e).__name__}: {e}\n"
+        + traceback.format_exc(limit=-3))  # fmt: skip
+    return status_row(c.name, c.dtype, workload, c.device, f"error: {type(e).__name__}: {e}")
+
+
+def measure(S, log, w: Workload, entries, rounds: int = 1) -> list[dict]:
+    """Time ``w`` for every (contestant, dtype, runs per round) in ``entries``, interleaved over
+    ``rounds`` rounds; one row per entry, in order."""
+    init = he_init(w.sizes, S.seed)
+    rows, live = {}, []
+    for name, dtype, reps in entries:
+        c, rows[name, dtype] = build(S, log, name, w.sizes, dtype, w.lr, w.device, w.name)
+        if c is None:
+            continue
+        del rows[name, dtype]
+        try:
+            with time_limit(S.timeout_s):
+                c.set_data(w.X, w.y)
+                c.load(init)
+                first = timed(lambda c=c: getattr(c, w.call)(w.n)) if w.warm_all or c.jit else None
+            live.append(dict(key=(name, dtype), c=c, reps=reps, first=first, runs=[]))
+        except Exception as e:  # noqa: BLE001
+            rows[name, dtype] = error_row(log, c, w.name, e)
+    for rnd, e in interleaved(live, rounds, lambda e: e["reps"]):
+        if e["key"] in rows:  # failed earlier
+            continue
+        try:
+            with time_limit(S.timeout_s):
+                if w.reload:
+                    e["c"].load(init)
+                t = timed(lambda c=e["c"]: getattr(c, w.call)(w.n))
+            e["runs"].append({"round": rnd, "s": t, "load1": load1()})
+        except Exception as ex:  # noqa: BLE001
+            rows[e["key"]] = error_row(log, e["c"], w.name, ex)
+    for e in live:
+        if e["key"] not in rows:
+            try:
+                rows[e["key"]] = finish(S, log, w, e["c"], e["first"], e["runs"])
+            except Exception as ex:  # noqa: BLE001
+                rows[e["key"]] = error_row(log, e["c"], w.name, ex)
+    live.clear()
+    gc.collect()
+    return [rows[n, d] for n, d, _ in entries]
+
+
+def finish(S, log, w: Workload, c, first, runs) -> dict:
+    """The ok row of a contestant's timed runs: medians, GFLOP/s, the referee's final loss."""
+    t = median([r["s"] for r in runs])
+    loads = [r["load1"] for r in runs]
+    row = status_row(c.name, c.dtype, w.name, c.device, "ok")
+    row.update(
+        steps=w.steps_per_call(), batch=w.n if w.call == "epoch" else int(w.X.shape[0]),
+        rows=int(w.X.shape[0]), total_s=t, ms_per_step=1e3 * t / w.steps_per_call(),
+        gflops=w.flops_per_call() / t / 1e9, first_s=first,
+        compile_s=None if first is None else max(first - t, 0.0), times_s=[r["s"] for r in runs],
+        runs=runs, loadavg_1m=median(loads), loadavg_range=[min(loads), max(loads)],
+        final_loss=eval_loss(c.get_params(), w.X, w.y, S.l2), notes=c.notes(),
+    )  # fmt: skip
+    fs = "no warm-up" if first is None else f"first {first:.3f} s"
+    log(f"    {c.name:13s} {c.dtype}: {row['ms_per_step']:9.4f} ms/step, {row['gflops']:7.2f} "
+        f"GFLOP/s ({fs}), loss {row['final_loss']:.10f}, load {row['loadavg_1m']:.2f}")  # fmt: skip
     return row
 
 
-class Timed:
-    """A timed workload in parts, so that the runner can interleave the contestants round-robin
-    (repeat r of every contestant, then repeat r+1 ...): load from other processes that comes and
-    goes then hits every contestant alike instead of whichever ran at the wrong moment.
-
-    ``prepare`` (untimed: place data), ``warmup`` (timed on its own, excluded from the median:
-    includes any compile), ``once`` (untimed reset, then one timed call), ``finish`` (the row).
-    """
-
-    workload = "?"
-
-    def __init__(self, init, X, y, l2: float, log):
-        self.init, self.X, self.y, self.l2, self.log = init, X, y, l2, log
-
-    def prepare(self, c) -> None:
-        c.set_data(self.X, self.y)
-
-    def warmup(self, c) -> float | None:
-        raise NotImplementedError
-
-    def once(self, c) -> float:
-        raise NotImplementedError
-
-    def finish(self, c, first: float | None, times: list[float]) -> dict:
-        raise NotImplementedError
-
-
-class TrainToEnd(Timed):
-    """Workload 1: end-to-end training, ``steps`` full-batch steps from the init, per repeat.
-
-    The warm-up run (includes any compile; --quick skips it for contestants that compile nothing)
-    is excluded from the median; compile s ~= first - median. Final loss: the referee's loss of the
-    last run's parameters.
-    """
-
-    workload = "spiral"
-
-    def __init__(self, init, X, y, l2, log, steps: int, warm_all: bool):
-        super().__init__(init, X, y, l2, log)
-        self.steps, self.warm_all = steps, warm_all
-
-    def warmup(self, c):
-        if not (self.warm_all or c.jit):
-            return None
-        c.load(self.init)
-        return timed(lambda: c.steps(self.steps))
-
-    def once(self, c):
-        c.load(self.init)
-        return timed(lambda: c.steps(self.steps))
-
-    def finish(self, c, first, times):
-        total = median(times)
-        final = eval_loss(c.get_params(), self.X, self.y, self.l2)
-        fs = "no warm-up" if first is None else f"first {first:.3f} s"
-        self.log(
-            f"    {c.name:13s} {c.dtype}: {total:.3f} s for {self.steps} steps ({fs}), "
-            f"loss {final:.10f}"
-        )
-        return _row(
-            c,
-            self.workload,
-            steps=self.steps,
-            batch=int(self.X.shape[0]),
-            total_s=total,
-            ms_per_step=1e3 * total / self.steps,
-            gflops=flops_per_step(c.sizes, self.X.shape[0]) * self.steps / total / 1e9,
-            first_s=first,
-            compile_s=None if first is None else max(first - total, 0.0),
-            times_s=times,
-            final_loss=final,
-            notes=c.notes(),
-        )
+def derive(rows: list[dict], ceiling: dict) -> None:
+    """Add to every ok row: ``baseline`` (the hand-written loop's own ms/step and load: numpy-hand
+    float64 for the reference program, numpy-hand of the row's dtype elsewhere), ``ratio`` (its
+    time / the row's) overall and per round, ``speedup_vs`` (each peer of the same workload and
+    dtype), ``loss_rel_diff`` (from the baseline's final loss), ``frac_ceiling`` (GFLOP/s over the
+    matmul ceiling of the dtype) and, for the reference program, µs/step against the floor."""
+    ok = [r for r in rows if r.get("status") == "ok"]
+    for r in ok:
+        same = [p for p in ok if p["workload"] == r["workload"]]
+        base_dtype = REFERENCE_BASELINE[1] if r["workload"] == "reference" else r["dtype"]
+        base = next((p for p in same if p["contestant"] in HAND and p["dtype"] == base_dtype), None)
+        r["speedup_vs"] = {
+            "numpy-hand" if p["contestant"] in HAND else p["contestant"]: p["ms_per_step"] / r[
+                "ms_per_step"]
+            for p in same if p["family"] == "peer" and p["dtype"] == r["dtype"] and p is not r
+        }  # fmt: skip
+        if base is not None:
+            r["baseline"] = {k: base[k] for k in ("contestant", "dtype", "ms_per_step",
+                                                   "total_s", "loadavg_1m")}  # fmt: skip
+            r["ratio"] = base["ms_per_step"] / r["ms_per_step"]
+            per_round = [{x["round"]: [] for x in p["runs"]} for p in (base, r)]
+            for runs, p in zip(per_round, (base, r)):
+                for x in p["runs"]:
+                    runs[x["round"]].append(x["s"])
+            r["rounds"] = [median(per_round[0][k]) / median(v)
+                           for k, v in sorted(per_round[1].items()) if k in per_round[0]]
+            ref_loss = base["final_loss"]
+            r["loss_rel_diff"] = abs(r["final_loss"] - ref_loss) / abs(ref_loss)
+        r["frac_ceiling"] = r["gflops"] / ceiling[r["dtype"]] if r["dtype"] in ceiling else None
+        if r["workload"] == "reference":
+            r["us_per_step"] = 1e3 * r["ms_per_step"]
+            lo, hi = r["floor_us"] = list(FLOOR_US[r["dtype"]])
+            r["x_floor"] = [r["us_per_step"] / hi, r["us_per_step"] / lo]
 
 
-class PerStep(Timed):
-    """Workloads 2-4: ms per full-batch step on one fixed batch: a warm-up run of ``steps`` steps,
-    then timed runs of ``steps`` steps (median). Training continues across runs, so every
-    contestant ends after the same number of steps and the final losses compare."""
-
-    def __init__(self, init, X, y, l2, log, steps: int, workload: str):
-        super().__init__(init, X, y, l2, log)
-        self.steps, self.workload = steps, workload
-        self.n_runs = 0
-
-    def prepare(self, c):
-        c.set_data(self.X, self.y)
-        c.load(self.init)
-
-    def warmup(self, c):
-        return timed(lambda: c.steps(self.steps))
-
-    def once(self, c):
-        return timed(lambda: c.steps(self.steps))
-
-    def finish(self, c, first, times):
-        t = median(times)
-        final = eval_loss(c.get_params(), self.X, self.y, self.l2)
-        ms = 1e3 * t / self.steps
-        gf = flops_per_step(c.sizes, self.X.shape[0]) / (t / self.steps) / 1e9
-        self.log(
-            f"    {c.name:13s} {c.dtype}: {ms:9.3f} ms/step {gf:8.1f} GFLOP/s "
-            f"(first run {first:.3f} s), loss {final:.8f}"
-        )
-        return _row(
-            c,
-            self.workload,
-            steps=self.steps * (1 + len(times)),
-            batch=int(self.X.shape[0]),
-            ms_per_step=ms,
-            gflops=gf,
-            first_s=first,
-            compile_s=max(first - t, 0.0),
-            times_s=times,
-            final_loss=final,
-            notes=c.notes(),
-        )
-
-
-class OneEpoch(Timed):
-    """Workload 2, epoch: one in-order pass over all rows in batches of ``batch`` rows, the smaller
-    remainder batch kept (60,000 = 234 x 256 + 96: 235 steps). Each run starts from the init; the
-    warm-up epoch (always in a full run; in --quick only for compiling contestants) is excluded."""
-
-    workload = "mnist-epoch"
-
-    def __init__(self, init, X, y, l2, log, batch: int, warm_all: bool):
-        super().__init__(init, X, y, l2, log)
-        self.batch, self.warm_all = batch, warm_all
-
-    def prepare(self, c):
-        c.set_data(self.X, self.y)
-        if hasattr(c, "prepare_epoch"):
-            c.prepare_epoch(self.batch)  # untimed data layout (jax-scan)
-
-    def warmup(self, c):
-        if not (self.warm_all or c.jit):
-            return None
-        c.load(self.init)
-        return timed(lambda: c.epoch(self.batch))
-
-    def once(self, c):
-        c.load(self.init)
-        return timed(lambda: c.epoch(self.batch))
-
-    def finish(self, c, first, times):
-        t = median(times)
-        rows = int(self.X.shape[0])
-        n_steps = -(-rows // self.batch)
-        final = eval_loss(c.get_params(), self.X, self.y, self.l2)
-        self.log(
-            f"    {c.name:13s} {c.dtype}: epoch {t:.3f} s ({rows} rows, {n_steps} steps), "
-            f"loss {final:.8f}"
-        )
-        per_row = sum(a * b for a, b in zip(c.sizes[:-1], c.sizes[1:]))
-        return _row(
-            c,
-            self.workload,
-            steps=n_steps,
-            rows=rows,
-            batch=self.batch,
-            total_s=t,
-            ms_per_step=1e3 * t / n_steps,
-            gflops=6.0 * rows * per_row / t / 1e9,
-            first_s=first,
-            compile_s=None if first is None else max(first - t, 0.0),
-            times_s=times,
-            final_loss=final,
-            notes=c.notes(),
-        )
-
-
-def memory(c, init, Xb, yb, steps_list, log, warmup: bool = True) -> dict:
-    """Peak memory of a training run of n steps, for each n in ``steps_list`` (e.g. 10 and 1,000).
-
-    Each run starts from the init, after a warm-up run of the same length (so compiled code and
-    caches exist; --quick warms up only the contestants that compile). Per run:
-
-    * ``rss_peak_bytes``: the process's peak RSS during the run (the kernel's VmHWM, reset to the
-      current RSS through /proc/self/clear_refs just before it) -- sees every allocator (NumPy,
-      XLA, PyTorch); ``rss_growth_bytes``: that peak minus the RSS just before the run (0 when the
-      run only reuses memory the process already holds);
-    * ``py_peak_bytes``: tracemalloc's peak over the run (Python objects and NumPy buffers only).
-
-    Flat: from the first n to the last, the RSS peak grows by at most max(4 MiB, 5 %) and the
-    tracemalloc peak by at most max(4 MiB, 10 %).
-    """
-    c.set_data(Xb, yb)
-    if warmup:
-        for n in steps_list:
-            c.load(init)
-            c.steps(n)
-    out = {}
-    can_reset = True
-    for n in steps_list:
-        c.load(init)
-        gc.collect()
-        tracemalloc.start()
-        tracemalloc.reset_peak()
-        py0 = tracemalloc.get_traced_memory()[0]
-        rss0 = rss_bytes()
-        can_reset = reset_peak_rss() and can_reset
-        c.steps(n)
-        rss_peak = peak_rss_bytes()
-        py_peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        known = rss0 is not None and rss_peak is not None and can_reset
-        out[n] = {
-            "rss_peak_bytes": rss_peak if known else None,
-            "rss_growth_bytes": (rss_peak - rss0) if known else None,
-            "py_peak_bytes": py_peak - py0,
-        }
-    a, b = out[steps_list[0]], out[steps_list[-1]]
-    flat = None
-    if a["rss_peak_bytes"] is not None:
-        mib4 = 4 * 2**20
-        rss_ok = b["rss_peak_bytes"] - a["rss_peak_bytes"] <= max(mib4, 0.05 * a["rss_peak_bytes"])
-        py_ok = b["py_peak_bytes"] - a["py_peak_bytes"] <= max(mib4, 0.10 * a["py_peak_bytes"])
-        flat = bool(rss_ok and py_ok)
-    mib = 2**20
-
-    def fmt(n, v):
-        if v["rss_peak_bytes"] is None:
-            return f"{n} steps: RSS ? (tracemalloc {v['py_peak_bytes'] / mib:.2f} MiB)"
-        return (
-            f"{n} steps: RSS peak {v['rss_peak_bytes'] / mib:.1f} MiB "
-            f"({v['rss_growth_bytes'] / mib:+.1f}), tracemalloc {v['py_peak_bytes'] / mib:.2f} MiB"
-        )
-
-    verdict = {True: "flat", False: "GROWS", None: "unknown"}[flat]
-    log(
-        f"    {c.name:13s} {c.dtype}: "
-        + "; ".join(fmt(n, v) for n, v in out.items())
-        + f" -> {verdict}"
-    )
+def timed_workloads(S, names, focused: bool) -> dict:
+    """Every timed CPU workload by name, each made when called: (its Workload, its (contestant,
+    dtype, runs per round) entries, rounds). ``focused`` (--only/--workloads): the reference
+    program leaves out its informational rows, and keeps only ``names`` and its baseline."""
+    reference = [(n, d, S.ref_reps) for n, d in REFERENCE_ROWS] + (
+        [] if focused else [(n, d, S.ref_extra_reps) for n, d in REFERENCE_EXTRA])
+    reference = [e for e in reference if e[0] in names or e[:2] == REFERENCE_BASELINE]
+    wide = lambda: random_classification(S.seed + 3, S.wide_batch, 1024, 10, "normal")  # noqa: E731
     return {
-        "contestant": c.name,
-        "family": c.family,
-        "dtype": c.dtype,
-        "status": "ok",
-        "steps": list(steps_list),
-        "by_steps": {str(k): v for k, v in out.items()},
-        "flat": flat,
-        "batch": int(Xb.shape[0]),
-    }
+        "reference": lambda: (Workload("reference", SIZES["spiral"], *spiral(S.seed + 1), S.lr,
+                                       n=S.spiral_steps, reload=True, warm_all=not S.quick),
+                              reference, S.ref_rounds),
+        "mnist-step": lambda: (Workload("mnist-step", SIZES["mnist"], *mnist_data(S)[2:],
+                                        S.lr_large, n=S.mnist_steps),
+                               each(names, S.mnist_repeats), 1),
+        "mnist-epoch": lambda: (Workload("mnist-epoch", SIZES["mnist"], *(
+            a[: S.epoch_rows] for a in mnist_data(S)[:2]), S.lr_large, call="epoch",
+            n=S.mnist_batch, reload=True, warm_all=not S.quick), each(names, S.epoch_repeats), 1),
+        "wide": lambda: (Workload("wide", SIZES["wide"], *wide(), S.lr_large, n=S.wide_steps),
+                         each(names, S.wide_repeats), 1),
+    }  # fmt: skip
 
 
-def finite(x) -> bool:
-    return x is not None and isinstance(x, (int, float)) and np.isfinite(x)
+def each(names, reps: int, dtype: str = "float32") -> list[tuple[str, str, int]]:
+    """Entries for ``measure``: every name in ``dtype``, ``reps`` runs."""
+    return [(n, dtype, reps) for n in names]
+
+
+def mnist_data(S):
+    """MNIST-shaped uniform random data (made once) and its first batch: Xm, ym, Xb, yb."""
+    Xm, ym = _mnist(S.seed + 2, S.mnist_rows)
+    return Xm, ym, Xm[: S.mnist_batch], ym[: S.mnist_batch]
+
+
+_mnist = functools.cache(lambda seed, rows: random_classification(seed, rows, 784, 10, "uniform"))
+
+
+def memory_steps(S, log, names, X, y, warmup_all: bool) -> list[dict]:
+    """Peak memory of training runs of n steps for each n in ``S.memory_steps`` (10 and 1,000), one
+    contestant at a time, each run from the init after a warm-up run of the same length (in --quick
+    only for the contestants that compile). Per run: ``rss_peak_bytes`` (the kernel's VmHWM over
+    the run, reset just before it: every allocator), ``rss_growth_bytes`` (that minus the RSS
+    before), ``py_peak_bytes`` (tracemalloc: Python objects and NumPy buffers). Flat: from the
+    first n to the last the RSS peak grows by at most max(4 MiB, 5 %) and the tracemalloc peak
+    by at most max(4 MiB, 10 %)."""
+    out, init, mib = [], he_init(SIZES["mnist"], S.seed), 2**20
+    for name in names:
+        c, row = build(S, log, name, SIZES["mnist"], "float32", S.lr_large, "cpu", "memory")
+        if c is None:
+            out.append(row)
+            continue
+        try:
+            with time_limit(S.timeout_s):
+                c.set_data(X, y)
+                for n in S.memory_steps if (warmup_all or c.jit) else ():
+                    c.load(init)
+                    c.steps(n)
+                by = {}
+                for n in S.memory_steps:
+                    c.load(init)
+                    gc.collect()
+                    tracemalloc.start()
+                    py0, rss0 = tracemalloc.get_traced_memory()[0], proc_status()
+                    reset = reset_peak_rss()
+                    c.steps(n)
+                    peak, py_peak = proc_status().get("VmHWM"), tracemalloc.get_traced_memory()[1]
+                    tracemalloc.stop()
+                    known = reset and peak is not None and "VmRSS" in rss0
+                    by[str(n)] = dict(rss_peak_bytes=peak if known else None,
+                                      rss_growth_bytes=peak - rss0["VmRSS"] if known else None,
+                                      py_peak_bytes=py_peak - py0)  # fmt: skip
+            a, b = by[str(S.memory_steps[0])], by[str(S.memory_steps[-1])]
+            grew = {k: b[k] - a[k] <= max(4 * mib, tol * a[k]) for k, tol in
+                    (("rss_peak_bytes", 0.05), ("py_peak_bytes", 0.10)) if a[k] is not None}
+            flat = all(grew.values()) if "rss_peak_bytes" in grew else None
+            log(f"    {name:13s}: RSS peak {rss_path(by)} MiB, flat: {flat}")
+            out.append(status_row(name, "float32", "memory", "cpu", "ok") | dict(
+                steps=list(S.memory_steps), by_steps=by, flat=flat, batch=int(X.shape[0])))
+        except Exception as e:  # noqa: BLE001
+            out.append(error_row(log, c, "memory", e))
+        del c
+        gc.collect()
+    return out
+
+
+def rss_path(by_steps: dict) -> str:
+    """The RSS peaks of a memory row in MiB, from the shortest run to the longest."""
+    return " → ".join("?" if v["rss_peak_bytes"] is None else f"{v['rss_peak_bytes'] / 2**20:.1f}"
+                      for v in by_steps.values())  # fmt: skip

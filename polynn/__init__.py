@@ -4,17 +4,13 @@ standard and run on NumPy, JAX, CuPy, PyTorch or array-api-strict."""
 from polynn import backend as backends
 from polynn import datasets, distributed
 from polynn.backend import BackendUnavailableError, available_backends, get_backend
-from polynn.model import MLP
+from polynn.model import MLP, load, load_checkpoint
 from polynn.train import DivergenceError, History
 from polynn.version import __version__
 
 
 def __getattr__(name):
-    # load and gradcheck pull in their modules only when used.
-    if name in ("load", "load_checkpoint"):
-        from polynn import io
-
-        return getattr(io, name)
+    # gradcheck pulls in its module (and JAX) only when used.
     if name == "gradcheck":
         from polynn.gradcheck import gradcheck
 
@@ -23,6 +19,7 @@ def __getattr__(name):
 
 __all__ = [
     "MLP",
+    "__version__",
     "BackendUnavailableError",
     "DivergenceError",
     "History",

@@ -131,14 +131,20 @@ def global_rows(local, mesh_or_model, dtype=None):
     import jax
     from jax.sharding import NamedSharding, PartitionSpec
 
-    from polynn.backend import resolve_mesh
+    from polynn.backend import DTYPES, dtype_info, resolve_mesh
 
     mesh = resolve_mesh(_mesh_of(mesh_or_model))
-    if dtype is None:
-        dtype = getattr(mesh_or_model, "dtype", None)
     local = np.asarray(local)
-    if dtype is not None and dtype != "bfloat16":
+    if dtype is not None and dtype not in DTYPES:  # any NumPy dtype (labels: "int64", ...)
         local = local.astype(dtype, copy=False)
+    else:
+        # A model's record (a Backend's dtype_record is a method: no dtype of its own).
+        record = getattr(mesh_or_model, "dtype_record", None) if dtype is None else \
+            dtype_info(dtype)
+        if hasattr(record, "host") and record.host.itemsize == record.itemsize:
+            # Cast on the host where it holds a model dtype itself; otherwise (bfloat16) the
+            # rows are cast on the device when used, rounded once.
+            local = local.astype(record.host, copy=False)
     data = int(mesh.shape["data"])
     m = local.shape[0] * jax.process_count()
     if m % data:

@@ -22,8 +22,8 @@ from polynn.init import init_params
 from polynn.nn import mlp as nn_mlp
 from polynn.nn.activations import get_activation
 from polynn.nn.losses import get_output
+from polynn.validate import check_int, check_l2, check_layer_sizes, check_seed
 
-JUDGES = ("jax", "fd")
 # What each judge can resolve in float64: autodiff agrees to rounding, central differences to
 # about eps**2 (truncation) + 1e-16/eps (cancellation) relative to the gradient's scale.
 DEFAULT_TOL = {"jax": 1e-10, "fd": 1e-6}
@@ -35,8 +35,10 @@ def _host64(params):
 
 
 @contextlib.contextmanager
-def _x64():
-    """JAX float64 for the duration of the block only (the global setting is left as found)."""
+def jax_float64():
+    """JAX float64 (x64 mode) for the duration of the block only: the process-wide setting is
+    left as found, so a judge never changes the dtype of a JAX model elsewhere. JAX must be
+    installed (ImportError otherwise)."""
     import jax
 
     if hasattr(jax, "enable_x64"):  # JAX >= 0.8
@@ -57,7 +59,7 @@ def jax_gradients(params, X, T, activation="relu", output="softmax", l2=0.0):
         import jax.numpy as jnp
     except ImportError as err:
         raise ImportError('the jax judge needs JAX: pip install "polynn[jax]"') from err
-    with _x64():
+    with jax_float64():
         p = tuple((jnp.asarray(W, dtype=jnp.float64), jnp.asarray(b, dtype=jnp.float64))
                   for W, b in _host64(params))
         Xj = jnp.asarray(X, dtype=jnp.float64)
@@ -95,6 +97,19 @@ def finite_difference_gradients(params, X, T, activation="relu", output="softmax
             gview[i] = (up - down) / (2 * eps)
         grads.append(g)
     return tuple(zip(grads[0::2], grads[1::2]))
+
+
+def _jax_judge(params, X, T, activation, output, l2, eps):
+    return jax_gradients(params, X, T, activation, output, l2)  # exact: no step size
+
+
+# judge name -> (its gradients(params, X, T, activation, output, l2, eps) of the same loss,
+# what a result says when the judge's library is missing)
+_JUDGES = {
+    "jax": (_jax_judge, 'unavailable: install polynn[jax] (pip install "polynn[jax]")'),
+    "fd": (finite_difference_gradients, None),
+}
+JUDGES = tuple(_JUDGES)
 
 
 def relative_error(a, b) -> float:
@@ -172,25 +187,25 @@ def random_problem(layer_sizes, output="softmax", m=8, seed=0):
     params = tuple((W, 0.1 * rng.standard_normal(b.shape))
                    for W, b in init_params(layer_sizes, "he", seed))
     X = rng.standard_normal((m, layer_sizes[0]))
-    k = layer_sizes[-1]
-    if output == "softmax":
-        T = np.eye(k)[rng.integers(0, k, m)]
-    elif output == "sigmoid":
-        T = rng.integers(0, 2, (m, k)).astype(np.float64)
-    elif output == "poisson":
-        T = rng.poisson(1.5, (m, k)).astype(np.float64)
-    else:
-        T = rng.standard_normal((m, k))
-    return params, X, T
+    draw = _TARGETS.get(output, _TARGETS["identity"])
+    return params, X, draw(rng, m, layer_sizes[-1])
+
+
+# output -> random targets (m, k) that suit it, float64
+_TARGETS = {
+    "softmax": lambda rng, m, k: np.eye(k)[rng.integers(0, k, m)],
+    "sigmoid": lambda rng, m, k: rng.integers(0, 2, (m, k)).astype(np.float64),
+    "poisson": lambda rng, m, k: rng.poisson(1.5, (m, k)).astype(np.float64),
+    "identity": lambda rng, m, k: rng.standard_normal((m, k)),
+}
 
 
 def gradcheck(layer_sizes=(3, 5, 4, 3), activation="tanh", output="softmax", l2=1e-3, m=8,
               seed=0, methods=JUDGES, negative_slope=0.01, eps=1e-5) -> GradcheckResult:
     """Compare polynn's hand-derived gradients with each judge in ``methods`` on a random
     float64 problem (see :func:`random_problem`); returns a :class:`GradcheckResult`."""
-    sizes = tuple(int(n) for n in layer_sizes)
-    if len(sizes) < 2 or min(sizes) < 1:
-        raise ValueError(f"layer_sizes needs at least 2 positive sizes, got {list(layer_sizes)}")
+    sizes = tuple(check_layer_sizes(layer_sizes))
+    m, l2, seed = check_int("m", m, 1), check_l2(l2), check_seed(seed)
     unknown = [j for j in methods if j not in JUDGES]
     if unknown:
         raise ValueError(f"unknown gradcheck method(s) {unknown}; choose from {list(JUDGES)}")
@@ -199,15 +214,12 @@ def gradcheck(layer_sizes=(3, 5, 4, 3), activation="tanh", output="softmax", l2=
     value, mine = nn_mlp.value_and_grad(params, X, T, act, output, l2)
     result = GradcheckResult(sizes, activation, output, float(l2), int(m), seed, float(value))
     for judge in methods:
-        if judge == "jax":
-            try:
-                theirs = jax_gradients(params, X, T, act, output, l2)
-            except ImportError:
-                result.errors[judge] = (
-                    'unavailable: install polynn[jax] (pip install "polynn[jax]")')
-                continue
-        else:
-            theirs = finite_difference_gradients(params, X, T, act, output, l2, eps)
+        gradients, unavailable = _JUDGES[judge]
+        try:
+            theirs = gradients(params, X, T, act, output, l2, eps)
+        except ImportError:
+            result.errors[judge] = unavailable
+            continue
         result.errors[judge] = [(relative_error(dW, tW), relative_error(db, tb))
                                 for (dW, db), (tW, tb) in zip(mine, theirs)]
     return result

@@ -3,7 +3,7 @@
 matplotlib is an optional extra (``pip install "polynn[plot]"``). Figures are drawn on
 matplotlib's Agg canvas without pyplot, so nothing here opens a window or changes the caller's
 matplotlib backend. Both functions write an image file (PNG unless the path's suffix names
-another format matplotlib knows) and return its path.
+another format matplotlib knows: :func:`image_formats`) and return its path.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
+from polynn.validate import check_int
 
 
 def _figure(**kw):
@@ -23,6 +25,13 @@ def _figure(**kw):
     fig = Figure(**kw)
     FigureCanvasAgg(fig)
     return fig
+
+
+def image_formats() -> dict:
+    """The image formats matplotlib writes here: ``{suffix: description}`` (e.g. ``"png"``,
+    ``"svg"``, ``"pdf"``), the suffixes a plot's path may end with. ImportError with the install
+    hint when matplotlib is missing."""
+    return dict(_figure().canvas.get_supported_filetypes())
 
 
 def _save(fig, path) -> Path:
@@ -46,13 +55,12 @@ def decision_boundary(model, X, y, path, *, resolution=200, title=None) -> Path:
                          f"{X.shape}; plot the training curves with history_curves instead")
     if y.shape[:1] != X.shape[:1]:
         raise ValueError(f"X has {X.shape[0]} rows but y has shape {y.shape}")
-    if int(resolution) < 2:
-        raise ValueError(f"resolution must be >= 2, got {resolution!r}")
+    resolution = check_int("resolution", resolution, 2)
     fig = _figure(figsize=(6, 5))
     lo, hi = X.min(axis=0), X.max(axis=0)
     pad = 0.1 * np.maximum(hi - lo, 1e-3)
-    xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], int(resolution))
-    ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], int(resolution))
+    xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution)
+    ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution)
     gx, gy = np.meshgrid(xs, ys)
     Z = np.asarray(model.predict(np.c_[gx.ravel(), gy.ravel()]))
     Z = (Z[:, 0] if Z.ndim == 2 else Z).reshape(gx.shape)

@@ -18,14 +18,7 @@ from numbers import Integral, Real
 import numpy as np
 
 from polynn.backend import to_host
-
-# The largest finite value of each model dtype: a value beyond it becomes inf in the cast.
-# (NumPy has no bfloat16; its largest finite value is (2 - 2**-7) * 2**127.)
-DTYPE_MAX = {
-    "float64": float(np.finfo(np.float64).max),
-    "float32": float(np.finfo(np.float32).max),
-    "bfloat16": (2.0 - 2.0**-7) * 2.0**127,
-}
+from polynn.nn.optim import OPTIMIZERS
 
 
 class ParameterError(ValueError, TypeError):
@@ -150,6 +143,89 @@ def check_l2(l2, name="l2") -> float:
     return check_real(name, l2, 0)
 
 
+def check_layers(params, name="params") -> list[int]:
+    """The layer sizes ``[n_0, ..., n_L]`` of a sequence of ``(W (n_{l-1}, n_l), b (n_l,))``
+    pairs (host arrays, or anything with ``shape`` and ``ndim``), else ValueError naming the
+    first layer that does not chain onto the one before it."""
+    params = tuple(params)
+    if not params:
+        raise ValueError(f"{name} is empty: need at least one (W, b) layer")
+    sizes = [params[0][0].shape[0]] if params[0][0].ndim == 2 else None
+    for layer, (W, b) in enumerate(params):
+        if W.ndim != 2 or tuple(b.shape) != (W.shape[1],) or W.shape[0] != sizes[-1]:
+            raise ValueError(f"layer {layer}: W {tuple(W.shape)} and b {tuple(b.shape)} do not "
+                             f"chain (expected W ({sizes[-1]}, n_out) and b (n_out,))")
+        sizes.append(int(W.shape[1]))
+    return [int(n) for n in sizes]
+
+
+# --- fit's options: one rule per name, as scikit-learn's ``_parameter_constraints`` ------------
+def _real(low=-math.inf, high=math.inf, *, low_open=False, high_open=False, none=False):
+    return lambda name, value: check_real(name, value, low, high, low_open=low_open,
+                                          high_open=high_open, allow_none=none)
+
+
+def _int(low, *, none=False):
+    return lambda name, value: check_int(name, value, low, allow_none=none)
+
+
+def _optimizer(name, value):
+    """A name of ``polynn.nn.optim.OPTIMIZERS`` or an optimizer object (``init``, ``update``)."""
+    if isinstance(value, str) or not (hasattr(value, "init") and hasattr(value, "update")):
+        check_choice(name, value, OPTIMIZERS)
+    return value
+
+
+def _callable_or_none(what):
+    def check(name, value):
+        if value is not None and not callable(value):
+            raise TypeError(f"{name} must be None or {what}, got {value!r}")
+        return value
+
+    return check
+
+
+def _pair_or_none(name, value):
+    if value is not None and not (isinstance(value, (tuple, list)) and len(value) == 2):
+        raise TypeError(f"{name} must be a pair (X_val, y_val), got {_type_name(value)}")
+    return value
+
+
+#: ``MLP.fit``'s options: name -> rule ``(name, value) -> checked value`` (raises on a bad one).
+FIT_OPTIONS = {
+    "lr": _real(0, low_open=True, none=True),
+    "l2": _real(0),
+    "epochs": _int(0),
+    "batch_size": _int(1, none=True),
+    "shuffle": check_bool,
+    "seed": lambda name, value: check_seed(value, name),
+    "optimizer": _optimizer,
+    "momentum": _real(0, 1),
+    "schedule": _callable_or_none("a schedule from polynn.nn.optim (a callable of the step "
+                                  "count)"),
+    "validation_split": _real(0, 1, low_open=True, high_open=True, none=True),
+    "validation_data": _pair_or_none,
+    "patience": _int(0, none=True),
+    "min_delta": _real(0),
+    "restore_best_weights": check_bool,
+    "progress": check_bool,
+    "callback": _callable_or_none("a callable"),
+    "l2_per_weight": check_bool,
+    "stream": check_bool,
+}
+
+
+def check_fit_options(options: dict) -> dict:
+    """Every option of ``options`` checked by its rule in :data:`FIT_OPTIONS`, in the table's
+    order, before any data is touched; returns the checked values (Python numbers)."""
+    unknown = set(options) - set(FIT_OPTIONS)
+    if unknown:
+        raise TypeError(f"unknown fit option(s) {sorted(unknown)}; choose from "
+                        f"{list(FIT_OPTIONS)}")
+    return {name: rule(name, options[name]) for name, rule in FIT_OPTIONS.items()
+            if name in options}
+
+
 # --- arrays ------------------------------------------------------------------------------------
 def _is_sparse(x) -> bool:
     return type(x).__module__.startswith("scipy.sparse")
@@ -177,8 +253,7 @@ def host_array(x, name="X") -> np.ndarray:
                 raise TypeError(f"{name} must hold numbers; its values cannot be read as "
                                 f"float64 ({err})") from None
         return array
-    if type(x).__module__.split(".")[0] in ("jax", "jaxlib", "torch", "cupy",
-                                            "array_api_strict"):
+    if hasattr(x, "__dlpack__"):  # an array of any backend: copied to the host by its library
         return to_host(x)
     try:
         return np.asarray(x)
@@ -212,7 +287,8 @@ def _nonfinite_name(value) -> str:
 
 def check_finite(array, name, dtype=None):
     """Raise ValueError unless every value of the real host ``array`` is finite and, when
-    ``dtype`` ("float32", ...) is given, stays finite when cast to it."""
+    ``dtype`` (a backend's ``DType`` record: ``.name``, ``.max``) is given, stays finite when
+    cast to it."""
     if array.dtype.kind != "f" or array.size == 0:
         return  # integers and bools are finite, and no integer overflows float32
     # min/max propagate NaN and ±inf without allocating a mask the size of the array
@@ -223,11 +299,11 @@ def check_finite(array, name, dtype=None):
         first = array[tuple(np.argwhere(bad)[0])]
         raise ValueError(f"{name} contains NaN or infinity: {_nonfinite_name(first)} first "
                          f"at {_first_bad(bad)} (values must be finite)")
-    limit = DTYPE_MAX.get(dtype)
+    limit = None if dtype is None else dtype.max
     if limit is not None and max(-float(low), float(high)) > limit:
         bad = np.abs(array) > limit
         first = array[tuple(np.argwhere(bad)[0])]
-        raise ValueError(f"{name} has values beyond the range of the model's dtype {dtype} "
+        raise ValueError(f"{name} has values beyond the range of the model's dtype {dtype.name} "
                          f"(largest finite value {limit:.4g}): {float(first)!r} at "
                          f"{_first_bad(bad)} would become infinite; rescale {name} (e.g. "
                          f"polynn.datasets.standardize) or use dtype='float64'")
@@ -236,7 +312,7 @@ def check_finite(array, name, dtype=None):
 def check_X(X, n_features, name="X", dtype=None, *, allow_empty=False) -> np.ndarray:
     """``X`` as a host real array of shape ``(m, n_features)`` (any width when ``n_features``
     is None), ``m >= 1`` unless ``allow_empty``, whose values are finite in the model's ``dtype``
-    ("float32", "float64", "bfloat16"; None: as given)."""
+    (a ``DType`` record; None: as given)."""
     X = host_array(X, name)
     _check_kind(X, name)
     if X.ndim != 2:
@@ -250,8 +326,9 @@ def check_X(X, n_features, name="X", dtype=None, *, allow_empty=False) -> np.nda
     return X
 
 
-def check_resident_X(X, xp, dtype, dtype_name, n_features, name="X", *, cast=True):
-    """``X``, already an array of namespace ``xp``, checked and cast to ``dtype`` on its device:
+def check_resident_X(X, xp, dtype, n_features, name="X", *, cast=True):
+    """``X``, already an array of namespace ``xp``, checked and cast to ``dtype`` (a ``DType``
+    record) on its device:
     shape ``(m, n_features)``, real, and finite after the cast (one reduction when it is).
     ``cast=False`` returns ``X`` itself, checked without a cast copy or a mask the size of X
     (min and max, against the dtype's range), for callers that cast rows when they use them."""
@@ -270,23 +347,21 @@ def check_resident_X(X, xp, dtype, dtype_name, n_features, name="X", *, cast=Tru
     if not cast:
         if xp.isdtype(X.dtype, "real floating") and X.shape[0]:
             low, high = float(xp.min(X)), float(xp.max(X))
-            limit = DTYPE_MAX.get(dtype_name)
-            if not (math.isfinite(low) and math.isfinite(high)) or (
-                    limit is not None and max(-low, high) > limit):
+            if not (math.isfinite(low) and math.isfinite(high)) or max(-low, high) > dtype.max:
                 # Name the culprit on the host: this is the error path only.
-                check_finite(to_host(X), name, dtype_name)
+                check_finite(to_host(X), name, dtype)
                 raise ValueError(f"{name} has values that are not finite in the model's dtype "
-                                 f"{dtype_name}")
+                                 f"{dtype.name}")
         return X
     with warnings.catch_warnings(), np.errstate(over="ignore"):
         # An overflow in the cast (NumPy-backed namespaces warn) is reported just below.
         warnings.simplefilter("ignore", RuntimeWarning)
-        cast = X if X.dtype == dtype else xp.astype(X, dtype)
+        cast = X if X.dtype == dtype.native else xp.astype(X, dtype.native)
     if not bool(xp.all(xp.isfinite(cast))):
         # Name the culprit on the host: this is the error path only.
-        check_finite(to_host(X).astype(np.float64, copy=False) if X.dtype != dtype else
-                     to_host(cast), name, dtype_name)
-        raise ValueError(f"{name} contains NaN or infinity in the model's dtype {dtype_name}")
+        check_finite(to_host(X).astype(np.float64, copy=False) if X.dtype != dtype.native else
+                     to_host(cast), name, dtype)
+        raise ValueError(f"{name} contains NaN or infinity in the model's dtype {dtype.name}")
     return cast
 
 
@@ -297,11 +372,9 @@ def encode_targets(y, output, n_outputs, m, name="y", dtype=None) -> np.ndarray:
 
     ``y``: ``(m,)`` or ``(m, 1)`` integer class labels 0..k-1 (whole-number floats and bools
     accepted) for classifiers; ``(m,)`` or ``(m, n_outputs)`` real values for regression
-    (non-negative for poisson), finite in the model's ``dtype`` when given."""
-    y = host_array(y, name)
-    if y.shape[:1] != (m,):
-        raise ValueError(f"X has {m} rows but {name} has shape {y.shape}: they must have the "
-                         "same number of rows")
+    (non-negative for poisson), finite in the model's ``dtype`` (a ``DType`` record) when
+    given."""
+    y = check_rows(y, m, name)
     if output in ("identity", "poisson"):
         _check_kind(y, name, "numbers for regression")
         T = y.reshape(m, -1).astype(np.float64)
@@ -352,6 +425,15 @@ def encode_targets(y, output, n_outputs, m, name="y", dtype=None) -> np.ndarray:
     return T
 
 
+def check_rows(y, m, name="y") -> np.ndarray:
+    """``y`` as a host array with ``m`` rows (those of ``X``), else ValueError."""
+    y = host_array(y, name)
+    if y.shape[:1] != (m,):
+        raise ValueError(f"X has {m} rows but {name} has shape {y.shape}: they must have the "
+                         "same number of rows")
+    return y
+
+
 def check_sample_weight(sample_weight, m, name="sample_weight") -> np.ndarray:
     """``sample_weight`` as a host float64 ``(m,)`` array of finite non-negative weights with a
     positive sum."""
@@ -377,3 +459,41 @@ def check_validation_split(validation_split, m) -> float:
                          f"{m - n_val} training row(s) and {n_val} validation row(s); both need "
                          "at least one")
     return split
+
+
+# === io's block (owner: io; the rest of this file belongs to "core") ===========================
+# A model's configuration checked by the rules MLP(...) applies to its arguments, so that a file
+# and a constructor call accept exactly the same models (one owner for the rules).
+MODEL_CONFIG_KEYS = ("layer_sizes", "activation", "output", "negative_slope", "init", "dtype",
+                     "seed")
+
+
+def check_model_config(config) -> dict:
+    """``config`` (a dict with exactly the keys :data:`MODEL_CONFIG_KEYS`, as ``MLP(...)``
+    takes them) checked field by field with the constructor's own checks, against the same
+    registries (``ACTIVATIONS``, ``OUTPUTS``, ``INITIALIZERS``, ``DTYPES``). Returns a new dict
+    with the values normalised (``layer_sizes`` and a sequence ``seed`` as lists of Python
+    ints, ``negative_slope`` a float). Raises ValueError or TypeError naming the field."""
+    from polynn.backend import DTYPES
+    from polynn.init import INITIALIZERS
+    from polynn.nn.activations import ACTIVATIONS
+    from polynn.nn.losses import OUTPUTS
+
+    if not isinstance(config, dict):
+        raise TypeError(f"a model configuration must be a dict, got {_type_name(config)}")
+    if set(config) != set(MODEL_CONFIG_KEYS):
+        missing = sorted(set(MODEL_CONFIG_KEYS) - set(config))
+        unknown = sorted(set(config) - set(MODEL_CONFIG_KEYS), key=str)
+        raise ValueError("the model configuration " + "; ".join(
+            [f"lacks {missing}"] * bool(missing) + [f"has unknown {unknown}"] * bool(unknown)))
+    return {
+        "layer_sizes": check_layer_sizes(config["layer_sizes"]),
+        "activation": check_choice("activation", config["activation"], ACTIVATIONS),
+        "output": check_choice("output", config["output"], OUTPUTS),
+        # leaky_relu's slope for negative inputs (0 would be relu; NaN poisons every gradient).
+        "negative_slope": check_real("negative_slope", config["negative_slope"], 0,
+                                     low_open=True),
+        "init": check_choice("init", config["init"], INITIALIZERS),
+        "dtype": check_choice("dtype", config["dtype"], DTYPES),
+        "seed": check_seed(config["seed"]),
+    }

@@ -272,12 +272,12 @@ def test_predict_corrupt_model_is_one_line(capsys, tmp_path):
 
 
 def test_unexpected_error_is_one_line_and_traceback_on_request(capsys, monkeypatch):
-    from polynn import cli
+    from polynn.cli import info
 
     def broken(args, out, err):
         raise RuntimeError("something\ninternal broke")
 
-    monkeypatch.setattr(cli, "cmd_backends", broken)
+    monkeypatch.setattr(info, "cmd_backends", broken)
     monkeypatch.delenv("POLYNN_TRACEBACK", raising=False)
     code, out, err = run(capsys, "backends")
     assert code == 1

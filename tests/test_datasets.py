@@ -527,6 +527,34 @@ def test_csv_missing_file(tmp_path):
         ds.load_csv(tmp_path / "nope.csv")
 
 
+def test_csv_features_with_and_without_labels(tmp_path):
+    path = write_text(tmp_path / "p.csv", "a,b\n1,2\n\n3.5,-4\n")
+    X, labels = ds.load_csv_features(path, 2)
+    assert X.dtype == np.float64 and X.tolist() == [[1.0, 2.0], [3.5, -4.0]]
+    assert labels is None
+    path = write_text(tmp_path / "l.csv", "1,2,1\n3,4,0\n")
+    X, labels = ds.load_csv_features(path, 2)
+    assert X.shape == (2, 2) and labels.dtype == np.int64 and labels.tolist() == [1, 0]
+    path = write_text(tmp_path / "f.csv", "1,2,0.5\n3,4,x\n")
+    assert ds.load_csv_features(path, 2)[1] is None  # not whole-number labels: no accuracy
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("a,b\n", "no data rows"),
+        ("1,2,3,4\n", "has 4 columns; the model takes 2 features"),
+        ("1,2\n3,4,5\n", "line 2 has 3 fields, expected 2"),
+        ("1,2\n3,oops\n", r"line 2, column 1: 'oops' is not a number"),
+        ("1,2\n3,nan\n", r"line 2, column 1: 'nan' is not a number"),
+    ],
+)
+def test_csv_features_errors(tmp_path, text, match):
+    path = write_text(tmp_path / "bad.csv", text)
+    with pytest.raises(ValueError, match=f"bad.csv:? .*{match}"):
+        ds.load_csv_features(path, 2)
+
+
 # --------------------------------------------------------------------------- helpers
 
 

@@ -26,9 +26,14 @@ import pytest
 jax = pytest.importorskip("jax")
 
 import polynn as pn  # noqa: E402
-from polynn import train  # noqa: E402
 from polynn.backend import get_backend, resolve_mesh  # noqa: E402
-from polynn.nn.mlp import augment, to_columns  # noqa: E402
+from polynn.nn.activations import get_activation  # noqa: E402
+from polynn.nn.layout import params_to_columns, state_to_columns  # noqa: E402
+from polynn.nn.mlp import augment  # noqa: E402
+from polynn.nn.optim import make_optimizer  # noqa: E402
+from polynn.placement import place  # noqa: E402
+from polynn.train import runners  # noqa: E402
+from polynn.validate import encode_targets  # noqa: E402
 
 N = 4
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,7 +193,7 @@ def test_model_parallel_mesh_equals_one_device():
                                         batch_size=16, optimizer="adam", lr=0.01)
     assert rel(h1.loss, hn.loss) <= RTOL
     assert_same_model(one, many)
-    carry = many.backend.place_training((to_columns(many.params), (0,)))
+    carry = many.backend.place_training((params_to_columns(many.params), (0,)))
     specs = [tuple(Wb.sharding.spec) for Wb in carry[0]]
     assert specs[0][:1] == ("model",) and specs[1][:1] == ("model",)  # hidden layers split
     assert carry[0][2].sharding.is_fully_replicated                    # output layer whole
@@ -210,20 +215,49 @@ def test_checkpoint_resumes_on_a_mesh(tmp_path):
     assert_same_model(reference, pn.load(tmp_path / "done.safetensors", backend="numpy"))
 
 
+@needs_devices
+def test_to_and_load_with_a_mesh_keep_jax(tmp_path, monkeypatch):
+    """Symptom 8: ``to(mesh=...)`` keeps the model's backend and ``load(..., mesh=...)`` takes
+    JAX (a mesh is a JAX concept), whatever the default backend is."""
+    monkeypatch.setenv("POLYNN_BACKEND", "numpy")
+    X, y = data(64)
+    model = pn.MLP([12, 16, 3], backend="jax", dtype="float64", seed=2)
+    model.fit(X, y, epochs=3, optimizer="adam")
+    many = model.to(mesh=N)
+    assert many.backend.name == "jax" and many.backend.data_size == N
+    assert_same_model(model, many)
+    assert model.to(dtype="float32").backend == model.backend
+    model.save(tmp_path / "model.safetensors")
+    loaded = pn.model.load(tmp_path / "model.safetensors", mesh=N)
+    assert loaded.backend.name == "jax" and loaded.backend.data_size == N
+    assert_same_model(model, loaded)
+
+
 # --- the compiled step is really parallel -------------------------------------------------------
+def columns_data(model, X, y, batch_size=None):
+    """``(Xa, T)``: X placed for training (rows split over the mesh in full batch) and its
+    targets as columns, as the training loop receives them."""
+    data = place(model.backend, model.dtype_record, X, n_features=model.n_features,
+                 batch_size=batch_size)
+    T = encode_targets(y, model.output, model.n_outputs, X.shape[0]).T
+    data = data.with_targets(np.ascontiguousarray(T, dtype=model.dtype))
+    return data.X, data.T
+
+
 def compiled_step(mesh, m, batch_size, sizes=(64, 128, 10), replicate_data=False):
     """The compiled training loop (one step) for a fresh model: (flops per device, HLO text)."""
     model = pn.MLP(list(sizes), backend="jax", dtype="float64", mesh=mesh)
     backend = model.backend
     X, y = data(m, sizes[0], sizes[-1])
-    opt = model._optimizer_for("sgd", 0.1, 0.9, None)
-    full, batches, _ = train._runners(backend, model._act, "softmax", opt, model._dtype)
-    carry = backend.place_training((to_columns(model.params),
-                                    train._state_to_columns(model._opt_state)))
-    T = model._targets(y, m, columns=True)
+    opt = make_optimizer("sgd", 0.1)
+    full, batches, _ = runners(backend, get_activation("relu"), "softmax", opt,
+                               model.dtype_record)
+    state_t = state_to_columns(opt.init(model.params))
+    params_t, state = backend.place_training((params_to_columns(model.params), state_t))
+    carry = (params_t, type(state_t)(*state))  # the NamedTuple the compiled loop returns
+    Xd, T = columns_data(model, X, y)
     if batch_size is None:
-        Xa = backend.call(augment, backend.asarray(X, "float64") if replicate_data
-                          else model._inputs(X))
+        Xa = backend.call(augment, backend.asarray(X, "float64") if replicate_data else Xd)
         lowered = full.compiled.lower(carry, 0, 1, Xa, T, None, None)
     else:
         order = backend.asarray(np.arange(m - m % batch_size).reshape(-1, batch_size))
@@ -263,15 +297,16 @@ def test_the_flops_check_catches_a_replicated_step():
     def loss(params, Xa, T):  # no constrain_batch: XLA keeps everything replicated
         from polynn.nn.mlp import value_and_grad_columns
 
-        return value_and_grad_columns(params, Xa, T, model._act, "softmax")[0]
+        return value_and_grad_columns(params, Xa, T, get_activation("relu"), "softmax")[0]
 
     Xa = backend.call(augment, backend.asarray(X, "float64"))
-    T = model._targets(y, 1024, columns=True)
-    params_t = backend.replicate(to_columns(model.params))
+    _, T = columns_data(model, X, y)
+    params_t = backend.replicate(params_to_columns(model.params))
     many = jax.jit(loss).lower(params_t, Xa, backend.replicate(T)).compile().cost_analysis()
     one_model = pn.MLP([64, 128, 10], backend="jax", dtype="float64")
-    one = jax.jit(loss).lower(to_columns(one_model.params), augment(one_model._inputs(X)),
-                              one_model._targets(y, 1024, columns=True)).compile()
+    one_X, one_T = columns_data(one_model, X, y)
+    one = jax.jit(loss).lower(params_to_columns(one_model.params), augment(one_X),
+                              one_T).compile()
     ratio = many["flops"] / one.cost_analysis()["flops"]
     assert ratio > 0.9  # replicated: every device does all the work, and the check sees it
 

@@ -14,6 +14,7 @@ from polynn.gradcheck import (
 )
 from polynn.nn import mlp
 from polynn.nn.activations import ACTIVATIONS, Activation
+from polynn.nn.layout import params_to_columns
 from polynn.nn.losses import OUTPUTS
 
 PAIRS = [(a, o) for a in ["relu", "leaky_relu", "tanh", "sigmoid", "identity"]
@@ -63,16 +64,16 @@ def test_weighted_backward_matches_jax_grad(output):
     """Example weights (a (1, m) row summing to 1) in every output/loss pair, with weight decay:
     the hand-derived columns gradients against jax.grad of the same weighted loss."""
     jax = pytest.importorskip("jax")
-    from polynn.gradcheck import _x64
+    from polynn.gradcheck import jax_float64
 
     k = 1 if output == "sigmoid" else 3
     params, X, T = random_problem((4, 6, 5, k), output, m=9, seed=4)
     w = np.random.default_rng(5).uniform(0.0, 3.0, 9)
     w = (w / w.sum()).reshape(1, -1)
-    with _x64():
+    with jax_float64():
         import jax.numpy as jnp
 
-        params_t = mlp.to_columns(tuple((jnp.asarray(W), jnp.asarray(b)) for W, b in params))
+        params_t = params_to_columns(tuple((jnp.asarray(W), jnp.asarray(b)) for W, b in params))
         Xa, Tc, wj = mlp.augment(jnp.asarray(X)), jnp.asarray(T.T), jnp.asarray(w)
         decay = mlp.weight_decay(params_t, 1e-2)
 
@@ -131,6 +132,23 @@ def test_jax_leaves_the_global_x64_setting_alone():
     before = jax.config.jax_enable_x64
     gradcheck((2, 3, 2), methods=("jax",))
     assert jax.config.jax_enable_x64 == before
+
+
+def test_jax_float64_is_scoped_to_the_block():
+    jax = pytest.importorskip("jax")
+    from polynn.gradcheck import jax_float64
+
+    before = jax.config.jax_enable_x64
+    with jax_float64():
+        assert jax.numpy.asarray(1.0, dtype=jax.numpy.float64).dtype == np.float64
+    assert jax.config.jax_enable_x64 == before
+
+
+def test_layer_sizes_and_sample_count_are_checked_as_the_model_checks_them():
+    with pytest.raises(TypeError, match="layer_sizes"):
+        gradcheck(layer_sizes=(3, 2.5, 2))
+    with pytest.raises(ValueError, match="m must be a positive integer"):
+        gradcheck(m=0)
 
 
 def test_result_ok_and_table():

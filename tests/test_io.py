@@ -1,8 +1,12 @@
-"""Tests for polynn.io: save/load round trips on every backend, safetensors interoperability,
-refusal of pickles, truncated, corrupted, mismatched and oversized files (with the memory a
-refusal takes measured), atomic saves, and optimizer checkpoints that resume exactly."""
+"""Tests for polynn.io: records written and read (``io.write`` / ``io.read``), model round trips
+through the public ``model.save`` / ``polynn.load`` on every backend, safetensors
+interoperability, files of the current format built byte by byte, refusal of pickles,
+truncated, corrupted, mismatched and oversized files (with the memory a refusal takes
+measured), atomic saves, and checkpoints of every optimizer and schedule that resume exactly."""
 
+import dataclasses
 import errno
+import hashlib
 import json
 import os
 import pickle
@@ -17,8 +21,23 @@ import safetensors.numpy
 
 import polynn
 from polynn import io
-from polynn.io import ModelFileError, load, load_checkpoint, save_checkpoint
-from polynn.nn.optim import StepDecay
+from polynn.backend import to_host
+from polynn.io import ModelFileError, ModelRecord, TrainingRecord, read
+from polynn.io import safetensors_file as container
+from polynn.nn.optim import (
+    OPTIMIZER_CLASSES,
+    SCHEDULE_CLASSES,
+    Adam,
+    Constant,
+    EpochInverseScaling,
+    ExponentialDecay,
+    InverseScaling,
+    StepDecay,
+    VelocityMomentum,
+)
+from polynn.validate import MODEL_CONFIG_KEYS, check_model_config
+
+load, load_checkpoint = polynn.load, polynn.load_checkpoint
 
 # --------------------------------------------------------------------------- helpers
 
@@ -43,9 +62,15 @@ def data(m=90, n=4, k=3, seed=0):
 
 
 def host(model):
-    """Parameters as float64 host arrays (bfloat16 widened exactly)."""
-    return [np.asarray(io._host(p, model.backend, "float64")) for W, b in model.params
-            for p in (W, b)]
+    """Parameters as host arrays: float64 models' as they are, float32 and bfloat16 models' as
+    float32 (widened exactly on the device: NumPy has no bfloat16)."""
+    xp = model.backend.xp
+    wide = model.backend.dtype("float64" if model.dtype == "float64" else "float32")
+    return [np.asarray(to_host(xp.astype(p, wide))) for W, b in model.params for p in (W, b)]
+
+
+def save_checkpoint(model, path):
+    model.save_checkpoint(path)
 
 
 def assert_same_params(a, b):
@@ -80,6 +105,18 @@ def write(path, arrays):
     metadata[io.CHECKSUM_KEY] = io.checksum(metadata, tensors)
     safetensors.numpy.save_file(tensors, path, metadata=metadata)
     return path
+
+
+def digest(path) -> str:
+    """The file's polynn.sha256: over its JSON texts and every tensor's name and bytes."""
+    with safetensors.safe_open(path, framework="numpy") as f:
+        return f.metadata()[io.CHECKSUM_KEY]
+
+
+def assert_same_file(a, b):
+    """Same content (safetensors orders its header's metadata freely, so not the bytes)."""
+    assert digest(a) == digest(b)
+    assert entries(a).keys() == entries(b).keys()
 
 
 def overwrite(path, blob):
@@ -137,7 +174,8 @@ def test_trained_model_round_trip_and_overwrite(tmp_path):
     loaded = load(path)
     assert_same_params(loaded, model)
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
-    assert loaded._optimizer is None and loaded._opt_state is None  # save() keeps no training
+    assert "training" not in entries(path)  # save() keeps no training state
+    assert read(path).training is None
 
 
 def test_file_is_plain_safetensors_with_json_config(saved):
@@ -170,9 +208,9 @@ def test_checkpoint_opens_with_safetensors_numpy_and_torch(tmp_path):
     with_numpy = safetensors.numpy.load_file(path)
     with_torch = safetensors.torch.load_file(path)
     assert sorted(with_numpy) == sorted(with_torch) == sorted(names)
-    _, first, second = model._opt_state
-    expected = {"layers": model.host_params(), "optimizer.first": first,
-                "optimizer.second": second}
+    state = read(path, checkpoint=True).training.state
+    expected = {"layers": model.host_params(), "optimizer.first": state.first,
+                "optimizer.second": state.second}
     for prefix, tree in expected.items():
         for layer, pair in enumerate(tree):
             for w, value in zip("Wb", pair):
@@ -181,7 +219,7 @@ def test_checkpoint_opens_with_safetensors_numpy_and_torch(tmp_path):
                 assert with_torch[key].dtype == torch.float64
                 np.testing.assert_array_equal(with_torch[key].numpy(), np.asarray(value))
     training = entries(path)["training"]
-    assert training["step"] == model._opt_state[0] == 6
+    assert training["step"] == state.count == 6  # 3 batches of 90 rows, 2 epochs
     assert training["optimizer"]["class"] == "Adam"
 
 
@@ -365,16 +403,23 @@ MISMATCHES = [
     (_config("format_version", "1"), "invalid format version '1'"),
     (_config("activation", KeyError), r"config lacks \['activation'\]"),
     (_config("colour", "red"), r"config has unknown \['colour'\]"),
-    (_config("activation", "swish"), "activation='swish' is invalid"),
-    (_config("dtype", "float16"), "dtype='float16' is invalid"),
+    (_config("activation", "swish"), r"config: unknown activation 'swish'; choose one of"),
+    (_config("output", None), "unknown output None"),
+    (_config("init", "zeros"), "unknown init 'zeros'"),
+    (_config("dtype", "float16"), "unknown dtype 'float16'"),
     (_config("layer_sizes", [3, 6, 2]),
      r"'layers.0.W' has shape \(3, 5\) but the configuration needs \(3, 6\)"),
     (_config("layer_sizes", [3, 5, 2, 2]), r"lacks \['layers.2.W', 'layers.2.b'\]"),
-    (_config("layer_sizes", [3, 0, 2]), "layer_sizes"),
-    (_config("negative_slope", "x"), "negative_slope"),
+    (_config("layer_sizes", [3, 0, 2]), r"layer_sizes\[1\] is 0"),
+    (_config("layer_sizes", [3, True, 2]), r"layer_sizes\[1\] is True"),
+    (_config("layer_sizes", "35"), "layer_sizes must be a sequence"),
+    (_config("negative_slope", "x"), "negative_slope must be a positive finite number"),
+    (_config("negative_slope", 0), "negative_slope must be a positive finite number, got 0"),
     (_config("negative_slope", 1e999), "not valid JSON .1e999 is not a finite number"),
-    (_config("seed", 1.5), "seed=1.5 is invalid"),
-    (_config("seed", -1), "seed=-1 is invalid"),
+    (_config("seed", 1.5), "seed must be None, a non-negative integer or a list of them, got 1.5"),
+    (_config("seed", -1), "seed must be .*, got -1"),
+    (_config("seed", []), "seed must be .*, got an empty list"),
+    (_config("polynn_version", 1), "polynn_version=1 is not a string"),
     (_config("seed", 10 ** 200), "number longer than 100 digits"),
 ]
 
@@ -395,36 +440,38 @@ def test_mismatched_file_is_a_clear_error(saved, tmp_path, change, message):
 # --------------------------------------------------------------------------- save agrees with load
 
 
-def _nan_weight(model):
-    W, b = model.params[1]
-    model.params = (model.params[0], (W, b * float("nan")))
+def _nan_weight(record):
+    (W0, b0), (W, b) = record.params
+    return dataclasses.replace(record, params=((W0, b0), (W, b * np.nan)))
 
 
-def _inf_moment(model):
-    t, first, second = model._opt_state
-    (W, b), rest = first[0], first[1:]
-    model._opt_state = (t, ((W, b + float("inf")), *rest), second)
+def _inf_moment(record):
+    state = record.training.state
+    (W, b), *rest = state.first
+    state = state._replace(first=((W, b + np.inf), *rest))
+    return dataclasses.replace(record, training=dataclasses.replace(record.training,
+                                                                    state=state))
 
 
-def _nan_slope(model):
-    model.negative_slope = float("nan")
+def _nan_slope(record):
+    return dataclasses.replace(record, config={**record.config, "negative_slope": np.nan})
 
 
-def _nan_hyper_parameter(model):
-    import dataclasses
+def _nan_hyper_parameter(record):
+    optimizer = dataclasses.replace(record.training.optimizer, beta1=float("nan"))
+    return dataclasses.replace(record, training=dataclasses.replace(record.training,
+                                                                    optimizer=optimizer))
 
-    model._optimizer = dataclasses.replace(model._optimizer, beta1=float("nan"))
 
-
-@pytest.mark.parametrize("spoil,checkpoint,message", [
-    (_nan_weight, False, "'layers.1.b' contains NaN or infinity"),
-    (_inf_moment, True, "'optimizer.first.0.b' contains NaN or infinity"),
-    (_nan_slope, False, "negative_slope=nan is invalid"),
-    (_nan_hyper_parameter, True, "JSON cannot carry"),
+@pytest.mark.parametrize("spoil,message", [
+    (_nan_weight, "'layers.1.b' contains NaN or infinity"),
+    (_inf_moment, "'optimizer.first.0.b' contains NaN or infinity"),
+    (_nan_slope, "negative_slope must be a positive finite number, got nan"),
+    (_nan_hyper_parameter, "JSON cannot carry"),
 ])
-def test_save_refuses_what_load_would_refuse(tmp_path, spoil, checkpoint, message):
-    """save() and load() run the same checks: a model whose file load() would refuse is not
-    saved (ValueError, nothing written, the previous file intact)."""
+def test_write_refuses_what_read_would_refuse(tmp_path, spoil, message):
+    """write() and read() run the same checks: a record whose file read() would refuse is not
+    written (ValueError, nothing written, the previous file intact)."""
     X, y = data()
     model = polynn.MLP([4, 5, 3], dtype="float64", seed=4)
     model.fit(X, y, epochs=1, batch_size=30, optimizer="adam")
@@ -432,14 +479,13 @@ def test_save_refuses_what_load_would_refuse(tmp_path, spoil, checkpoint, messag
     save_checkpoint(model, good)
     model.save(path)
     before = path.read_bytes()
-    spoil(model)
-    writer = save_checkpoint if checkpoint else io.save
+    record = read(good, checkpoint=True)
     with pytest.raises(ValueError, match=message) as err:
-        writer(model, path)
+        io.write(path, spoil(record))
     assert "polynn.load would refuse" in str(err.value) and repr(str(path)) in str(err.value)
     assert not isinstance(err.value, ModelFileError)
     assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["good", "m"]
-    # The same value written anyway (JSON spells a NaN "NaN"): load refuses the file.
+    # The same value written anyway (JSON spells a NaN "NaN"): read refuses the file.
     arrays = entries(good)
     if spoil is _nan_slope:
         arrays["config"]["negative_slope"] = float("nan")
@@ -449,7 +495,52 @@ def test_save_refuses_what_load_would_refuse(tmp_path, spoil, checkpoint, messag
         key = message.split("'")[1]
         arrays[key] = np.full_like(arrays[key], np.nan)
     with pytest.raises(ModelFileError, match="NaN"):
-        load_checkpoint(write(tmp_path / "forced", arrays))
+        read(write(tmp_path / "forced", arrays), checkpoint=True)
+
+
+def test_model_save_refuses_nan_weights(saved):
+    model, path = saved
+    before = path.read_bytes()
+    W, b = model.params[1]
+    model.params = (model.params[0], (W, b * float("nan")))
+    with pytest.raises(ValueError, match="'layers.1.b' contains NaN.*polynn.load would refuse"):
+        model.save(path)
+    assert path.read_bytes() == before
+
+
+def _unsaveable_records(record):
+    optimizer, state = record.training.optimizer, record.training.state
+    training = record.training
+    yield record.params, "expected a polynn.io.ModelRecord, got tuple"
+    yield dataclasses.replace(record, config={**record.config, "colour": 1}), \
+        r"model configuration has unknown \['colour'\]"
+    yield dataclasses.replace(record, params=record.params[:1]), r"lacks \['layers.1.W'"
+    yield dataclasses.replace(record, params=tuple((W.astype(np.float32), b)
+                                                   for W, b in record.params)), \
+        "'layers.0.W' has dtype float32; the configuration .dtype 'float64'. needs float64"
+    yield dataclasses.replace(record, training=dataclasses.replace(
+        training, optimizer=dataclasses.replace(optimizer, learning_rate=lambda t: 0.1))), \
+        "learning-rate schedule .* cannot be saved"
+    yield dataclasses.replace(record, training=dataclasses.replace(
+        training, state=state[:2])), r"optimizer state is not \(count, first, second\)"
+    yield dataclasses.replace(record, training=dataclasses.replace(
+        training, state=state._replace(count=2.5))), "step count is 2.5, not an integer"
+    yield dataclasses.replace(record, training=dataclasses.replace(training, state=None)), \
+        "an optimizer but no optimizer state"
+    yield dataclasses.replace(record, training=dataclasses.replace(
+        training, shuffle={"bit_generator": "os.system"})), "shuffling generator"
+
+
+def test_write_refuses_records_no_file_holds(tmp_path):
+    X, y = data()
+    model = polynn.MLP([4, 5, 3], dtype="float64", seed=4)
+    model.fit(X, y, epochs=1, batch_size=30, optimizer="adam")
+    save_checkpoint(model, tmp_path / "good")
+    record = read(tmp_path / "good", checkpoint=True)
+    for bad, message in _unsaveable_records(record):
+        with pytest.raises(ValueError, match=message):
+            io.write(tmp_path / "bad", bad)
+    assert os.listdir(tmp_path) == ["good"]
 
 
 # --------------------------------------------------------------------------- file limits
@@ -687,8 +778,9 @@ def test_temporary_of_a_killed_save_is_removed_by_the_next_save(saved, tmp_path)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     left = [n for n in os.listdir(tmp_path) if n.startswith(f".{path.name}.polynn-tmp-")]
     assert len(left) == 1 and path.read_bytes() == before
-    alive = tmp_path / f".{path.name}.polynn-tmp-{io._HOST_TAG}-{os.getpid()}-0000"
-    other = tmp_path / f".other.polynn-tmp-{io._HOST_TAG}-999999999-0000"
+    assert left[0].startswith(os.path.basename(container.temporary_name(path, 1, "x"))[:-3])
+    alive = tmp_path / container.temporary_name(path, os.getpid(), "0000")
+    other = tmp_path / container.temporary_name(tmp_path / "other", 999999999, "0000")
     alive.write_bytes(b"in progress")
     other.write_bytes(b"someone else's")
     model.save(path)
@@ -767,29 +859,6 @@ def test_saving_onto_a_directory_or_into_a_missing_one(tmp_path):
         polynn.MLP([2, 3, 2]).save(tmp_path / "no" / "m")
 
 
-def test_io_and_model_import_each_other_only_one_way():
-    """polynn.io imports polynn.model at module level; polynn.model imports polynn.io only
-    inside MLP.save / MLP.save_checkpoint, so the module graph has no cycle."""
-    import ast
-    from pathlib import Path
-
-    def top_level_imports(module):
-        tree = ast.parse(Path(module.__file__).read_text())
-        names = set()
-        for node in tree.body:
-            if isinstance(node, ast.ImportFrom):
-                names.add(node.module)
-                names.update(f"{node.module}.{a.name}" for a in node.names)
-            elif isinstance(node, ast.Import):
-                names.update(a.name for a in node.names)
-        return names
-
-    assert "polynn.model" in top_level_imports(io)
-    assert not {"polynn.io", "polynn.io.save"} & top_level_imports(polynn.model)
-    assert "io" not in {n.split(".")[-1] for n in top_level_imports(polynn.model)
-                        if n.startswith("polynn.")}
-
-
 # --------------------------------------------------------------------------- checkpoints
 
 RESUME = [
@@ -801,66 +870,127 @@ RESUME = [
 ]
 
 
+def _resumed(make, fit, tmp_path, X, y, epochs=(5, 5), seed=42, **load_options):
+    """``(uninterrupted, resumed)``: one model fitted ``sum(epochs)`` epochs; another fitted
+    ``epochs[0]``, checkpointed, loaded and fitted ``epochs[1]`` more without a seed (so the
+    saved shuffling stream continues)."""
+    a = make()
+    a.fit(X, y, epochs=sum(epochs), seed=seed, **fit)
+    b = make()
+    b.fit(X, y, epochs=epochs[0], seed=seed, **fit)
+    b.save_checkpoint(tmp_path / "ckpt")
+    c = load_checkpoint(tmp_path / "ckpt", **load_options)
+    c.fit(X, y, epochs=epochs[1], **fit)
+    return a, c
+
+
 @pytest.mark.parametrize("batch_size", [32, None])
 @pytest.mark.parametrize("optimizer,options", RESUME)
 def test_checkpoint_resume_equals_uninterrupted_run(tmp_path, optimizer, options, batch_size):
     X, y = data()
-
-    def fresh():
-        return polynn.MLP([4, 8, 3], dtype="float64", seed=1)
-
     fit = dict(batch_size=batch_size, optimizer=optimizer, l2=1e-3, **options)
-    a = fresh()
-    a.fit(X, y, epochs=10, seed=42, **fit)
-    b = fresh()
-    b.fit(X, y, epochs=5, seed=42, **fit)
-    save_checkpoint(b, tmp_path / "ckpt")
-    c = load_checkpoint(tmp_path / "ckpt")
-    assert c._optimizer == b._optimizer
-    assert c._shuffle_rng.bit_generator.state == b._shuffle_rng.bit_generator.state
-    c.fit(X, y, epochs=5, **fit)  # no seed: continue the saved shuffling stream
-    assert_same_params(c, a)  # bit-identical on NumPy float64
-    assert c._opt_state[0] == a._opt_state[0]
+    a, c = _resumed(lambda: polynn.MLP([4, 8, 3], dtype="float64", seed=1), fit, tmp_path, X, y)
+    # Bit-identical on NumPy float64: weights, optimizer, its state and count, shuffling stream.
+    a.save_checkpoint(tmp_path / "a")
+    c.save_checkpoint(tmp_path / "c")
+    assert_same_file(tmp_path / "a", tmp_path / "c")
 
 
-@pytest.mark.parametrize("backend", ["torch", "array_api_strict"])
-def test_checkpoint_resume_on_eager_backends(tmp_path, backend):
-    _backend(backend)
+# Every optimizer and every schedule polynn ships (symptom 1: VelocityMomentum, which every
+# polynn.sklearn model with solver="sgd" trains with, could not be checkpointed).
+SCHEDULES = {"Constant": Constant(0.05), "InverseScaling": InverseScaling(0.2, power=0.7),
+             "StepDecay": StepDecay(0.1, gamma=0.6, every=5),
+             "ExponentialDecay": ExponentialDecay(0.1, gamma=0.5, every=9),
+             "EpochInverseScaling": EpochInverseScaling(0.1, power=0.5, n_samples=120,
+                                                        steps_per_epoch=4, t0=240)}
+
+
+def test_every_shipped_class_is_covered():
+    assert SCHEDULES.keys() == SCHEDULE_CLASSES.keys()
+    assert all(type(s) is SCHEDULE_CLASSES[name] for name, s in SCHEDULES.items())
+    assert "VelocityMomentum" in OPTIMIZER_CLASSES
+
+
+@pytest.mark.parametrize("batch_size", [16, None])
+@pytest.mark.parametrize("schedule", sorted(SCHEDULES))
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZER_CLASSES))
+def test_every_optimizer_and_schedule_resumes_bit_for_bit(tmp_path, optimizer, schedule,
+                                                          batch_size):
     X, y = data()
-    fit = dict(batch_size=32, optimizer="adam")
-    a = polynn.MLP([4, 8, 3], backend=backend, seed=1)
-    a.fit(X, y, epochs=4, seed=3, **fit)
-    b = polynn.MLP([4, 8, 3], backend=backend, seed=1)
-    b.fit(X, y, epochs=2, seed=3, **fit)
-    save_checkpoint(b, tmp_path / "ckpt")
-    c = load_checkpoint(tmp_path / "ckpt", backend=backend)
-    c.fit(X, y, epochs=2, **fit)
-    assert_same_params(c, a)
+    opt = OPTIMIZER_CLASSES[optimizer](SCHEDULES[schedule])
+    fit = dict(batch_size=batch_size, optimizer=opt, l2=1e-3)
+    a, c = _resumed(lambda: polynn.MLP([4, 6, 3], dtype="float64", seed=2), fit, tmp_path, X,
+                    y, epochs=(3, 4))
+    a.save_checkpoint(tmp_path / "a")
+    c.save_checkpoint(tmp_path / "c")
+    assert_same_file(tmp_path / "a", tmp_path / "c")
+    training = entries(tmp_path / "c")["training"]
+    assert training["optimizer"]["class"] == optimizer
+    assert training["optimizer"]["fields"]["learning_rate"]["class"] == schedule
+    assert read(tmp_path / "c", checkpoint=True).training.optimizer == opt
 
 
-def test_checkpoint_of_a_jax_state(tmp_path):
-    """A compiled JAX loop leaves the step count as a 0-d JAX array: it is saved as an int, and
-    the state loads on another backend. (Training on JAX is left to the parity tests: compiling
-    costs seconds.)"""
-    _backend("jax")
-    import jax.numpy as jnp
+def test_velocity_momentum_state_is_named_velocity(tmp_path):
+    X, y = data()
+    model = polynn.MLP([4, 6, 3], dtype="float64", seed=2)
+    model.fit(X, y, epochs=2, batch_size=30, optimizer=VelocityMomentum(Constant(0.05)))
+    model.save_checkpoint(tmp_path / "c")
+    names = sorted(safetensors.numpy.load_file(tmp_path / "c"))
+    assert names == sorted(f"{p}.{layer}.{w}" for p in ("layers", "optimizer.velocity")
+                           for layer in (0, 1) for w in "Wb")
+    state = read(tmp_path / "c", checkpoint=True).training.state
+    assert type(state) is VelocityMomentum.State and state.count == 6
 
-    from polynn.nn.optim import Adam, Constant
 
-    b = polynn.MLP([4, 8, 3], backend="jax", seed=1)
-    b._optimizer = Adam(Constant(0.003), beta2=0.99)
-    moments = tuple((W + 1, b_ + 2) for W, b_ in b.params)
-    b._opt_state = (jnp.asarray(9, dtype=jnp.int32), moments, moments)
-    b._shuffle_rng.permutation(10)
-    save_checkpoint(b, tmp_path / "ckpt")
-    for backend in ("numpy", "jax"):
-        c = load_checkpoint(tmp_path / "ckpt", backend=backend)
-        assert c._opt_state[0] == 9 and isinstance(c._opt_state[0], int)
-        assert c._optimizer == b._optimizer
-        assert c._shuffle_rng.bit_generator.state == b._shuffle_rng.bit_generator.state
-        for saved, restored in zip(moments, c._opt_state[2]):
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZER_CLASSES))
+def test_checkpoint_resume_on_every_backend(backend, tmp_path, optimizer):
+    """On every backend: load_checkpoint + fit continues as the uninterrupted fit, within the
+    tolerance of float32 (compiled JAX loops may fuse differently), and the checkpoint loads
+    on another backend with the same bits."""
+    X, y = data()
+    opt = OPTIMIZER_CLASSES[optimizer](InverseScaling(0.05))
+    fit = dict(batch_size=32, optimizer=opt)
+    a, c = _resumed(lambda: polynn.MLP([4, 8, 3], backend=backend, seed=1), fit, tmp_path, X,
+                    y, epochs=(2, 2), seed=3, backend=backend)
+    for x, z in zip(host(c), host(a)):
+        np.testing.assert_allclose(z, x, rtol=2e-4, atol=2e-5)
+    c.save_checkpoint(tmp_path / "c")
+    a.save_checkpoint(tmp_path / "a")
+    ra, rc = read(tmp_path / "a", checkpoint=True), read(tmp_path / "c", checkpoint=True)
+    assert rc.training.state.count == ra.training.state.count == 12  # 4 epochs of 3 batches
+    assert rc.training.shuffle == ra.training.shuffle
+    on_numpy = load_checkpoint(tmp_path / "c", backend="numpy")
+    on_numpy.save_checkpoint(tmp_path / "n")
+    assert_same_file(tmp_path / "n", tmp_path / "c")
+
+
+def test_count_is_written_as_an_int(tmp_path):
+    """A compiled JAX loop leaves the state's count as a 0-d integer array: a record may hold
+    any integer scalar, and the file holds an int."""
+    params = polynn.MLP([4, 8, 3], seed=1).host_params()
+    moments = tuple((W + 1, b + 2) for W, b in params)
+    counts = [9, np.int32(9), np.asarray(9, np.int64)]
+    try:
+        import jax.numpy as jnp
+
+        counts.append(jnp.asarray(9, dtype=jnp.int32))
+    except ImportError:
+        pass
+    shuffle = np.random.default_rng(5).bit_generator.state
+    optimizer = Adam(Constant(0.003), beta2=0.99)
+    config = dict(layer_sizes=[4, 8, 3], activation="relu", output="softmax",
+                  negative_slope=0.01, init="he", dtype="float32", seed=1)
+    for count in counts:
+        state = optimizer.State(count, moments, moments)
+        io.write(tmp_path / "ckpt", ModelRecord(config, params,
+                                                TrainingRecord(optimizer, state, shuffle)))
+        assert entries(tmp_path / "ckpt")["training"]["step"] == 9
+        back = read(tmp_path / "ckpt", checkpoint=True).training
+        assert back.state.count == 9 and type(back.state.count) is int
+        assert back.optimizer == optimizer and back.shuffle == shuffle
+        for saved, restored in zip(moments, back.state.second):
             for x, z in zip(saved, restored):
-                np.testing.assert_array_equal(np.asarray(z), np.asarray(x))
+                np.testing.assert_array_equal(z, x)
 
 
 def test_checkpoint_before_training_and_load_of_a_checkpoint(tmp_path):
@@ -868,12 +998,14 @@ def test_checkpoint_before_training_and_load_of_a_checkpoint(tmp_path):
     model = polynn.MLP([4, 8, 3], dtype="float64", seed=6)
     save_checkpoint(model, tmp_path / "ckpt")
     resumed = load_checkpoint(tmp_path / "ckpt")
-    assert resumed._optimizer is None and resumed._opt_state is None
+    training = read(tmp_path / "ckpt", checkpoint=True).training
+    assert training.optimizer is None and training.state is None
     model.fit(X, y, epochs=2, batch_size=32)
     resumed.fit(X, y, epochs=2, batch_size=32)
     assert_same_params(resumed, model)
-    plain = load(tmp_path / "ckpt")  # load() reads a checkpoint's model, not its training
-    assert plain._optimizer is None
+    plain = read(tmp_path / "ckpt")  # read() without checkpoint=True: the model alone
+    assert plain.training is None and plain.config["seed"] == 6
+    assert_same_params(load(tmp_path / "ckpt"), load_checkpoint(tmp_path / "ckpt"))
 
 
 def test_load_checkpoint_of_a_plain_file(saved):
@@ -946,3 +1078,156 @@ def test_bad_checkpoint_is_a_clear_error(tmp_path, change, message):
     bad = write(tmp_path / "bad", arrays)
     with pytest.raises(ModelFileError, match=message):
         load_checkpoint(bad)
+
+
+# --------------------------------------------------------------------------- the format, pinned
+
+
+def _canonical(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def _format_v1_file(path, tensors: dict, config: dict, training=None):
+    """A polynn file of format version 1 built byte by byte as the format defines it (not by
+    polynn): 8-byte little-endian header length, the safetensors header JSON, the data; the
+    checksum over the length-prefixed JSON texts, then each tensor's name, a zero byte and its
+    little-endian bytes, in name order."""
+    texts = {"polynn.config": _canonical(config)}
+    if training is not None:
+        texts["polynn.training"] = _canonical(training)
+    digest = hashlib.sha256()
+    for key in ("polynn.config", "polynn.training"):
+        text = texts.get(key, "").encode()
+        digest.update(len(text).to_bytes(8, "little") + text)
+    for name in sorted(tensors):
+        digest.update(name.encode() + b"\0" + tensors[name].astype(
+            tensors[name].dtype.newbyteorder("<")).tobytes())
+    header, data = {"__metadata__": {**texts, "polynn.sha256": digest.hexdigest()}}, b""
+    for name, array in tensors.items():
+        code = {np.dtype("float32"): "F32", np.dtype("float64"): "F64"}[array.dtype]
+        header[name] = {"dtype": code, "shape": list(array.shape),
+                        "data_offsets": [len(data), len(data) + array.nbytes]}
+        data += array.tobytes()
+    text = json.dumps(header).encode()
+    path.write_bytes(len(text).to_bytes(8, "little") + text + data)
+    return path
+
+
+V1_CONFIG = {"format": "polynn", "format_version": 1, "polynn_version": polynn.__version__,
+             "layer_sizes": [2, 3, 2], "activation": "tanh", "output": "softmax",
+             "negative_slope": 0.01, "init": "he", "dtype": "float32", "seed": 7}
+
+
+def _v1_tensors(prefixes, dtype=np.float32):
+    rng = np.random.default_rng(0)
+    return {f"{p}.{layer}.{w}": rng.normal(size=shape).astype(dtype)
+            for p in prefixes for layer, shapes in enumerate([((2, 3), (3,)), ((3, 2), (2,))])
+            for w, shape in zip("Wb", shapes)}
+
+
+def test_files_of_format_version_1_load(tmp_path):
+    """A model file and a checkpoint as the current version writes them (tensor names,
+    metadata keys, JSON layout, checksum) load, and polynn writes them back unchanged."""
+    tensors = _v1_tensors(["layers"])
+    path = _format_v1_file(tmp_path / "model", tensors, V1_CONFIG)
+    record = read(path)
+    assert record.config == {k: V1_CONFIG[k] for k in MODEL_CONFIG_KEYS}
+    assert record.training is None
+    for layer, (W, b) in enumerate(record.params):
+        np.testing.assert_array_equal(W, tensors[f"layers.{layer}.W"])
+        np.testing.assert_array_equal(b, tensors[f"layers.{layer}.b"])
+    model = load(path)
+    assert model.activation == "tanh" and model.seed == 7
+    np.testing.assert_array_equal(model.host_params()[1][0], tensors["layers.1.W"])
+    model.save(tmp_path / "again")
+    assert digest(tmp_path / "again") == digest(path)
+
+    rng_state = np.random.default_rng(11).bit_generator.state
+    training = {"optimizer": {"class": "Adam", "fields": {
+        "learning_rate": {"class": "StepDecay", "fields": {"lr": 0.01, "gamma": 0.5,
+                                                           "every": 10}},
+        "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}}, "step": 4, "shuffle_rng": rng_state}
+    tensors = _v1_tensors(["layers", "optimizer.first", "optimizer.second"])
+    tensors = {k: np.abs(v) if k.startswith("optimizer.second") else v
+               for k, v in tensors.items()}
+    path = _format_v1_file(tmp_path / "ckpt", tensors, V1_CONFIG, training)
+    back = read(path, checkpoint=True).training
+    assert back.optimizer == Adam(StepDecay(0.01, 0.5, 10), 0.9, 0.999, 1e-8)
+    assert back.state.count == 4 and back.shuffle == rng_state
+    np.testing.assert_array_equal(back.state.second[0][1], tensors["optimizer.second.0.b"])
+    load_checkpoint(path).save_checkpoint(tmp_path / "again")
+    assert digest(tmp_path / "again") == digest(path)
+    io.write(tmp_path / "record", read(path, checkpoint=True))
+    assert digest(tmp_path / "record") == digest(path)
+
+
+def test_velocity_momentum_checkpoint_of_format_version_1_loads(tmp_path):
+    training = {"optimizer": {"class": "VelocityMomentum", "fields": {
+        "learning_rate": {"class": "InverseScaling", "fields": {"lr": 0.1, "power": 0.5}},
+        "momentum": 0.9, "nesterov": True}}, "step": 3,
+        "shuffle_rng": np.random.default_rng(1).bit_generator.state}
+    config = {**V1_CONFIG, "dtype": "float64"}
+    path = _format_v1_file(tmp_path / "ckpt",
+                           _v1_tensors(["layers", "optimizer.velocity"], np.float64), config,
+                           training)
+    back = read(path, checkpoint=True).training
+    assert back.optimizer == VelocityMomentum(InverseScaling(0.1, 0.5), 0.9, True)
+    assert back.state._fields == ("count", "velocity") and back.state.count == 3
+
+
+# --------------------------------------------------------------------------- one owner of the rules
+
+BAD_CONFIGS = [
+    {"layer_sizes": [3]}, {"layer_sizes": [3, -1]}, {"layer_sizes": [3.0, 2]},
+    {"activation": "swish"}, {"activation": 1}, {"output": "softplus"}, {"init": "ones"},
+    {"dtype": "float16"}, {"negative_slope": 0.0}, {"negative_slope": float("inf")},
+    {"negative_slope": True}, {"seed": -1}, {"seed": 1.5}, {"seed": [1, -2]}, {"seed": "3"},
+]
+GOOD_CONFIG = dict(layer_sizes=[3, 4, 2], activation="leaky_relu", output="sigmoid",
+                   negative_slope=0.2, init="glorot", dtype="float64", seed=[1, 2])
+
+
+@pytest.mark.parametrize("change", BAD_CONFIGS, ids=lambda c: repr(c))
+def test_a_file_refuses_what_the_constructor_refuses(change):
+    """check_model_config (what files are checked with) and MLP(...) agree: same exception
+    type, the field named."""
+    config = {**GOOD_CONFIG, **change}
+    with pytest.raises((TypeError, ValueError)) as by_file:
+        check_model_config(config)
+    sizes = config.pop("layer_sizes")
+    with pytest.raises((TypeError, ValueError)) as by_constructor:
+        polynn.MLP(sizes, **config)
+    assert type(by_file.value) is type(by_constructor.value)
+    assert next(iter(change)) in str(by_file.value)
+
+
+def test_check_model_config_normalises_and_needs_every_key():
+    config = check_model_config({**GOOD_CONFIG, "layer_sizes": (3, np.int64(4), 2),
+                                 "negative_slope": 1, "seed": (np.uint8(1), 2)})
+    assert config == {**GOOD_CONFIG, "negative_slope": 1.0}
+    assert type(config["layer_sizes"][1]) is int and type(config["negative_slope"]) is float
+    with pytest.raises(ValueError, match=r"lacks \['seed'\]; has unknown \['colour'\]"):
+        check_model_config({**{k: v for k, v in GOOD_CONFIG.items() if k != "seed"},
+                            "colour": "red"})
+    with pytest.raises(TypeError, match="must be a dict"):
+        check_model_config(list(GOOD_CONFIG.items()))
+
+
+# --------------------------------------------------------------------------- every backend
+
+
+def test_round_trip_on_every_backend(backend, tmp_path):
+    """A model saved on any backend is the same record; loaded back on its backend it predicts
+    the same."""
+    X, _ = data()
+    model = polynn.MLP([4, 8, 3], backend=backend, seed=5)
+    model.save(tmp_path / "m")
+    record = read(tmp_path / "m")
+    assert record.config["dtype"] == "float32" and record.params[0][0].dtype == np.float32
+    reference = polynn.MLP([4, 8, 3], seed=5).host_params()
+    for (W, b), (W0, b0) in zip(record.params, reference):
+        np.testing.assert_array_equal(W, W0)  # initial weights: the same bits everywhere
+        np.testing.assert_array_equal(b, b0)
+    loaded = load(tmp_path / "m", backend=backend)
+    assert_same_params(loaded, model)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))

@@ -18,7 +18,9 @@ import numpy as np
 import pytest
 
 import polynn as pn
+import polynn.placement
 import polynn.train
+from polynn.validate import encode_targets
 
 BATCH = 256
 FIT_BOUND = 0.10  # extra peak of a fit epoch per byte of X
@@ -89,7 +91,7 @@ def test_fit_epoch_makes_no_copy_of_the_data(backend_name, dtype):
 def test_fit_with_validation_split_makes_no_copy_of_the_data(monkeypatch):
     # Validation runs in chunks of EVAL_CHUNK_BYTES; made small so that both sizes here span
     # several chunks (the default, 8 MiB, would hold all of the small case's validation rows).
-    monkeypatch.setattr(polynn.train, "EVAL_CHUNK_BYTES", 1 << 20)
+    monkeypatch.setattr(polynn.placement, "EVAL_CHUNK_BYTES", 1 << 20)
     n = 512
     net = model("numpy", "float32", [n, 32, 4])
 
@@ -172,8 +174,8 @@ def test_chunked_inference_gives_the_one_chunk_answer(output, k):
         assert np.asarray(chunked).shape == np.asarray(whole).shape
     weighted = [net.loss(X, y, sample_weight=w, l2=0.1, batch_size=b) for b in (1000, 10, 1)]
     np.testing.assert_allclose(weighted, weighted[0], rtol=1e-12)
-    reference = pn.nn.mlp.loss(net.params, X, pn.model.encode_targets(y, output, k, 101),
-                               net._act, output, 0.1, w)
+    reference = pn.nn.mlp.loss(net.params, X, encode_targets(y, output, k, 101),
+                               net.activation_fn, output, 0.1, w)
     np.testing.assert_allclose(weighted[0], float(reference), rtol=1e-12)
 
 
@@ -205,11 +207,12 @@ def test_streaming_gives_the_resident_parameters(tmp_path, monkeypatch, source, 
     jax_or_skip()
     # Small transfer chunks: an epoch of 1,000 rows in batches of 64 spans several chunks of 4
     # (float64) or 8 (float32) batches, the last one partial, plus the remainder batch of 40.
-    monkeypatch.setattr(polynn.train, "STREAM_CHUNK_BYTES", 4 * 64 * 12 * 8)
-    monkeypatch.setattr(polynn.train, "STREAM_CHUNK_SHARE", 1.0)
+    streaming = polynn.train.streaming
+    monkeypatch.setattr(streaming, "STREAM_CHUNK_BYTES", 4 * 64 * 12 * 8)
+    monkeypatch.setattr(streaming, "STREAM_CHUNK_SHARE", 1.0)
     transfers = []
-    chunker = polynn.train.stream_chunk_batches
-    monkeypatch.setattr(polynn.train, "stream_chunk_batches",
+    chunker = streaming.stream_chunk_batches
+    monkeypatch.setattr(streaming, "stream_chunk_batches",
                         lambda *a: transfers.append(chunker(*a)) or transfers[-1])
     X, y = data(1000, 12, n_classes=3, dtype=np.float64, seed=2)
     X_val, y_val = data(300, 12, n_classes=3, dtype=np.float64, seed=3)
@@ -289,23 +292,6 @@ def test_cli_stream_trains_the_same_model(tmp_path, capsys):
     assert "stream=True streams mini-batches" in capsys.readouterr().err
 
 
-def test_jax_transfer_casts_a_large_array_in_chunks(monkeypatch):
-    jax_or_skip()
-    import polynn.backend as pb
-
-    X = np.random.default_rng(0).normal(size=(103, 7))  # float64
-    backend = pb.get_backend("jax")
-    whole = np.asarray(backend.asarray(X, "float32"))
-    monkeypatch.setattr(pb, "_PUT_CHUNK_BYTES", 10 * 7 * 8)  # 10 rows per chunk
-    writes = []
-    writer = pb._jax_write_rows
-    monkeypatch.setattr(pb, "_jax_write_rows", lambda *a: writes.append(1) or writer(*a))
-    chunked = backend.asarray(X, "float32")
-    assert chunked.dtype == np.float32 and chunked.shape == X.shape and len(writes) == 11
-    np.testing.assert_array_equal(np.asarray(chunked), whole)
-    np.testing.assert_array_equal(whole, X.astype(np.float32))
-
-
 def test_mnist_from_disk_end_to_end(tmp_path):
     """IDX images mapped, scaled once to a float32 .npy on disk, trained on from the mapping:
     the same model as training on the in-memory load_mnist data cast to float32."""
@@ -329,8 +315,9 @@ def test_mnist_from_disk_end_to_end(tmp_path):
 
 def test_streaming_divergence_keeps_the_same_weights_as_resident(monkeypatch):
     jax_or_skip()
-    monkeypatch.setattr(polynn.train, "STREAM_CHUNK_SHARE", 1.0)
-    monkeypatch.setattr(polynn.train, "STREAM_CHUNK_BYTES", 2 * 32 * 6 * 4)  # 2 batches a chunk
+    streaming = polynn.train.streaming
+    monkeypatch.setattr(streaming, "STREAM_CHUNK_SHARE", 1.0)
+    monkeypatch.setattr(streaming, "STREAM_CHUNK_BYTES", 2 * 32 * 6 * 4)  # 2 batches a chunk
     X, _ = data(320, 6, seed=7)
     y = X @ np.arange(6.0) * 100.0
     errors, nets = [], []

@@ -54,6 +54,14 @@ def test_decision_boundary_needs_2d_data(tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.parametrize(("resolution", "error"), [(1, ValueError), (2.5, TypeError)])
+def test_decision_boundary_resolution_is_checked(trained, tmp_path, resolution, error):
+    model, X, y, _ = trained
+    with pytest.raises(error, match="resolution must be an integer >= 2"):
+        plot.decision_boundary(model, X, y, tmp_path / "r.png", resolution=resolution)
+    assert not (tmp_path / "r.png").exists()
+
+
 def test_history_curves_with_validation_and_accuracy(trained, tmp_path):
     *_, history = trained
     assert history.val_loss and history.accuracy
@@ -74,3 +82,8 @@ def test_missing_matplotlib_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r'pip install "polynn\[plot\]"'):
         plot.history_curves({"loss": [1.0]}, tmp_path / "h.png")
+
+
+def test_image_formats_names_the_suffixes_matplotlib_writes():
+    formats = plot.image_formats()
+    assert {"png", "svg", "pdf"} <= set(formats) and "xyz" not in formats

@@ -5,7 +5,6 @@ import os
 import signal
 import threading
 import time
-import warnings
 
 import numpy as np
 import pytest
@@ -58,26 +57,6 @@ def test_jax_training_step_is_compiled(monkeypatch):
     calls.clear()
     pn.MLP([2, 7, 3], activation="tanh", backend="numpy", seed=5).fit(X, y, lr=0.1, epochs=300)
     assert len(calls) == 300
-
-
-def test_float64_on_jax_enables_x64_and_says_so():
-    jax = pytest.importorskip("jax")
-    from polynn import backend as backend_module
-
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", False)
-    monkey_announced = backend_module._x64_announced
-    backend_module._x64_announced = False
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            model = pn.MLP([2, 3], backend="jax", dtype="float64")
-        assert any("jax_enable_x64" in str(w.message) for w in caught)
-        assert jax.config.jax_enable_x64
-        assert model.params[0][0].dtype == jax.numpy.float64
-    finally:
-        jax.config.update("jax_enable_x64", previous or True)
-        backend_module._x64_announced = monkey_announced
 
 
 def test_minibatch_shuffling_is_seeded_and_identical_across_backends(backend):

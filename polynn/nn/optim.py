@@ -66,7 +66,27 @@ class ExponentialDecay:
         return self.lr * self.gamma ** (t / self.every)
 
 
-Schedule = Constant | InverseScaling | StepDecay | ExponentialDecay
+@dataclass(frozen=True)
+class EpochInverseScaling:
+    """scikit-learn's "invscaling" rate, which changes once per epoch and counts samples: ``lr``
+    during the first epoch of a ``fit``, then ``lr / (t0 + epoch * n_samples + 1) ** power``,
+    with ``epoch = t // steps_per_epoch`` and ``t0`` the samples seen before this ``fit``.
+    Written with floor divisions, which accept an int or an array count."""
+
+    lr: float
+    power: float
+    n_samples: int
+    steps_per_epoch: int
+    t0: int = 0
+
+    def __call__(self, t):
+        epoch = t // self.steps_per_epoch
+        after_first = 1 - 1 // (epoch + 1)  # 0 in the first epoch, 1 afterwards
+        seen = after_first * (self.t0 + epoch * self.n_samples)
+        return self.lr / (seen + 1.0) ** self.power
+
+
+Schedule = Constant | InverseScaling | StepDecay | ExponentialDecay | EpochInverseScaling
 SCHEDULES = {
     "constant": Constant,
     "invscaling": InverseScaling,
@@ -92,6 +112,21 @@ def tree_map(fn, *trees):
     if isinstance(trees[0], tuple):
         return tuple(tree_map(fn, *branches) for branches in zip(*trees))
     return fn(*trees)
+
+
+def _count_in_dtype_of(t, params):
+    """The step count ``t`` for computing step sizes: a Python int as it is (eager loops), an
+    array count (a compiled JAX loop) cast to the parameters' dtype. Otherwise JAX would compute
+    schedules and Adam's bias corrections in its default float dtype, which is float64 once any
+    float64 model turned x64 on: a float32 run's results would depend on what else the process
+    did (issue 14, symptom 9)."""
+    if isinstance(t, int):
+        return t
+    like = params
+    while isinstance(like, tuple):
+        like = like[0]
+    xp = namespace(like)
+    return xp.astype(t, like.dtype)
 
 
 def _descend(p, step, inplace: bool):
@@ -153,7 +188,7 @@ class SGD:
 
     def update(self, grads, state, params, inplace=False):
         (t,) = state
-        eta = self.learning_rate(t)
+        eta = self.learning_rate(_count_in_dtype_of(t, params))
         new = tree_map(lambda p, g: _descend(p, eta * g, inplace), params, grads)
         return new, SGDState(t + 1)
 
@@ -173,7 +208,7 @@ class Momentum:
 
     def update(self, grads, state, params, inplace=False):
         t, velocity = state
-        eta, mu = self.learning_rate(t), self.momentum
+        eta, mu = self.learning_rate(_count_in_dtype_of(t, params)), self.momentum
         velocity = tree_map(lambda v, g: mu * v + g, velocity, grads)
         step = tree_map(lambda g, v: g + mu * v, grads, velocity) if self.nesterov else velocity
         new = tree_map(lambda p, s: _descend(p, eta * s, inplace), params, step)
@@ -198,7 +233,7 @@ class VelocityMomentum:
 
     def update(self, grads, state, params, inplace=False):
         t, velocity = state
-        eta, mu = self.learning_rate(t), self.momentum
+        eta, mu = self.learning_rate(_count_in_dtype_of(t, params)), self.momentum
         velocity = tree_map(lambda v, g: mu * v - eta * g, velocity, grads)
         # ``_descend`` subtracts, so it is given the negated step.
         if self.nesterov:
@@ -226,7 +261,8 @@ class Adam:
         t, first, second = state
         b1, b2, eps = self.beta1, self.beta2, self.eps
         # Fold both bias corrections into the step size: η·sqrt(1−β2^t)/(1−β1^t).
-        eta = self.learning_rate(t) * (1 - b2 ** (t + 1)) ** 0.5 / (1 - b1 ** (t + 1))
+        step = _count_in_dtype_of(t, params) + 1
+        eta = self.learning_rate(step - 1) * (1 - b2**step) ** 0.5 / (1 - b1**step)
         first = tree_map(lambda m, g: b1 * m + (1 - b1) * g, first, grads)
         second = tree_map(lambda v, g: b2 * v + (1 - b2) * (g * g), second, grads)
 
@@ -242,7 +278,9 @@ OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Momentum, "adam": Ad
 # VelocityMomentum has no name here: polynn.sklearn builds it for solver="sgd" and passes the
 # object to MLP.fit(optimizer=...). Every optimizer polynn ships, by class name (files store it):
 OPTIMIZER_CLASSES = {cls.__name__: cls for cls in (SGD, Momentum, VelocityMomentum, Adam)}
-SCHEDULE_CLASSES = {cls.__name__: cls for cls in SCHEDULES.values()}
+# Every schedule polynn ships, by class name (files store it); EpochInverseScaling is what
+# polynn.sklearn builds for learning_rate="invscaling".
+SCHEDULE_CLASSES = {cls.__name__: cls for cls in (*SCHEDULES.values(), EpochInverseScaling)}
 # The learning rate an optimizer name gets when none is given.
 DEFAULT_LEARNING_RATES = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adam": 0.001}
 

@@ -1,1 +1,0 @@
-"""The peers polynn is measured against, each written the way its own users would write it."""

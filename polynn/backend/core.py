@@ -1,0 +1,171 @@
+"""The :class:`Backend` record and :func:`get_backend`, which resolves one from a name, a
+device and (JAX) a mesh."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from polynn.backend.compiled import Compiled
+from polynn.backend.devices import _device, device_spec
+from polynn.backend.dtypes import DType, native_record, supports
+from polynn.backend.mesh import MeshPlacement, mesh_spec, resolve_mesh
+from polynn.backend.namespaces import (
+    BACKENDS,
+    BackendUnavailableError,
+    _namespace,
+    default_backend_name,
+    library_of,
+)
+from polynn.backend.transfer import to_device, to_host
+
+
+@dataclass(frozen=True)
+class Backend(MeshPlacement, Compiled):
+    """A library's array namespace on one device (or a JAX mesh).
+
+    Hashable by (name, namespace, device, mesh): equal backends share compiled code. Pickles
+    as its :attr:`spec`.
+    """
+
+    name: str
+    xp: Any  # the array namespace
+    device: Any  # the namespace's own device object, or None for its default
+    # JAX only: a jax.sharding.Mesh with Auto axes "data" (and optionally "model") to train on
+    # many devices (see resolve_mesh); None for one device. Part of the hash: compiled code
+    # differs per mesh.
+    mesh: Any = None
+
+    # -- dtypes ----------------------------------------------------------------------------------
+    def dtype_record(self, name: str) -> DType:
+        """The record of dtype ``name`` on this backend.
+
+        Returns
+        -------
+        DType
+            With ``native`` the namespace's dtype object. Asking for float64 on JAX turns on
+            ``jax_enable_x64`` (process-wide) and says so once.
+
+        Raises
+        ------
+        ValueError
+            For an unknown name, or a dtype this backend lacks (bfloat16 outside JAX and
+            PyTorch).
+        """
+        return native_record(self.name, self.xp, name)
+
+    def dtype(self, name: str):
+        """The namespace's dtype object for "float32", "float64" or "bfloat16"
+        (``dtype_record(name).native``)."""
+        return self.dtype_record(name).native
+
+    def supports(self, dtype_name: str) -> bool:
+        """True when this backend computes in dtype ``dtype_name`` (imports nothing, turns on
+        nothing)."""
+        return supports(self.name, dtype_name)
+
+    # -- arrays in and out -----------------------------------------------------------------------
+    def asarray(self, host, dtype=None, copy: bool = True):
+        """Move a host array (anything NumPy accepts) to this backend's device, optionally cast
+        to dtype ``dtype`` (a name).
+
+        Casting happens on the host where NumPy has the dtype, so every backend receives the
+        same bits. ``copy=True`` guarantees the result never shares memory with ``host``.
+        With a mesh the result is replicated on every device of the mesh (a global array, so
+        that it mixes with sharded data in one compiled step, in one process or many)."""
+        return to_device(self, host, dtype, copy)
+
+    def to_host(self, x) -> np.ndarray:
+        """A NumPy copy (or view, on CPU backends) of a backend array or Python scalar."""
+        return to_host(x)
+
+    # -- capabilities ----------------------------------------------------------------------------
+    @property
+    def host_memory(self) -> bool:
+        """True when this backend's arrays live in host memory (NumPy, array-api-strict,
+        PyTorch on the CPU): batches are best gathered from host data when used."""
+        if self.name == "torch":
+            return getattr(self.device, "type", "cpu") == "cpu"
+        return self.name in ("numpy", "array_api_strict")
+
+    def owns(self, x) -> bool:
+        """True when ``x`` is an array of this backend's library that is not host NumPy data
+        (on any of its devices); always False on NumPy."""
+        return self.name != "numpy" and library_of(x) == self.name
+
+    @property
+    def spec(self) -> tuple:
+        """A picklable ``(name, device_spec, mesh_spec)``; ``get_backend(*spec)`` rebuilds an
+        equal backend (the mesh on the first devices of the process that rebuilds it)."""
+        return (self.name, device_spec(self.name, self.device), mesh_spec(self.mesh))
+
+    def __reduce__(self):
+        # Modules, device objects and meshes do not pickle: rebuild from the specs.
+        return get_backend, self.spec
+
+    @property
+    def device_name(self) -> str:
+        """The device in words: "default", "cpu", "cuda:0", "mesh(data=4)", ..."""
+        if self.mesh is not None:
+            return "mesh(" + ", ".join(f"{k}={v}" for k, v in self.mesh.shape.items()) + ")"
+        return str(self.device) if self.device is not None else "default"
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r}, device={self.device_name!r})"
+
+
+def get_backend(name: str | Backend | None = None, device=None, mesh=None) -> Backend:
+    """Resolve a backend by name, device and, on JAX only, ``mesh``.
+
+    ``name`` None means JAX when ``mesh`` is given (a mesh is a JAX concept), else
+    ``$POLYNN_BACKEND`` or "numpy". ``device`` is a device spec (see
+    :mod:`polynn.backend.devices`); ``mesh`` (see :func:`resolve_mesh`) excludes ``device``.
+    A :class:`Backend` is returned as is, or moved to the given device or mesh.
+
+    Returns
+    -------
+    Backend
+
+    Raises
+    ------
+    BackendUnavailableError
+        Naming the backend, the reason and the extra to install when it cannot run here.
+    ValueError
+        For an unknown name, device or mesh.
+    """
+    if isinstance(name, Backend):
+        if device is None and mesh is None:
+            return name
+        return get_backend(name.name, device, mesh)
+    if name is None and mesh is not None:
+        name = "jax"
+    name = name or default_backend_name()
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
+    if mesh is not None:
+        if name != "jax":
+            raise ValueError(f"mesh= (many devices) needs backend='jax', not {name!r}")
+        if device is not None:
+            raise ValueError("give device= or mesh=, not both (the mesh names its devices)")
+    xp = _namespace(name)
+    return Backend(name, xp, _device(name, xp, device), resolve_mesh(mesh))
+
+
+def available_backends() -> dict[str, str | None]:
+    """Every known backend and whether it runs here.
+
+    Returns
+    -------
+    dict
+        Backend name -> None when usable here, or the reason it is not (a str).
+    """
+    status = {}
+    for name in BACKENDS:
+        try:
+            get_backend(name)
+            status[name] = None
+        except BackendUnavailableError as e:
+            status[name] = str(e)
+    return status

@@ -1,0 +1,195 @@
+"""CSV tables: UTF-8 rows read with errors that name the file, line and column; a header
+inferred from the first row; classification tables and prediction data."""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+from polynn.validate import check_int
+
+# Undecodable bytes, kept by errors="surrogateescape" as lone surrogates, so that the error can
+# name the line and column where they are.
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
+def _read_rows(path, delimiter=","):
+    """Non-blank rows of a UTF-8 CSV file as (line number, stripped cells) pairs.
+
+    Raises FileNotFoundError naming the file, and ValueError naming the file and line for an
+    empty file, bytes that are not UTF-8, a field longer than Python's csv limit or a
+    malformed quote."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"CSV file not found: {path}")
+    rows = []
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+        reader = csv.reader(f, delimiter=delimiter, strict=True)
+        try:
+            for row in reader:
+                line = reader.line_num
+                cells = [c.strip() for c in row]
+                joined = "".join(cells)
+                if not joined:
+                    continue
+                if not joined.isascii() and _UNDECODED.search(joined):
+                    column = next(i for i, c in enumerate(cells) if _UNDECODED.search(c))
+                    byte = ord(_UNDECODED.search(cells[column]).group()) - 0xDC00
+                    raise ValueError(f"{path}: line {line}, column {column}: byte 0x{byte:02x} "
+                                     "is not UTF-8 text; save the file as UTF-8")
+                rows.append((line, cells))
+        except csv.Error as err:
+            line, detail = reader.line_num, str(err)
+            if "field larger than field limit" in detail:
+                detail = (f"a field is longer than {csv.field_size_limit()} characters "
+                          "(Python's csv limit)")
+            raise ValueError(f"{path}: line {line}: {detail}") from None
+    if not rows:
+        raise ValueError(f"{path}: empty file (no rows)")
+    return rows
+
+
+def _is_number(cell):
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _header_row(first_row):
+    """A first row is a header only when none of its cells is a number: a typo such as
+    ``1,2x`` in the first data row is a bad cell, not a header."""
+    return not any(_is_number(c) for c in first_row)
+
+
+def _label_index(path, label_column, names, width):
+    """Resolve ``label_column`` (index, negative allowed, or header name) to a column index."""
+    if isinstance(label_column, str):
+        if names is None:
+            raise ValueError(
+                f"{path}: label_column={label_column!r} is a name but there is no header"
+            )
+        if names.count(label_column) != 1:
+            problem = "is not a column" if label_column not in names else "names several columns"
+            raise ValueError(f"{path}: label column {label_column!r} {problem}; columns: {names}")
+        return names.index(label_column)
+    index = check_int("label_column", label_column, -width)
+    if index >= width:
+        raise ValueError(f"{path}: label_column={index} out of range for {width} columns")
+    return index % width
+
+
+def _has_header(header, first_row, label_column):
+    if header == "infer":
+        return isinstance(label_column, str) or _header_row(first_row)
+    if header is True or header is False:
+        return header
+    raise ValueError(f"header must be 'infer', True or False, got {header!r}")
+
+
+def _parse_features(path, rows, label, names):
+    """Float64 features of every row (all columns but ``label``), naming any bad cell."""
+    feature_cols = [i for i in range(len(rows[0][1])) if i != label]
+    if not feature_cols:
+        raise ValueError(f"{path}: no feature columns (only the label column)")
+    X = np.empty((len(rows), len(feature_cols)), dtype=np.float64)
+    for r, (line, row) in enumerate(rows):
+        for c, col in enumerate(feature_cols):
+            try:
+                X[r, c] = float(row[col])
+            except ValueError:
+                X[r, c] = np.nan
+            if not math.isfinite(X[r, c]):
+                where = f"column {col}" + (f" ({names[col]!r})" if names else "")
+                raise ValueError(f"{path}: line {line}, {where}: {row[col]!r} is not a number")
+    return X
+
+
+def _parse_labels(path, raw):
+    """Map labels to 0..k-1 via their sorted unique values (numeric when they all parse)."""
+    if "" in raw:
+        raise ValueError(f"{path}: empty label on data row {raw.index('') + 1}")
+    if all(_is_number(s) for s in raw):
+        values = np.array([float(s) for s in raw])
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"{path}: labels must be finite")
+        if np.all(values == np.round(values)):
+            values = values.astype(np.int64)
+    else:
+        values = np.array(raw)
+    classes, y = np.unique(values, return_inverse=True)
+    return y.reshape(-1).astype(np.int64), classes
+
+
+def load_csv(path, *, label_column=-1, header="infer", delimiter=","):
+    """Load a classification table from a CSV file.
+
+    ``label_column`` is a column index (negative counts from the end) or a header name.
+    ``header`` is True, False or "infer" (a header is assumed when a name is given or when no
+    cell of the first row is a number; a first row with some numbers is data, and its
+    non-numeric feature cells are errors). Blank lines are skipped. The file must be UTF-8.
+
+    Returns ``(X, y, classes)``: ``X`` float64 ``(m, n_columns - 1)``, ``y`` int64 ``(m,)`` in
+    0..k-1 and ``classes`` the sorted original label values (int64 when all labels are whole
+    numbers, float64 when numeric, else strings), so that ``classes[y]`` gives the labels back.
+    Labels already 0..k-1 are kept as they are (``classes == arange(k)``).
+    Raises ValueError naming the file and the problem for an empty file, ragged rows,
+    non-numeric features (with line and column), bytes that are not UTF-8, a field longer than
+    Python's csv limit, or an unknown label column.
+    """
+    rows = _read_rows(path, delimiter)
+    names = None
+    if _has_header(header, rows[0][1], label_column):
+        names = rows[0][1]
+        rows = rows[1:]
+        if not rows:
+            raise ValueError(f"{path}: no data rows after the header")
+    width = len(names) if names is not None else len(rows[0][1])
+    for line, row in rows:
+        if len(row) != width:
+            raise ValueError(f"{path}: line {line} has {len(row)} fields, expected {width}")
+    label = _label_index(path, label_column, names, width)
+    X = _parse_features(path, rows, label, names)
+    y, classes = _parse_labels(path, [row[label] for _, row in rows])
+    return X, y, classes
+
+
+def load_csv_features(path, n_features, *, delimiter=","):
+    """Prediction data from a UTF-8 CSV file: the model's ``n_features`` features, optionally
+    followed by a label column.
+
+    The first row is a header only when none of its cells is a number, so that every data row
+    gives one prediction. Returns ``(X, labels)``: ``X`` float64 ``(m, n_features)`` and
+    ``labels`` int64 ``(m,)`` when there is a label column of whole numbers, else None. Raises
+    ValueError naming the file (and line and column) for a width that is neither
+    ``n_features`` nor ``n_features + 1``, ragged rows or a feature that is not a finite number.
+    """
+    rows = _read_rows(path, delimiter)
+    if _header_row(rows[0][1]):
+        rows = rows[1:]
+    if not rows:
+        raise ValueError(f"{path}: no data rows")
+    width = len(rows[0][1])
+    if width not in (n_features, n_features + 1):
+        raise ValueError(f"{path} has {width} columns; the model takes {n_features} features "
+                         "(optionally followed by a label column)")
+    X = np.empty((len(rows), n_features))
+    for r, (line, row) in enumerate(rows):
+        if len(row) != width:
+            raise ValueError(f"{path}: line {line} has {len(row)} fields, expected {width}")
+        for c in range(n_features):
+            value = float(row[c]) if _is_number(row[c]) else math.nan
+            if not math.isfinite(value):
+                raise ValueError(f"{path}: line {line}, column {c}: {row[c]!r} is not a number")
+            X[r, c] = value
+    labels = None
+    if width == n_features + 1:
+        values = [float(row[-1]) if _is_number(row[-1]) else math.nan for _, row in rows]
+        if all(math.isfinite(v) and v == round(v) for v in values):
+            labels = np.array(values, dtype=np.int64)
+    return X, labels

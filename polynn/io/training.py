@@ -1,0 +1,148 @@
+"""The training state of a checkpoint as JSON: the optimizer (one of polynn's frozen dataclasses,
+its learning-rate schedule nested the same way), its step count, and the shuffling stream.
+
+``polynn.training`` is ``{"optimizer", "step", "shuffle_rng"}``: ``optimizer`` is
+``{"class": "Adam", "fields": {...}}`` or null before the first ``fit``; ``step`` is the state's
+count (null with no optimizer); ``shuffle_rng`` is NumPy's ``bit_generator.state``. Only the
+classes of :data:`polynn.nn.optim.OPTIMIZER_CLASSES` and :data:`~polynn.nn.optim.SCHEDULE_CLASSES`
+are named or constructed: a file carries no Python objects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import operator
+
+import numpy as np
+
+from polynn.io.errors import Refused, differences
+from polynn.nn import optim
+
+TRAINING_KEYS = frozenset({"optimizer", "step", "shuffle_rng"})
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
+_KINDS = {"optimizer": optim.OPTIMIZER_CLASSES, "learning-rate schedule": optim.SCHEDULE_CLASSES}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# --- writing ----------------------------------------------------------------------------------
+def encode_dataclass(obj, what: str) -> dict:
+    """``{"class": name, "fields": {...}}`` for one of polynn's optimizers (``what`` is
+    "optimizer") or learning-rate schedules ("learning-rate schedule")."""
+    classes = _KINDS[what]
+    if classes.get(type(obj).__name__) is not type(obj):
+        raise Refused(f"the {what} {obj!r} cannot be saved in a checkpoint: only polynn's own "
+                      f"({', '.join(sorted(classes))}) can (polynn files carry no Python "
+                      "objects); save() still saves the weights", unsaveable=True)
+    fields = {}
+    for field in dataclasses.fields(obj):
+        value = getattr(obj, field.name)
+        if field.name == "learning_rate" and what == "optimizer":
+            value = encode_dataclass(value, "learning-rate schedule")
+        elif isinstance(value, np.generic):
+            value = value.item()
+        fields[field.name] = value
+    return {"class": type(obj).__name__, "fields": fields}
+
+
+def step_count(count) -> int:
+    """The state's count as a Python int (an int, a NumPy integer or a 0-d integer array)."""
+    try:
+        return operator.index(count)
+    except TypeError:
+        raise Refused(f"the optimizer's step count is {count!r}, not an integer",
+                      unsaveable=True) from None
+
+
+def state_trees(optimizer, state) -> dict:
+    """``{field: tree}`` of an optimizer state (the optimizer's ``State`` NamedTuple: count,
+    then trees shaped like the parameters), named by its fields."""
+    fields = optim.state_fields(optimizer)
+    if not (isinstance(state, tuple) and len(state) == 1 + len(fields)):
+        raise Refused(f"the optimizer state is not ({', '.join(('count',) + fields)})",
+                      unsaveable=True)
+    if hasattr(state, "_fields") and optim.state_fields(state) != fields:
+        raise Refused(f"the optimizer state {type(state).__name__} has fields "
+                      f"{optim.state_fields(state)}; {type(optimizer).__name__} keeps {fields}",
+                      unsaveable=True)
+    return dict(zip(fields, state[1:]))
+
+
+def encode_training(optimizer, state, shuffle):
+    """``(the polynn.training object, {field: tree})`` of a checkpoint: the state's trees are
+    written as tensors by the caller."""
+    shuffle = check_shuffle(shuffle)
+    if optimizer is None:
+        if state is not None:
+            raise Refused("the training state has an optimizer state but no optimizer",
+                          unsaveable=True)
+        return {"optimizer": None, "step": None, "shuffle_rng": shuffle}, {}
+    if state is None:
+        raise Refused("the training state has an optimizer but no optimizer state",
+                      unsaveable=True)
+    trees = state_trees(optimizer, state)
+    training = {"optimizer": encode_dataclass(optimizer, "optimizer"),
+                "step": step_count(state[0]), "shuffle_rng": shuffle}
+    return training, trees
+
+
+# --- reading ----------------------------------------------------------------------------------
+def decode_dataclass(spec, what: str):
+    """The optimizer or schedule ``{"class", "fields"}`` describes, each field checked."""
+    classes = _KINDS[what]
+    if not (isinstance(spec, dict) and spec.keys() == {"class", "fields"}
+            and isinstance(spec["fields"], dict)):
+        raise Refused(f"the saved {what} is not {{'class', 'fields'}}")
+    cls = classes.get(spec["class"]) if isinstance(spec["class"], str) else None
+    if cls is None:
+        raise Refused(f"unknown {what} {spec['class']!r}; polynn knows {sorted(classes)}")
+    names = {field.name for field in dataclasses.fields(cls)}
+    if spec["fields"].keys() != names:
+        raise Refused(f"the saved {what} {spec['class']} has fields "
+                      f"{sorted(spec['fields'])}; expected {sorted(names)}")
+    fields = {}
+    for key, value in spec["fields"].items():
+        if isinstance(value, dict) and what == "optimizer":
+            value = decode_dataclass(value, "learning-rate schedule")
+        elif not (isinstance(value, bool) or (_is_number(value) and math.isfinite(value))):
+            raise Refused(f"the saved {what} {spec['class']} has {key}={value!r}, not a "
+                          "finite number")
+        fields[key] = value
+    try:
+        return cls(**fields)
+    except (TypeError, ValueError) as err:
+        raise Refused(f"the saved {what} {spec['class']} is invalid ({err})") from err
+
+
+def check_shuffle(state) -> dict:
+    """A ``bit_generator.state`` of one of NumPy's bit generators, checked by loading it into
+    a new generator; returns that generator's state (a fresh dict)."""
+    try:
+        if not isinstance(state, dict) or state.get("bit_generator") not in _BIT_GENERATORS:
+            raise ValueError(f"unknown bit generator in {state!r}"[:200])
+        bit_generator = getattr(np.random, state["bit_generator"])()
+        bit_generator.state = state
+    except (ValueError, TypeError, KeyError, OverflowError) as err:
+        raise Refused(f"the shuffling generator's state is invalid ({err})") from err
+    return bit_generator.state
+
+
+def check_training(training):
+    """``(optimizer or None, step or None, shuffle state)`` from the training JSON."""
+    if not isinstance(training, dict):
+        raise Refused("the training state is not a JSON object")
+    if training.keys() != TRAINING_KEYS:
+        raise Refused(f"training state {differences(training.keys(), TRAINING_KEYS)}")
+    optimizer, step = training["optimizer"], training["step"]
+    if optimizer is not None:
+        optimizer = decode_dataclass(optimizer, "optimizer")
+    if (optimizer is None) != (step is None):
+        raise Refused("training state has an optimizer without its step count or a step "
+                      "count without its optimizer")
+    if step is not None and not (isinstance(step, int) and not isinstance(step, bool)
+                                 and step >= 0):
+        raise Refused(f"the optimizer's step count is {step!r}; expected an integer >= 0")
+    return optimizer, step, check_shuffle(training["shuffle_rng"])

@@ -1,0 +1,485 @@
+"""The MLP class: configuration + parameters + backend; fit / predict / score / save."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from polynn import io
+from polynn.backend import BACKENDS, DTYPES, Backend, get_backend, to_host
+from polynn.datasets import split_indices
+from polynn.distributed import is_main_process
+from polynn.init import INITIALIZERS, init_params
+from polynn.model import inference, record
+from polynn.nn import mlp as nn_mlp
+from polynn.nn.activations import ACTIVATIONS, get_activation
+from polynn.nn.layout import params_to_columns
+from polynn.nn.losses import CLASSIFIERS, OUTPUTS
+from polynn.nn.optim import make_optimizer
+from polynn.placement import place, row_chunks, take_columns, take_rows, target_dtype
+from polynn.train import DivergenceError, History, TrainSpec, run
+from polynn.validate import (
+    check_choice,
+    check_fit_options,
+    check_l2,
+    check_layer_sizes,
+    check_layers,
+    check_real,
+    check_rows,
+    check_sample_weight,
+    check_seed,
+    encode_targets,
+)
+
+
+class MLP:
+    """A multilayer perceptron whose math runs on any array API backend.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int, length >= 2
+        ``[n_features, hidden..., n_outputs]``. Layer l has ``W`` ``(n_{l-1}, n_l)`` and ``b``
+        ``(n_l,)``.
+    activation : "relu" | "leaky_relu" | "tanh" | "sigmoid" | "identity"
+        Hidden-layer activation (``negative_slope`` configures leaky_relu; default 0.01).
+    output : "softmax" | "sigmoid" | "identity" | "poisson"
+        Output/loss pair: softmax + cross-entropy (integer labels 0..k-1), sigmoid + binary
+        cross-entropy (one output unit and 0/1 labels ``(m,)``; or k units and a multilabel 0/1
+        indicator ``y`` ``(m, k)``), identity + mean squared error, poisson: exp output + half
+        Poisson deviance (non-negative targets, e.g. counts).
+    backend : "numpy" | "jax" | "cupy" | "torch" | "array_api_strict", default ``$POLYNN_BACKEND``
+        or "numpy" (JAX when ``mesh`` is given).
+    device : backend-specific device ("cpu", "gpu:0", "cuda:1", ...) or None for the default.
+    dtype : "float32" | "float64" | "bfloat16" (JAX and PyTorch only). Host outputs of a
+        bfloat16 model (``predict``, ``predict_proba``, ``host_params``) are float32.
+    init : "he" (N(0, 2/n_in)) | "glorot" (uniform); drawn on the host, so a seed gives the same
+        initial weights, bit for bit, on every backend.
+    seed : int; fixes the initial weights and the shuffling of every later ``fit``.
+    mesh : JAX only: None (one device), a device count N, "all", a ``(data, model)`` pair or a
+        ``jax.sharding.Mesh`` with a "data" (and optionally "model") axis: train data-parallel
+        over the "data" devices (and split wide hidden layers over "model"); see
+        :func:`polynn.backend.resolve_mesh` and :mod:`polynn.distributed`. Results equal the
+        one-device run up to rounding.
+    """
+
+    def __init__(self, layer_sizes, *, activation="relu", output="softmax", backend=None,
+                 device=None, dtype="float32", init="he", seed=0, negative_slope=0.01,
+                 mesh=None):
+        self.layer_sizes = check_layer_sizes(layer_sizes)
+        check_choice("activation", activation, ACTIVATIONS)
+        check_choice("output", output, OUTPUTS)
+        check_choice("init", init, INITIALIZERS)
+        if not isinstance(backend, Backend) and backend is not None:
+            check_choice("backend", backend, BACKENDS)
+        check_choice("dtype", dtype, DTYPES)
+        self.activation, self.output, self.init = activation, output, init
+        # leaky_relu's slope for negative inputs (0 would be relu; NaN poisons every gradient).
+        self.negative_slope = check_real("negative_slope", negative_slope, 0, low_open=True)
+        self.seed = check_seed(seed)
+        self.backend = get_backend(backend, device, mesh)
+        self._dtype = self.backend.dtype_record(dtype)  # enables x64 on JAX for float64
+        self.params = self._to_backend(init_params(self.layer_sizes, init, seed))
+        self._reset_training_state()
+
+    # -- construction ----------------------------------------------------------------------------
+    @classmethod
+    def from_params(cls, params, *, activation="relu", output="softmax", backend=None,
+                    device=None, dtype=None, seed=0, negative_slope=0.01, mesh=None):
+        """Build a model around existing parameters: a sequence of ``(W, b)`` pairs as NumPy or
+        any backend's arrays (copied to the chosen backend). ``dtype`` defaults to W's dtype."""
+        host = tuple((to_host(W), to_host(b)) for W, b in params)
+        sizes = check_layers(host)
+        if dtype is None:
+            dtype = str(host[0][0].dtype)
+            dtype = dtype if dtype in DTYPES else "float32"
+        model = cls(sizes, activation=activation, output=output, backend=backend,
+                    device=device, dtype=dtype, seed=seed, negative_slope=negative_slope,
+                    mesh=mesh)
+        model.params = model._to_backend(host)
+        return model
+
+    to_record = record.to_record
+    from_record = classmethod(record.from_record)
+    __getstate__ = record.getstate
+    __setstate__ = record.setstate
+
+    def _to_backend(self, host_params):
+        name = self._dtype.name
+        return tuple((self.backend.asarray(W, name), self.backend.asarray(b, name))
+                     for W, b in host_params)
+
+    def _reset_training_state(self):
+        self._optimizer = None
+        self._opt_state = None
+        self._shuffle_rng = np.random.default_rng(self.seed)
+
+    def _set_training_state(self, optimizer, opt_state, shuffle_rng):
+        self._optimizer, self._opt_state, self._shuffle_rng = optimizer, opt_state, shuffle_rng
+
+    @property
+    def dtype(self) -> str:
+        """The model's dtype by name: "float32", "float64" or "bfloat16"."""
+        return self._dtype.name
+
+    @property
+    def dtype_record(self):
+        """The backend's ``DType`` record of the model's dtype (name, native dtype, host dtype,
+        itemsize, largest finite value)."""
+        return self._dtype
+
+    @property
+    def optimizer(self):
+        """The optimizer of the last ``fit`` (a :mod:`polynn.nn.optim` object) or None."""
+        return self._optimizer
+
+    @property
+    def opt_state(self):
+        """The optimizer's state (a NamedTuple: count, then trees shaped like ``params``), or
+        None before the first ``fit``."""
+        return self._opt_state
+
+    @property
+    def activation_fn(self):
+        """The hidden layers' activation: a :mod:`polynn.nn.activations` pair (forward,
+        backward) with the model's ``negative_slope``, as ``polynn.nn.mlp`` takes it."""
+        return get_activation(self.activation, negative_slope=self.negative_slope)
+
+    _act = activation_fn  # (the wrapper's name; callers move to activation_fn)
+
+    @property
+    def n_features(self) -> int:
+        return self.layer_sizes[0]
+
+    @property
+    def n_outputs(self) -> int:
+        return self.layer_sizes[-1]
+
+    def __repr__(self) -> str:
+        return (f"MLP({self.layer_sizes}, activation={self.activation!r}, output={self.output!r}, "
+                f"backend={self.backend.name!r}, device={self.backend.device_name!r}, "
+                f"dtype={self.dtype!r})")
+
+    # -- data ------------------------------------------------------------------------------------
+    def _columns(self, y, m, name="y"):
+        """Targets as host columns ``(n_outputs, m)`` in :func:`polynn.placement.target_dtype`,
+        encoded a block of rows at a time: the float64 ``(rows, k)`` matrix encode_targets
+        builds never exists for all rows (it is twice T's size in float32)."""
+        y = check_rows(y, m, name)
+        T = np.empty((self.n_outputs, m), target_dtype(self._dtype))
+        block = max(1, (4 << 20) // (8 * self.n_outputs))
+        try:
+            for start in range(0, m, block):
+                part = encode_targets(y[start : start + block], self.output, self.n_outputs,
+                                      min(block, m - start), name, self._dtype)
+                T[:, start : start + block] = part.T
+        except (TypeError, ValueError):
+            # The whole y names the culprit with its row number (error path only).
+            encode_targets(y, self.output, self.n_outputs, m, name, self._dtype)
+            raise
+        return T
+
+    def _placed(self, X, y=None, *, sample_weight=None, name="X", **where):
+        """``X`` (and targets ``y``, weights) placed by :func:`polynn.placement.place`."""
+        data = place(self.backend, self._dtype, X, n_features=self.n_features, name=name,
+                     **where)
+        if y is None:
+            return data
+        weights = None if sample_weight is None else check_sample_weight(sample_weight, data.m)
+        return data.with_targets(self._columns(y, data.m, "y" if name == "X" else "y_val"),
+                                 weights)
+
+    def place(self, X, *, name="X"):
+        """``X`` ``(m, n_features)``, checked, where this model keeps data that it reads again
+        and again (see :mod:`polynn.placement`): one device copy in the model's dtype, or the
+        host data itself on backends that compute in host memory; an array this backend
+        already owns is used in place. Passing the result to ``fit`` (repeatedly, or as
+        validation data) moves nothing again."""
+        return self._placed(X, name=name, purpose="evaluate").X
+
+    # -- the math, exposed -----------------------------------------------------------------------
+    def forward(self, X, *, batch_size=None):
+        """The output layer's pre-activation Z ``(m, n_outputs)`` as a backend array, computed
+        in chunks of ``batch_size`` rows (see :meth:`predict`)."""
+        parts = [Z for _, _, Z in self._chunks(X, batch_size, "forward")]
+        return parts[0] if len(parts) == 1 else self.backend.xp.concat(parts, axis=0)
+
+    def _chunks(self, X, batch_size, what, name="X"):
+        """Yield ``(start, stop, out)`` over consecutive row chunks of validated ``X``: ``out``
+        is the backend array ``(stop - start, n_outputs)`` of the chunk's output
+        pre-activations (``what="forward"``) or outputs (probabilities or values,
+        ``what="output"``). Each chunk is cast to the model's dtype when used, so no copy of
+        ``X`` and no activations for all rows exist at once."""
+        data = self._placed(X, name=name, purpose="infer")
+        chunks = row_chunks(data.m, batch_size, self.layer_sizes, self._dtype)
+        infer = inference.inference(self.backend, self.activation_fn, self.output, what)
+        params_t = self.backend.call(params_to_columns, self.params)
+        for start, stop in chunks:
+            part = take_rows(self.backend, data.X, slice(start, stop), self._dtype)
+            yield start, stop, infer(params_t, part)
+
+    def value_and_grad(self, X, y, *, l2=0.0, sample_weight=None):
+        """The regularised loss (float) and the hand-derived gradients: a tuple of ``(dW, db)``
+        backend arrays per layer, shaped like ``params``. ``sample_weight`` ``(m,)``: the data
+        loss is Σ wᵢ lᵢ / Σ wᵢ."""
+        data = self._placed(X, y, sample_weight=sample_weight)  # as a full-batch step
+        every, dtype = slice(None), self._dtype
+        Xd = take_rows(self.backend, data.X, every, dtype)
+        T = take_columns(self.backend, data.T, every, dtype)
+        weights = None if data.weights is None else take_rows(self.backend, data.weights,
+                                                              every, dtype)
+        loss, grads = self.backend.call(
+            nn_mlp.value_and_grad, self.params, Xd, T.T, sample_weight=weights,
+            static=dict(activation=self.activation_fn, output=self.output, l2=check_l2(l2)))
+        return float(to_host(loss)), grads
+
+    def loss(self, X, y, *, l2=0.0, sample_weight=None, batch_size=None) -> float:
+        """The regularised loss of the current parameters on (X, y), as a float; evaluated in
+        chunks of ``batch_size`` rows (see :meth:`predict`), each chunk's (weighted) mean loss
+        counted by its rows (or its sum of weights)."""
+        X = self._placed(X, purpose="infer").X
+        m = X.shape[0]
+        T = encode_targets(y, self.output, self.n_outputs, m, "y", self._dtype)
+        w = None if sample_weight is None else check_sample_weight(sample_weight, m)
+        l2 = check_l2(l2)
+        backend, total = self.backend, 0.0
+        for start, stop in row_chunks(m, batch_size, self.layer_sizes, self._dtype):
+            share = (stop - start) if w is None else float(w[start:stop].sum())
+            if share == 0:
+                continue  # rows of weight 0 add nothing (and their weighted mean is 0/0)
+            part = take_rows(backend, X, slice(start, stop), self._dtype)
+            chunk_weights = None if w is None else backend.asarray(w[start:stop], self.dtype)
+            value = backend.call(
+                nn_mlp.loss, self.params, part, backend.asarray(T[start:stop], self.dtype),
+                sample_weight=chunk_weights,
+                static=dict(activation=self.activation_fn, output=self.output, l2=0.0))
+            total += float(to_host(value)) * share
+        penalty = backend.call(inference.penalty, self.params, static=dict(l2=l2))
+        return total / (m if w is None else float(w.sum())) + float(to_host(penalty))
+
+    # -- training --------------------------------------------------------------------------------
+    def fit(self, X, y, *, lr=None, l2=0.0, epochs=100, batch_size=None, shuffle=True, seed=None,
+            optimizer="sgd", momentum=0.9, schedule=None, validation_split=None,
+            validation_data=None, patience=None, min_delta=0.0, restore_best_weights=True,
+            progress=False, callback=None, sample_weight=None, l2_per_weight=False,
+            stream=False) -> History:
+        """Train on ``X`` ``(m, n_features)`` and labels/targets ``y``; returns a :class:`History`.
+
+        Full batch when ``batch_size`` is None (each step is an epoch; ``history.loss[k]`` is the
+        loss of step k's forward pass, before its update), mini-batches otherwise (per-epoch mean
+        loss). Calling ``fit`` again continues from the current weights, and from the optimizer
+        state and shuffling stream when the optimizer settings are unchanged.
+
+        ``optimizer``: "sgd", "momentum", "nesterov" or "adam"; ``lr`` defaults to
+        ``polynn.nn.optim.DEFAULT_LEARNING_RATES`` (0.1 for sgd, 0.01 for momentum/nesterov,
+        0.001 for adam); ``schedule`` is None (constant) or a schedule object from
+        ``polynn.nn.optim``; ``optimizer`` may also be an optimizer object from
+        ``polynn.nn.optim`` (e.g. ``Adam(Constant(1e-3), eps=1e-7)``), learning rate included.
+        ``validation_split`` (a fraction: a seeded, stratified split) or
+        ``validation_data=(X_val, y_val)`` add validation loss/accuracy per epoch; ``patience``
+        stops after that many epochs without improvement of the validation loss by more than
+        ``min_delta`` and restores the best weights. ``seed`` reseeds the shuffling; Ctrl-C
+        stops after the current step and keeps the weights. ``callback(info)`` runs after every
+        epoch with a :class:`polynn.train.EpochInfo` (epoch count, history, current row-layout
+        params) and stops training by returning True; during the callback the model itself
+        holds the current parameters and optimizer state (``predict``, ``loss``,
+        ``save_checkpoint`` see them). A loss that becomes NaN/inf raises
+        :class:`DivergenceError` and keeps the weights from before the divergence.
+
+        ``sample_weight`` ``(m,)``: non-negative example weights; each batch's data loss becomes
+        its weighted mean Σ wᵢ lᵢ / Σ wᵢ (as ``numpy.average``; uniform weights change nothing).
+        ``l2_per_weight=True`` also divides the L2 term by the batch's mean weight, which is
+        scikit-learn's convention (its alpha is normalised by the batch's sum of weights).
+
+        Memory (see :mod:`polynn.placement`): no copy of ``X`` is made where the backend
+        computes in host memory (NumPy, array-api-strict, PyTorch on the CPU): each mini-batch
+        is gathered (and cast to the model's dtype) when it is used, also from a
+        ``numpy.memmap``. Other backends hold one device copy of the data in the model's dtype;
+        ``stream=True`` keeps host data on the host instead and moves the batches as they are
+        needed (on JAX, chunks of batches moved while the previous chunk trains), for data
+        larger than device memory; it gives the same parameters as the resident path and needs
+        mini-batches (``batch_size`` < the number of rows). ``validation_split`` takes its rows
+        by index (no copy) and validation is evaluated in chunks of rows.
+        """
+        options = check_fit_options(dict(
+            lr=lr, l2=l2, epochs=epochs, batch_size=batch_size, shuffle=shuffle, seed=seed,
+            optimizer=optimizer, momentum=momentum, schedule=schedule,
+            validation_split=validation_split, validation_data=validation_data,
+            patience=patience, min_delta=min_delta, restore_best_weights=restore_best_weights,
+            progress=progress, callback=callback, l2_per_weight=l2_per_weight, stream=stream))
+        data, validation = self._place_fit(X, y, sample_weight, options)
+        return self._train(data, validation, options)
+
+    def _place_fit(self, X, y, sample_weight, options):
+        """The training data and the validation data (or None), placed."""
+        split, val_data = options["validation_split"], options["validation_data"]
+        if split is not None and val_data is not None:
+            raise ValueError("give validation_split or validation_data, not both")
+        if options["patience"] is not None and split is None and val_data is None:
+            raise ValueError("early stopping (patience=...) needs validation_split or "
+                             "validation_data")
+        data = self._placed(X, y, sample_weight=sample_weight,
+                            batch_size=options["batch_size"], validation_split=split,
+                            stream=options["stream"])
+        if split is not None:
+            # A seeded random (stratified for classifiers) split, not the last rows: data sets
+            # often come sorted by class. The same seed gives the same split on every fit call.
+            # Rows are split by index (X, y and the sample weights alike): no copy.
+            y = check_rows(y, data.m)
+            stratify = self.output in CLASSIFIERS and y.ndim == 1 and np.issubdtype(
+                y.dtype, np.integer)
+            seed = self.seed if options["seed"] is None else options["seed"]
+            rows, val_rows = split_indices(y, test_size=split, stratify=stratify, seed=seed)
+            return (dataclasses.replace(data, rows=rows),
+                    dataclasses.replace(data, rows=val_rows, weights=None))
+        if val_data is not None:
+            val_data = self._placed(val_data[0], val_data[1], name="X_val", purpose="evaluate",
+                                    stream=options["stream"])
+        return data, val_data
+
+    def _train(self, data, validation, options) -> History:
+        """Run the loop on placed data; the model holds the current state during callbacks and
+        the last finite one after a divergence."""
+        opt = self._optimizer_for(options["optimizer"], options["lr"], options["momentum"],
+                                  options["schedule"])
+        if options["seed"] is not None:
+            self._shuffle_rng = np.random.default_rng(options["seed"])
+        callback = options["callback"]
+        spec = TrainSpec(self.backend, self.activation_fn, self.output, options["l2"], opt,
+                         options["epochs"], options["batch_size"], options["shuffle"],
+                         self._shuffle_rng, self._dtype, patience=options["patience"],
+                         min_delta=options["min_delta"],
+                         restore_best=options["restore_best_weights"],
+                         progress=options["progress"], callback=callback,
+                         l2_per_weight=options["l2_per_weight"],
+                         publish=None if callback is None else self._publish)
+        try:
+            self.params, self._opt_state, history = run(spec, self.params, self._opt_state,
+                                                        data, validation)
+        except DivergenceError as err:
+            self._publish(err.params, err.opt_state)
+            raise
+        return history
+
+    def _publish(self, params, opt_state):
+        """The training loop's current state, held by the model (row layout)."""
+        self.params, self._opt_state = params, opt_state
+
+    def partial_fit(self, X, y, **fit_options) -> History:
+        """One epoch over (X, y) that continues the weights, optimizer state and shuffling
+        stream: for data that arrives in pieces. Takes ``fit``'s options except ``epochs``."""
+        if "epochs" in fit_options:
+            raise TypeError("partial_fit runs exactly one epoch; use fit(epochs=...) for more")
+        return self.fit(X, y, epochs=1, **fit_options)
+
+    def save(self, path) -> None:
+        """Write weights and configuration to one ``.safetensors`` file (no pickle),
+        atomically; see :func:`polynn.load` and :mod:`polynn.io` for the layout. With several
+        processes every process calls it (gathering split parameters is collective) and only
+        process 0 writes."""
+        self._write(path, checkpoint=False)
+
+    def save_checkpoint(self, path) -> None:
+        """Like :meth:`save`, plus the optimizer, its state and the shuffling stream, so that
+        :func:`polynn.load_checkpoint` resumes training exactly where it stopped."""
+        self._write(path, checkpoint=True)
+
+    def _write(self, path, checkpoint: bool) -> None:
+        model_record = self.to_record(checkpoint=checkpoint)  # every process: collective
+        if is_main_process():
+            io.write(path, model_record)
+
+    def _optimizer_for(self, name, lr, momentum, schedule):
+        if not isinstance(name, str):
+            # An optimizer object from polynn.nn.optim: it carries its own learning rate.
+            if lr is not None or schedule is not None:
+                raise ValueError("optimizer is an object with its own learning rate: give lr "
+                                 "and schedule only with an optimizer name")
+            opt = name
+        else:
+            options = {"momentum": momentum} if name in ("momentum", "nesterov") else {}
+            opt = make_optimizer(name, schedule if schedule is not None else lr, **options)
+        previous = self._optimizer
+        same_kind = previous is not None and dataclasses.replace(
+            previous, learning_rate=opt.learning_rate) == opt
+        if not same_kind or self._opt_state is None:
+            # A new optimizer (or new hyper-parameters) starts from a fresh state; a changed
+            # learning rate alone keeps the momentum / moment buffers and the step count.
+            self._opt_state = opt.init(self.params)
+        self._optimizer = opt
+        return opt
+
+    # -- inference -------------------------------------------------------------------------------
+    @property
+    def _multilabel(self) -> bool:
+        return self.output == "sigmoid" and self.n_outputs > 1
+
+    def predict_proba(self, X, *, batch_size=None) -> np.ndarray:
+        """Class probabilities as a host NumPy array in the model's host dtype (float32 for
+        bfloat16): ``(m, k)`` for softmax; ``(m, 2)`` columns [P(0), P(1)] for one sigmoid
+        unit; ``(m, k)`` per-label P(1) for multilabel. Computed in chunks of ``batch_size``
+        rows (see :meth:`predict`)."""
+        if self.output not in CLASSIFIERS:
+            raise ValueError("predict_proba needs a classifier (output='softmax' or 'sigmoid')")
+        binary = self.output == "sigmoid" and not self._multilabel
+        out = None
+        for start, stop, P in self._chunks(X, batch_size, "output"):
+            P = inference.host_output(P, self._dtype)
+            if out is None:
+                out = np.empty((inference.rows_of(X), 2 if binary else P.shape[1]), P.dtype)
+            if binary:
+                out[start:stop, 0] = 1.0 - P[:, 0]
+                out[start:stop, 1] = P[:, 0]
+            else:
+                out[start:stop] = P
+        return out
+
+    def predict(self, X, *, batch_size=None) -> np.ndarray:
+        """As a host NumPy array: predicted labels (int64 ``(m,)``) for classifiers, a 0/1
+        indicator (int64 ``(m, k)``) for multilabel, or values in the model's host dtype for
+        regression (``(m,)`` with one output, else ``(m, k)``; the predicted means e^z for
+        poisson).
+
+        Rows are processed in chunks of ``batch_size`` (default: as many as keep one chunk's
+        activations near 8 MiB), so predicting on many rows, a memory-mapped file included,
+        never holds a copy of ``X`` or every row's activations at once."""
+        out = None
+        for start, stop, Z in self._chunks(X, batch_size, "forward"):
+            part = inference.labels_or_values(inference.host_output(Z, self._dtype),
+                                              self.output)
+            if out is None:
+                out = np.empty((inference.rows_of(X),) + part.shape[1:], part.dtype)
+            out[start:stop] = part
+        single = self.output != "softmax" and not self._multilabel and out.shape[1] == 1
+        return out[:, 0] if single else out
+
+    def score(self, X, y, *, batch_size=None) -> float:
+        """Accuracy for classifiers (subset accuracy for multilabel: every label right); the
+        coefficient of determination R² for regression (identity and poisson). Predictions are
+        computed in chunks of ``batch_size`` rows (see :meth:`predict`)."""
+        pred = self.predict(X, batch_size=batch_size)
+        if self.output in CLASSIFIERS:
+            labels = encode_targets(y, self.output, self.n_outputs, pred.shape[0])
+            if self._multilabel:
+                return float(np.mean(np.all(pred == labels, axis=1)))
+            truth = labels.argmax(axis=1) if self.output == "softmax" else labels[:, 0]
+            return float(np.mean(pred == truth))
+        # Regression targets as fit takes them: (m,) or (m, k), finite (NaN is an error, not 0.0).
+        y = encode_targets(y, "identity", self.n_outputs, pred.shape[0]).reshape(pred.shape)
+        ss_res = np.sum((y - pred) ** 2)
+        ss_tot = np.sum((y - y.mean(axis=0)) ** 2)
+        return float(1.0 - ss_res / ss_tot) if ss_tot > 0 else 0.0
+
+    def to(self, backend=None, device=None, dtype=None, mesh=None) -> MLP:
+        """A copy of this model (same weights) on another backend, device, dtype or mesh; the
+        model's own backend unless ``backend`` is given."""
+        return MLP.from_params(self.params, activation=self.activation, output=self.output,
+                               backend=self.backend if backend is None else backend,
+                               device=device, dtype=self.dtype if dtype is None else dtype,
+                               seed=self.seed, negative_slope=self.negative_slope, mesh=mesh)
+
+    def host_params(self):
+        """The parameters as host NumPy arrays in the model's host dtype: a tuple of
+        ``(W, b)``."""
+        return tuple((inference.host_output(W, self._dtype), inference.host_output(b, self._dtype))
+                     for W, b in self.params)

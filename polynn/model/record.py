@@ -1,0 +1,123 @@
+"""A model's state as plain data (:class:`polynn.io.ModelRecord`): what files hold and what
+pickling stores, so that a model loads anywhere (another process, another backend, without the
+library it was trained with) with its dtype intact. ``polynn.io`` reads and writes records and
+knows no MLP; :func:`load` and :func:`load_checkpoint` build the model from them."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from polynn import io
+from polynn.backend import get_backend, to_host
+from polynn.io import ModelRecord, TrainingRecord
+from polynn.model.inference import host_output
+
+# NumPy's bit generators a shuffling stream may name (nothing else is constructed).
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
+
+
+def _host_tree(tree, dtype):
+    return tuple((host_output(W, dtype), host_output(b, dtype)) for W, b in tree)
+
+
+def to_record(self, *, checkpoint: bool = False) -> ModelRecord:
+    """The model as a :class:`polynn.io.ModelRecord`: configuration and host parameters (row
+    layout, in the model's host dtype); with ``checkpoint``, a ``TrainingRecord`` too: the
+    optimizer, its state (an int count and host trees) and the shuffling stream's
+    ``bit_generator.state``. With several processes every process must call it: gathering
+    split arrays is collective."""
+    dtype = self.dtype_record
+    seed = self.seed
+    config = {"layer_sizes": list(self.layer_sizes), "activation": self.activation,
+              "output": self.output, "negative_slope": float(self.negative_slope),
+              "init": self.init, "dtype": dtype.name,
+              "seed": list(seed) if isinstance(seed, (list, tuple)) else seed}
+    training = None
+    if checkpoint:
+        state = self.opt_state
+        if state is not None:
+            count, *trees = state
+            state = _same_kind(state, int(np.asarray(to_host(count))),
+                               [_host_tree(tree, dtype) for tree in trees])
+        training = TrainingRecord(self.optimizer, state, self._shuffle_rng.bit_generator.state)
+    return ModelRecord(config, _host_tree(self.params, dtype), training)
+
+
+def from_record(cls, record: ModelRecord, *, backend=None, device=None, dtype=None, mesh=None):
+    """The model a :class:`polynn.io.ModelRecord` describes, on ``backend`` / ``device`` /
+    ``mesh`` (default: ``$POLYNN_BACKEND`` or "numpy"; JAX with a mesh) in ``dtype`` (default:
+    the record's), with its training state when the record has one."""
+    config = record.config
+    target = get_backend(backend, device, mesh)
+    if dtype is None:
+        dtype = config["dtype"]
+        if not target.supports(dtype):
+            raise ValueError(f"dtype {dtype!r} is not supported by backend {target.name!r}; "
+                             f"this is a {dtype} model: load it in another dtype with "
+                             "dtype='float32'")
+    model = cls(config["layer_sizes"], activation=config["activation"], output=config["output"],
+                backend=target, dtype=dtype, init=config["init"], seed=config["seed"],
+                negative_slope=config["negative_slope"])
+    model.params = model._to_backend(record.params)
+    training = record.training
+    if training is not None:
+        state = training.state
+        if training.optimizer is not None and state is not None:
+            count, *trees = state
+            state = _same_kind(state, count, [model._to_backend(tree) for tree in trees])
+        model._set_training_state(training.optimizer, state, _generator(training.shuffle))
+    return model
+
+
+def _same_kind(state, count, trees):
+    """``(count, *trees)`` as the type of ``state`` (an optimizer's NamedTuple, or a tuple)."""
+    return type(state)(count, *trees) if hasattr(state, "_fields") else (count, *trees)
+
+
+def _generator(state: dict) -> np.random.Generator:
+    name = state["bit_generator"]
+    if name not in _BIT_GENERATORS:
+        raise ValueError(f"unknown bit generator {name!r}; polynn restores {_BIT_GENERATORS}")
+    bit_generator = getattr(np.random, name)()
+    bit_generator.state = state
+    return np.random.Generator(bit_generator)
+
+
+# --- pickling: the record and the backend's spec, never a module or a Backend ----------------
+def getstate(self) -> dict:
+    return {"record": self.to_record(checkpoint=True), "backend": self.backend.spec}
+
+
+def setstate(self, state: dict) -> None:
+    model = type(self).from_record(state["record"], backend=get_backend(*state["backend"]))
+    self.__dict__.update(model.__dict__)
+
+
+# --- files: polynn.io reads and writes records ------------------------------------------------
+def load(path, backend=None, device=None, dtype=None, mesh=None):
+    """The :class:`~polynn.MLP` saved at ``path`` (by ``save`` or ``save_checkpoint``), on
+    ``backend``/``device`` (default: ``$POLYNN_BACKEND`` or "numpy"; JAX with ``mesh``) in
+    ``dtype`` (default: the saved dtype). The model starts with a fresh training state, as a
+    new one would. Raises :class:`polynn.io.ModelFileError` (a ValueError) naming the file when
+    it is not a polynn model file, is truncated or corrupted, or does not match itself."""
+    return _load(path, backend, device, dtype, mesh, checkpoint=False)
+
+
+def load_checkpoint(path, backend=None, device=None, dtype=None, mesh=None):
+    """The model saved by ``save_checkpoint`` with its training state restored: the next
+    ``fit`` with the same optimizer options continues the optimizer state and the shuffling
+    stream. ``backend``, ``device``, ``dtype`` and ``mesh`` as in :func:`load`."""
+    return _load(path, backend, device, dtype, mesh, checkpoint=True)
+
+
+def _load(path, backend, device, dtype, mesh, *, checkpoint: bool):
+    from polynn.model.mlp import MLP
+
+    model_record = io.read(path, checkpoint=checkpoint)
+    try:
+        return MLP.from_record(model_record, backend=backend, device=device, dtype=dtype,
+                               mesh=mesh)
+    except ValueError as err:
+        raise ValueError(f"{os.fspath(path)!r}: {err}") from err

@@ -1,0 +1,195 @@
+"""Where data lives, decided once: host or device, resident or streamed, split over a mesh or
+replicated; and how rows (batches, chunks) are taken from it.
+
+:func:`place` is the one rule. ``fit``, inference (``predict``, ``forward``, ``loss``),
+validation, streaming and the scikit-learn wrapper (through the model's public methods) all ask
+it, and the training loop reads its answer (a :class:`Placement`) instead of deciding again.
+
+The rule, by the backend's capabilities (never its name):
+
+- data the backend already owns (``Backend.owns``: e.g. a JAX array on a JAX model) is
+  *resident*: checked on its device, never copied; batches and chunks are cast when used;
+- host data on a backend that computes in host memory (``Backend.host_memory``), data read in
+  chunks (inference, evaluation), and ``stream=True`` stay on the host: each batch or chunk is
+  gathered there and moved when used (on compiled backends, streamed in prefetched chunks);
+- otherwise the data gets one device copy in the model's dtype; on a mesh, the example axis is
+  split over the "data" devices for full-batch training and replicated for mini-batches (a
+  batch gathered from replicated rows needs no communication).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from array_api_compat import to_device
+
+from polynn.backend import Backend
+from polynn.validate import check_int, check_resident_X, check_validation_split, check_X
+
+# Evaluation (validation, predict): rows per chunk such that one chunk's activations (every
+# layer's width, once) take about this many bytes.
+EVAL_CHUNK_BYTES = 8 << 20
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one data set lives, as :func:`place` decided.
+
+    ``X`` ``(m, n)``: the examples as they are read: a backend array (resident, a device copy,
+    or on a mesh) or host NumPy data (a memmap included). ``T`` ``(k, m)``: the targets as
+    columns, placed like ``X`` (None before :meth:`with_targets`); ``weights`` ``(m,)`` or None.
+    ``rows``: host ints of the rows used (None: all). ``host``: X, T and weights are host
+    arrays and each batch is gathered on the host and moved when used; ``stream``: moved in
+    prefetched chunks of batches (compiled backends); ``split``: on a mesh, the example axis is
+    split over "data" (full batch); ``resident``: X was given as an array of this backend."""
+
+    backend: Backend
+    dtype: Any  # the backend's DType record
+    X: Any
+    host: bool
+    stream: bool = False
+    split: bool = False
+    resident: bool = False
+    T: Any = None
+    weights: Any = None
+    rows: Any = None
+
+    @property
+    def m(self) -> int:
+        """The number of examples used."""
+        return self.X.shape[0] if self.rows is None else len(self.rows)
+
+    def with_targets(self, T, weights=None, rows=None) -> Placement:
+        """This placement with host targets ``T`` ``(k, m)`` (in :func:`target_dtype`), host
+        example ``weights`` ``(m,)`` (float64) or None, and the rows used, placed like X."""
+        backend, name = self.backend, self.dtype.name
+        if self.host:
+            weights = None if weights is None else weights.astype(T.dtype)
+        elif self.split:
+            T = backend.place_rows(T, name, axis=1)
+            weights = None if weights is None else backend.place_rows(weights, name)
+        else:
+            T = backend.asarray(T, name, copy=False)
+            weights = None if weights is None else backend.asarray(weights, name)
+        return replace(self, T=T, weights=weights, rows=rows)
+
+
+def target_dtype(dtype) -> np.dtype:
+    """The host dtype targets are encoded in: the model's host dtype where it is the compute
+    dtype itself, else float64 (cast on the device when used: rounded once)."""
+    return dtype.host if dtype.host.itemsize == dtype.itemsize else np.dtype(np.float64)
+
+
+def resident(backend: Backend, dtype, X, n_features: int, name: str = "X"):
+    """``X`` checked on its device if it is an array this backend owns (no round trip through
+    the host, no copy: rows are cast to the model's dtype when used), on the backend's device
+    or mesh; None for anything else (host data)."""
+    if not backend.owns(X):
+        return None
+    X = check_resident_X(X, backend.xp, dtype, n_features, name, cast=False)
+    if backend.mesh is not None:
+        # A global array already on this mesh keeps its placement (e.g. rows that each
+        # process contributed, polynn.distributed.global_rows); others are split over it.
+        if getattr(getattr(X, "sharding", None), "mesh", None) != backend.mesh:
+            X = backend.place_rows(X)
+    elif backend.device is not None:
+        X = to_device(X, backend.device)
+    return X
+
+
+def place(backend: Backend, dtype, X, *, n_features: int, name: str = "X", purpose="train",
+          batch_size=None, validation_split=None, stream: bool = False) -> Placement:
+    """Check ``X`` ``(m, n_features)`` (finite in ``dtype``, a ``DType`` record) and decide
+    where it lives (see the module's rule), for one ``purpose``:
+
+    - "train": trained on in batches of ``batch_size`` (None: full batch) over the rows that
+      ``validation_split`` (a fraction, checked here) leaves, streamed from the host when
+      ``stream``;
+    - "evaluate": read in chunks after every epoch (validation data): placed as mini-batch
+      training data is, never split over a mesh;
+    - "infer": read once in chunks (predict, loss): host data stays on the host.
+
+    The rows used and the targets are added by :meth:`Placement.with_targets`."""
+    on_device = resident(backend, dtype, X, n_features, name)
+    m = None if on_device is None else on_device.shape[0]
+    if on_device is None:
+        X = check_X(X, n_features, name, dtype)
+        m = X.shape[0]
+    if validation_split is not None:
+        m -= math.ceil(check_validation_split(validation_split, m) * m)
+    full_batch = purpose == "train" and (batch_size is None or batch_size >= m)
+    if on_device is not None:
+        if stream:
+            raise ValueError(f"stream=True streams host data (a NumPy array or memmap), but "
+                             f"{name} is already a {backend.name} array on the device")
+        return Placement(backend, dtype, on_device, host=False, resident=True,
+                         split=backend.mesh is not None and full_batch)
+    if purpose == "infer":
+        return Placement(backend, dtype, X, host=True)
+    if stream and full_batch:
+        raise ValueError("stream=True streams mini-batches: give a batch_size smaller than "
+                         "the number of training rows (a full-batch step needs every row "
+                         "on the device at once)")
+    if backend.mesh is not None:
+        if stream:
+            raise ValueError("stream=True moves batches to one device; with mesh= the data is "
+                             "placed on the mesh instead (leave stream=False)")
+        if full_batch:  # rows split over the "data" devices
+            return Placement(backend, dtype, backend.place_rows(X, dtype.name), host=False,
+                             split=True)
+        # Mini-batches: every device holds all rows (replicated), so gathering a batch needs
+        # no communication and a step's only collective is the gradient all-reduce.
+        return Placement(backend, dtype, backend.asarray(X, dtype.name, copy=False), host=False)
+    if stream or backend.host_memory:
+        return Placement(backend, dtype, X, host=True,
+                         stream=stream and backend.jit and purpose == "train")
+    return Placement(backend, dtype, backend.asarray(X, dtype.name, copy=False), host=False)
+
+
+# --- taking rows ---------------------------------------------------------------------------------
+def take_rows(backend: Backend, X, rows, dtype):
+    """Rows ``rows`` (host ints, or a slice) of ``X`` ``(m, n)`` as a backend array in
+    ``dtype`` (a ``DType`` record): gathered on the host and moved (host data: NumPy, a
+    memmap), or gathered on the device (data already there). Only the rows taken are copied or
+    cast."""
+    if isinstance(X, np.ndarray):
+        part = X[rows] if isinstance(rows, slice) else np.take(X, rows, axis=0)
+        return backend.asarray(part, dtype.name, copy=False)
+    xp = backend.xp
+    part = X[rows, ...] if isinstance(rows, slice) else xp.take(X, backend.asarray(rows), axis=0)
+    return part if part.dtype == dtype.native else xp.astype(part, dtype.native)
+
+
+def take_columns(backend: Backend, T, columns, dtype):
+    """Columns ``columns`` (host ints, or a slice) of the targets ``T`` ``(k, m)`` as a backend
+    array in ``dtype``: gathered on the host and moved, or on the device."""
+    if isinstance(T, np.ndarray):
+        part = T[:, columns] if isinstance(columns, slice) else np.take(T, columns, axis=1)
+        return backend.asarray(part, dtype.name, copy=False)
+    xp = backend.xp
+    if isinstance(columns, slice):
+        part = T[:, columns]
+    else:
+        part = xp.take(T, backend.asarray(columns), axis=1)
+    return part if part.dtype == dtype.native else xp.astype(part, dtype.native)
+
+
+def chunk_rows(widths, itemsize: int, budget: int | None = None) -> int:
+    """Rows per evaluation chunk for a network of layer ``widths`` ``[n_0, ..., n_L]`` in a
+    dtype of ``itemsize`` bytes: one chunk's input and activations take about ``budget``
+    (default ``EVAL_CHUNK_BYTES``)."""
+    budget = EVAL_CHUNK_BYTES if budget is None else budget
+    return max(1, budget // (sum(int(w) + 1 for w in widths) * itemsize))
+
+
+def row_chunks(m: int, batch_size, widths, dtype) -> list[tuple[int, int]]:
+    """``(start, stop)`` of consecutive chunks of ``batch_size`` rows out of ``m`` (None: about
+    ``EVAL_CHUNK_BYTES`` of activations per chunk of a network of ``widths`` in ``dtype``)."""
+    if batch_size is None:
+        batch_size = chunk_rows(widths, dtype.host.itemsize)
+    else:
+        batch_size = check_int("batch_size", batch_size, 1)
+    return [(start, min(m, start + batch_size)) for start in range(0, m, batch_size)]

@@ -1,0 +1,56 @@
+"""What ``fit`` records and reports: :class:`History`, :class:`EpochInfo` (a callback's view of
+an epoch) and :class:`DivergenceError`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from polynn.nn.layout import params_to_rows
+
+
+class DivergenceError(FloatingPointError):
+    """The training loss became NaN or infinite. ``history`` holds what was recorded before;
+    ``params`` and ``opt_state`` (row layout) the last finite state."""
+
+    def __init__(self, message, history, params=None, opt_state=None):
+        super().__init__(message)
+        self.history = history
+        self.params, self.opt_state = params, opt_state
+
+
+@dataclass
+class History:
+    """What ``fit`` recorded. Full batch: one entry per step (each step is an epoch) holding the
+    loss computed in that step's forward pass, before its update. Mini-batches: one entry per
+    epoch, the mean over its batches weighted by batch size. Accuracy lists stay empty for
+    regression; validation lists stay empty without validation data. ``stopped`` is None (ran
+    all epochs), "early_stopping", "interrupted" (Ctrl-C) or "callback"."""
+
+    loss: list = field(default_factory=list)
+    accuracy: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_accuracy: list = field(default_factory=list)
+    steps: int = 0
+    epochs: int = 0
+    best_epoch: int | None = None
+    stopped: str | None = None
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class EpochInfo:
+    """What a ``fit(callback=...)`` receives after each epoch: ``epoch`` (the number of epochs
+    completed, counting earlier fits), the running ``history``, and ``params``: the current
+    parameters in the public row layout (the model holds the same ones during the callback).
+    They are views into the arrays being trained on eager backends: copy them to keep them past
+    the callback."""
+
+    epoch: int
+    history: History
+    _params_t: tuple
+
+    @property
+    def params(self):
+        return params_to_rows(self._params_t)

@@ -1,0 +1,191 @@
+"""The training loop: a loop over named pieces.
+
+``run`` converts the row-layout parameters and optimizer state to the training ("columns")
+layout once on entry and back on exit (:mod:`polynn.nn.layout`), so nothing outside this package
+sees that layout. Each turn of the loop runs one chunk (:mod:`polynn.train.chunks`): full-batch
+steps (:class:`FullBatch`) or one epoch of mini-batches (:class:`MiniBatches`,
+:mod:`polynn.train.epochs`); then, per epoch, validation and early stopping
+(:mod:`polynn.train.validation`) and the callback, which sees the current state on the model
+(``TrainSpec.publish``). A non-finite loss raises :class:`DivergenceError` with the last finite
+state (:mod:`polynn.train.divergence`); Ctrl-C stops after the current step
+(:mod:`polynn.train.interrupt`). Where the data lives was decided before, by
+:func:`polynn.placement.place`: the loop reads its :class:`~polynn.placement.Placement`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from polynn.backend import Backend
+from polynn.nn.layout import params_to_columns, params_to_rows, state_to_columns, state_to_rows
+from polynn.nn.losses import CLASSIFIERS
+from polynn.nn.mlp import augment, weight_decay
+from polynn.placement import take_columns, take_rows
+from polynn.train.chunks import Chunker
+from polynn.train.divergence import diverged, finite_prefix, last_finite
+from polynn.train.epochs import run_epoch
+from polynn.train.history import EpochInfo, History
+from polynn.train.interrupt import InterruptFlag
+from polynn.train.progress import Progress
+from polynn.train.steps import normalized_weights, owned, runners
+from polynn.train.validation import Validation
+
+
+@dataclass
+class TrainSpec:
+    """Everything ``run`` needs besides data and parameters. ``dtype`` is the backend's
+    ``DType`` record that batches are cast to; ``callback(EpochInfo) -> bool | None`` runs after
+    every epoch and stops training when it returns True; ``publish(params, opt_state)`` (row
+    layout) runs just before it, so that the model holds the current state during the callback;
+    ``l2_per_weight``: see :func:`polynn.train.steps.normalized_weights`."""
+
+    backend: Backend
+    activation: object
+    output: str
+    l2: float
+    optimizer: object
+    epochs: int
+    batch_size: int | None
+    shuffle: bool
+    rng: np.random.Generator
+    dtype: object
+    patience: int | None = None
+    min_delta: float = 0.0
+    restore_best: bool = True
+    progress: bool = False
+    callback: object = None
+    l2_per_weight: bool = False
+    publish: object = None
+
+
+def _record(history, losses, correct, steps: int, epochs: int, classify: bool) -> None:
+    history.loss.extend(losses.tolist())
+    if classify:
+        history.accuracy.extend(correct.tolist())
+    history.steps += steps
+    history.epochs += epochs
+
+
+class FullBatch:
+    """Chunks of full-batch steps: every row, held once in columns (``Xa`` ``(n_0 + 1, m)``,
+    ``T`` ``(k, m)``); a divergence is replayed to the last finite step."""
+
+    def __init__(self, spec, full, data, decay, keep):
+        backend, dtype = spec.backend, spec.dtype
+        everything = slice(None) if data.rows is None else data.rows
+        Xa = backend.call(augment, take_rows(backend, data.X, everything, dtype))
+        T = take_columns(backend, data.T, everything, dtype)
+        w = None
+        if data.weights is not None:
+            w, decay = normalized_weights(take_rows(backend, data.weights, everything, dtype),
+                                          decay, spec.l2_per_weight)
+        self.args = (Xa, T, decay, w)
+        self.spec, self.full, self.keep, self.m = spec, full, keep, data.m
+        self.previous = None  # (carry, steps) of the chunk before this one, for a replay
+
+    def __call__(self, carry, start, n, history, chunker, interrupted, classify):
+        to_host = self.spec.backend.to_host
+        tic = time.perf_counter()
+        carry, (losses, correct), done = self.full(carry, 0, n, *self.args, stop=interrupted)
+        losses = to_host(losses)[:done].astype(np.float64)
+        correct = to_host(correct)[:done]
+        chunker.measured(done, time.perf_counter() - tic)
+        good = finite_prefix(losses)
+        if good < done:
+            kept = last_finite(self.full, self.keep, start, self.previous, self.args, good)
+            history.loss.extend(losses[:good].tolist())
+            history.steps += good
+            raise diverged(self.spec.optimizer, kept, history, history.steps, losses[good])
+        self.previous = (start, done)
+        _record(history, losses, correct / self.m, done, done, classify)
+        return carry, done
+
+
+class MiniBatches:
+    """One epoch of mini-batches per chunk; a divergence keeps the epoch's starting state."""
+
+    def __init__(self, spec, batches, data, decay):
+        self.spec, self.batches, self.data, self.decay = spec, batches, data, decay
+
+    def __call__(self, carry, start, n, history, chunker, interrupted, classify):
+        carry, losses, correct, sizes = run_epoch(self.spec, self.batches, carry, self.data,
+                                                  self.decay, chunker, interrupted)
+        good = finite_prefix(losses)
+        if good < len(losses):
+            history.steps += good
+            raise diverged(self.spec.optimizer, start, history, history.steps, losses[good])
+        m = self.data.m
+        done = 1 if sum(sizes) == m else 0  # an interrupted epoch is not recorded
+        _record(history, np.array([np.dot(losses, sizes) / m])[:done],
+                np.array([correct.sum() / m])[:done], len(losses), done, classify)
+        return carry, done
+
+
+def _after_epoch(spec, history, carry, validation, classify) -> bool:
+    """Validation (and early stopping), then the callback; True stops training."""
+    if validation is not None and validation.after_epoch(history, carry, classify):
+        return True
+    if spec.callback is None:
+        return False
+    if spec.publish is not None:
+        # The model is the truth during fit: the callback may predict, score or save with it.
+        spec.publish(params_to_rows(carry[0]), state_to_rows(carry[1]))
+    if spec.callback(EpochInfo(history.epochs, history, carry[0])):
+        history.stopped = "callback"
+        return True
+    return False
+
+
+def run(spec: TrainSpec, params, opt_state, data, validation=None, history=None):
+    """Train from row-layout ``(params, opt_state)`` on ``data``, a
+    :class:`polynn.placement.Placement` with targets (``X`` ``(m, n_0)`` in any real dtype:
+    batches are cast to ``spec.dtype`` when used; ``T`` ``(n_L, m)``; optional ``weights``
+    ``(m,)``: each batch's loss is then its weighted mean Σ wᵢ lᵢ / Σ wᵢ; ``rows``: the rows
+    trained on). ``validation``: None or a Placement with targets, evaluated after every
+    epoch in chunks of rows.
+
+    Returns ``(params, opt_state, history)`` in the row layout. Raises :class:`DivergenceError`
+    (carrying the last finite ``params`` and ``opt_state``) when the loss stops being finite."""
+    history = history or History()
+    backend = spec.backend
+    full, batches, evaluate = runners(backend, spec.activation, spec.output, spec.optimizer,
+                                      spec.dtype, spec.l2_per_weight and data.weights is not None,
+                                      data.host and not backend.jit)
+    keep = owned(backend)
+    # With a mesh: parameters replicated, or hidden layers split over a "model" axis.
+    state_t = state_to_columns(opt_state)
+    carry = backend.place_training((params_to_columns(params), state_t))
+    if type(carry[1]) is not type(state_t):  # keep the NamedTuple the compiled loop returns
+        carry = (carry[0], type(state_t)(*carry[1]))
+    decay = backend.call(weight_decay, carry[0], static=dict(l2=spec.l2))
+    full_batch = spec.batch_size is None or spec.batch_size >= data.m
+    chunk = FullBatch(spec, full, data, decay, keep) if full_batch else MiniBatches(
+        spec, batches, data, decay)
+    checks = None if validation is None else Validation(evaluate, validation, decay,
+                                                        spec.patience, spec.min_delta, keep)
+    per_epoch_work = validation is not None or spec.callback is not None
+    classify = spec.output in CLASSIFIERS
+    progress, chunker, n_done = Progress(spec.progress, spec.epochs), Chunker(), 0
+    # Overflow on the way to a divergence is reported by the loop itself (DivergenceError).
+    with InterruptFlag() as interrupted, np.errstate(over="ignore", invalid="ignore"):
+        while n_done < spec.epochs and not interrupted():
+            # Steps may overwrite their arrays (eager backends): train on a copy and keep the
+            # chunk's (or epoch's) starting state for a divergence rollback. What a callback
+            # saw on the model is such a starting state: the next steps leave it intact.
+            start, carry = carry, keep(carry)
+            # With per-epoch work (validation, callback) every full-batch step is an epoch.
+            n = 1 if per_epoch_work or not full_batch else chunker.take(spec.epochs - n_done)
+            carry, done = chunk(carry, start, n, history, chunker, interrupted, classify)
+            n_done += done
+            progress.advance(done, history.loss[-1] if history.loss else None)
+            if done and _after_epoch(spec, history, carry, checks, classify):
+                break
+        if interrupted():
+            history.stopped = "interrupted"
+    progress.close()
+    if checks is not None:
+        carry = checks.finish(history, carry, spec.restore_best)
+    return params_to_rows(carry[0]), state_to_rows(carry[1]), history
