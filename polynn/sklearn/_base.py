@@ -12,7 +12,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from polynn.backend import BACKENDS, DTYPES
+from polynn.backend import BACKENDS, DTYPES, dtype_info
 
 from . import backend_model, inputs
 from .backend_model import ModelCache
@@ -192,7 +192,7 @@ class BaseMLP(BaseEstimator):
         self.n_layers_ = len(layer_units)
         self.out_activation_ = OUT_ACTIVATIONS[self._output()]
         self._dtype_name = dtype
-        host_dtype = inputs.host_dtype(dtype)
+        host_dtype = dtype_info(dtype).host
         factor = 2.0 if self.activation == "logistic" else 6.0
         self.coefs_, self.intercepts_ = [], []
         for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):

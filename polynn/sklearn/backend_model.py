@@ -9,12 +9,14 @@ weights) and rebuilds it when any of them changed, so it is never stale and neve
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from polynn.backend import default_backend_name, to_host
+from polynn.io import TrainingRecord
 from polynn.model import MLP
 
 from .inputs import host_array
@@ -84,9 +86,6 @@ class ModelCache:
 
 
 # -- the optimizer's state as host data ------------------------------------------------------
-# TODO(house): use MLP.to_record(checkpoint=True).training / MLP.from_record (the core room's
-# contract) instead of the model's private _optimizer / _opt_state, once they land in main.
-
 @dataclass(frozen=True)
 class TrainingState:
     """The optimizer of the last stochastic fit and its state, as host data: ``count`` (steps
@@ -99,25 +98,28 @@ class TrainingState:
     trees: tuple
 
 
-def training_state(model: MLP, dtype: str) -> TrainingState | None:
+def training_state(model: MLP) -> TrainingState | None:
     """``model``'s optimizer and state copied to the host (None before any training)."""
-    optimizer, state = model._optimizer, model._opt_state
+    optimizer, state = model.optimizer, model.opt_state
     if optimizer is None or state is None:
         return None
-    trees = tuple(tuple((host_array(W, dtype), host_array(b, dtype)) for W, b in tree)
-                  for tree in state[1:])
-    return TrainingState(optimizer, int(to_host(state[0])), trees)
+    count, *trees = state
+    trees = tuple(tuple((host_array(W, model.dtype), host_array(b, model.dtype)) for W, b in tree)
+                  for tree in trees)
+    return TrainingState(optimizer, int(to_host(count)), trees)
 
 
-def set_training_state(model: MLP, state: TrainingState | None) -> None:
-    """Give ``model`` the optimizer state ``state`` (None: a fresh one at the next fit).
-    ``MLP.fit`` continues it when its optimizer differs from ``state.optimizer`` in the learning
-    rate only, as scikit-learn keeps its velocities; otherwise it starts afresh."""
+def with_training_state(model: MLP, state: TrainingState | None) -> MLP:
+    """A model with ``model``'s configuration, backend and weights whose optimizer state is
+    ``state`` (None: a fresh one at the next fit). ``MLP.fit`` continues it when its optimizer
+    differs from ``state.optimizer`` in the learning rate only, as scikit-learn keeps its
+    velocities; otherwise it starts afresh."""
+    # fit seeds the shuffling itself: this stream is never drawn from.
+    shuffle = np.random.default_rng(0).bit_generator.state
     if state is None:
-        model._optimizer, model._opt_state = None, None
-        return
-    backend, dtype = model.backend, model.dtype
-    trees = tuple(tuple((backend.asarray(W, dtype), backend.asarray(b, dtype)) for W, b in tree)
-                  for tree in state.trees)
-    model._optimizer = state.optimizer
-    model._opt_state = state.optimizer.State(state.count, *trees)
+        training = TrainingRecord(None, None, shuffle)
+    else:
+        training = TrainingRecord(state.optimizer,
+                                  state.optimizer.State(state.count, *state.trees), shuffle)
+    record = dataclasses.replace(model.to_record(), training=training)
+    return MLP.from_record(record, backend=model.backend)

@@ -6,51 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse
-from array_api_compat import array_namespace
-from array_api_compat import device as array_device
 from sklearn import get_config
 
-from polynn.backend import BACKENDS, get_backend, to_host
+from polynn.backend import backend_of, dtype_info, get_backend, to_host
 
 # Sparse X is densified for training; above this many elements it is refused (2 GiB of float64).
 MAX_DENSE_ELEMENTS = 2**28
 PREDICT_CHUNK_ROWS = 4096  # sparse X is densified this many rows at a time for predict
-
-
-def backend_of(x):
-    """``(backend name, device spec)`` of an array of a library polynn runs on (host NumPy:
-    ``("numpy", None)``); None for anything else (lists, sparse matrices, scalars).
-
-    TODO(house): use polynn.backend.backend_of (the backend package's contract); this local copy
-    goes when it lands in main."""
-    if isinstance(x, np.ndarray):
-        return "numpy", None
-    if x is None or scipy.sparse.issparse(x):
-        return None
-    try:
-        xp = array_namespace(x)
-    except TypeError:
-        return None
-    parts = xp.__name__.split(".")
-    name = parts[1] if parts[0] == "array_api_compat" and len(parts) > 1 else parts[0]
-    if name not in BACKENDS:
-        return None
-    return name, _device_spec(array_device(x))
-
-
-def _device_spec(device):
-    """A picklable name of ``device`` that ``get_backend(name, spec)`` accepts.
-
-    TODO(house): use polynn.backend.device_spec."""
-    if device is None:
-        return None
-    if hasattr(device, "platform") and hasattr(device, "id"):  # a JAX device
-        return f"{device.platform}:{device.id}"
-    if hasattr(device, "id") and not hasattr(device, "type"):  # a CuPy device
-        return int(device.id)
-    text = str(device)
-    # array_api_strict.Device('CPU_DEVICE') -> 'CPU_DEVICE', the name its parser accepts.
-    return text.split("'")[1] if "'" in text else text
 
 
 def foreign(x) -> bool:
@@ -86,16 +48,9 @@ def to_namespace(result, target):
     return get_backend(*target).asarray(result)
 
 
-def host_dtype(name: str) -> np.dtype:
-    """The NumPy dtype that weights of dtype ``name`` are kept in on the host.
-
-    TODO(house): use polynn.backend.dtype_info(name).host (the one owner of this rule)."""
-    return np.dtype(np.float32) if name == "bfloat16" else np.dtype(name)
-
-
 def host_array(x, dtype_name: str) -> np.ndarray:
     """A host NumPy copy of a backend array, in the host dtype of ``dtype_name``."""
-    return np.array(to_host(x)).astype(host_dtype(dtype_name), copy=False)
+    return np.array(to_host(x)).astype(dtype_info(dtype_name).host, copy=False)
 
 
 def dense(X, name):

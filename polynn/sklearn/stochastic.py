@@ -12,10 +12,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from polynn.nn import mlp as nn_mlp
-from polynn.nn.activations import get_activation
 from polynn.nn.optim import Adam, Constant, VelocityMomentum
 
-from .backend_model import set_training_state, training_state
+from .backend_model import training_state, with_training_state
 from .inputs import host_array
 
 STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -132,7 +131,7 @@ class EpochEnd:
             X_val, y_val, sw_val = validation
             self.validation = Validation(model.backend.asarray(X_val, model.dtype), y_val,
                                          sw_val)
-        self.act = get_activation(model.activation)
+        self.act = model.activation_fn
         self.dtype = model.dtype
         self.best = None
         self.stopped = self.max_iter_reached = False
@@ -239,8 +238,7 @@ def fit_stochastic(est, X, Y, sample_weight, incremental, rs):
     n_samples = X.shape[0]
     batch_size = est._batch_size(n_samples)
     scale = est._loss_scale()
-    model = est._model_for_weights()
-    set_training_state(model, getattr(est, "_training_state", None))
+    model = with_training_state(est._model_for_weights(), est.__dict__.get("_training_state"))
     epoch_end = EpochEnd(est, model, scale=scale, n_samples=n_samples, validation=validation,
                          incremental=incremental)
     # scikit-learn divides alpha by each batch's weight sum: l2 per unit weight, divided by the
@@ -254,10 +252,12 @@ def fit_stochastic(est, X, Y, sample_weight, incremental, rs):
     seed = int(rs.randint(np.iinfo(np.int32).max))
     est.n_iter_ = 0
     try:
-        _run_epochs(est, model, X, est._model_targets(Y), epoch_end, options, seed,
+        # Placed once: an "adaptive" restart of MLP.fit moves nothing again.
+        Xd = X if options["stream"] else model.place(X)
+        _run_epochs(est, model, Xd, est._model_targets(Y), epoch_end, options, seed,
                     incremental)
     finally:
-        est._training_state = training_state(model, model.dtype)
+        est._training_state = training_state(model)
     if epoch_end.max_iter_reached:
         warnings.warn(f"Stochastic Optimizer: Maximum iterations ({est.max_iter}) reached and "
                       "the optimization hasn't converged yet.", ConvergenceWarning, stacklevel=4)
