@@ -12,32 +12,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from polynn.nn import mlp as nn_mlp
-from polynn.nn.optim import Adam, Constant, VelocityMomentum
+from polynn.nn.optim import Adam, Constant, EpochInverseScaling, VelocityMomentum
 
 from .backend_model import training_state, with_training_state
 from .inputs import host_array
 
 STOCHASTIC_SOLVERS = ("sgd", "adam")
-
-
-@dataclass(frozen=True)
-class SklearnInvScaling:
-    """scikit-learn's "invscaling" rate as a polynn schedule of the step count ``t`` within one
-    ``fit``: ``lr`` during the first epoch, then ``lr / (t0 + epoch * n_samples + 1) ** power``
-    (``t0``: samples seen before this fit). Frozen (hashable) so JAX reuses the compiled loop;
-    written with integer operators that accept a traced ``t``."""
-
-    lr: float
-    power: float
-    n_samples: int
-    steps_per_epoch: int
-    t0: int = 0
-
-    def __call__(self, t):
-        epoch = t // self.steps_per_epoch
-        after_first = 1 - 1 // (epoch + 1)  # 0 in the first epoch, 1 afterwards
-        seen = after_first * (self.t0 + epoch * self.n_samples)
-        return self.lr / (seen + 1.0) ** self.power
 
 
 class _Solver:
@@ -81,8 +61,8 @@ def polynn_optimizer(est, scale, n_samples, steps_per_epoch, incremental, t_star
     if solver.lr_schedule == "invscaling" and not incremental:
         # One schedule for the whole fit (one compiled loop on JAX), equal to scikit-learn's
         # per-epoch rate; t0 = samples seen before this fit.
-        rate = SklearnInvScaling(solver.learning_rate_init / scale, float(est.power_t),
-                                 n_samples, steps_per_epoch, t_start)
+        rate = EpochInverseScaling(solver.learning_rate_init / scale, float(est.power_t),
+                                    n_samples, steps_per_epoch, t_start)
     else:
         rate = Constant(solver.learning_rate / scale)
     return VelocityMomentum(rate, float(est.momentum), bool(est.nesterovs_momentum))
