@@ -27,9 +27,6 @@ from polynn.backend.namespaces import (
 )
 from polynn.backend.transfer import to_host
 
-# Until polynn.sklearn imports the public name.
-_device_spec = device_spec
-
 __all__ = [
     "BACKENDS", "DTYPES", "ENV_VAR", "MESH_AXES", "Backend", "BackendUnavailableError", "DType",
     "available_backends", "backend_of", "default_backend_name", "device_spec", "dtype_info",

@@ -145,7 +145,6 @@ class MLP:
         backward) with the model's ``negative_slope``, as ``polynn.nn.mlp`` takes it."""
         return get_activation(self.activation, negative_slope=self.negative_slope)
 
-    _act = activation_fn  # (the wrapper's name; callers move to activation_fn)
 
     @property
     def n_features(self) -> int:
