@@ -213,24 +213,20 @@ def timed_workloads(S, names, focused: bool) -> dict:
         [] if focused else [(n, d, S.ref_extra_reps) for n, d in REFERENCE_EXTRA])
     reference = [e for e in reference if e[0] in names or e[:2] == REFERENCE_BASELINE]
     wide = lambda: random_classification(S.seed + 3, S.wide_batch, 1024, 10, "normal")  # noqa: E731
+    each = lambda reps: [(n, "float32", reps) for n in names]  # noqa: E731
     return {
         "reference": lambda: (Workload("reference", SIZES["spiral"], *spiral(S.seed + 1), S.lr,
                                        n=S.spiral_steps, reload=True, warm_all=not S.quick),
                               reference, S.ref_rounds),
         "mnist-step": lambda: (Workload("mnist-step", SIZES["mnist"], *mnist_data(S)[2:],
                                         S.lr_large, n=S.mnist_steps),
-                               each(names, S.mnist_repeats), 1),
+                               each(S.mnist_repeats), 1),
         "mnist-epoch": lambda: (Workload("mnist-epoch", SIZES["mnist"], *(
             a[: S.epoch_rows] for a in mnist_data(S)[:2]), S.lr_large, call="epoch",
-            n=S.mnist_batch, reload=True, warm_all=not S.quick), each(names, S.epoch_repeats), 1),
+            n=S.mnist_batch, reload=True, warm_all=not S.quick), each(S.epoch_repeats), 1),
         "wide": lambda: (Workload("wide", SIZES["wide"], *wide(), S.lr_large, n=S.wide_steps),
-                         each(names, S.wide_repeats), 1),
+                         each(S.wide_repeats), 1),
     }  # fmt: skip
-
-
-def each(names, reps: int, dtype: str = "float32") -> list[tuple[str, str, int]]:
-    """Entries for ``measure``: every name in ``dtype``, ``reps`` runs."""
-    return [(n, dtype, reps) for n in names]
 
 
 def mnist_data(S):
