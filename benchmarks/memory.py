@@ -205,11 +205,8 @@ def main(argv=None) -> int:
     if args.worker:
         print(json.dumps(worker(**json.loads(args.worker))), flush=True)
         return 0
-    if args.rows:
-        rows = [args.rows]
-    else:
-        sizes = [0.02] if args.quick else [float(s) for s in (args.sizes or "").split(",") if s]
-        rows = [int(g * GIB) // ROW_BYTES for g in (sizes or SIZES_GIB)]
+    sizes = [0.02] if args.quick else [float(s) for s in (args.sizes or "").split(",") if s]
+    rows = [args.rows] if args.rows else [int(g * GIB) // ROW_BYTES for g in sizes or SIZES_GIB]
     cases = args.cases.split(",") if args.cases else list(CASES)
     if unknown := [c for c in cases if c not in CASES]:
         ap.error(f"unknown case(s) {unknown}; known: {', '.join(CASES)}")
