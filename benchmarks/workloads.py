@@ -150,14 +150,15 @@ def measure(S, log, w: Workload, entries, rounds: int = 1) -> list[dict]:
             e["runs"].append({"round": rnd, "s": t, "load1": load1()})
     for e in live:
         if rows[e["key"]] is None:
-            row, err = attempt(S, log, e["c"], w.name, partial(finish, S, log, w, **e))
+            done = partial(finish, S, log, w, e["c"], e["first"], e["runs"])
+            row, err = attempt(S, log, e["c"], w.name, done)
             rows[e["key"]] = row or err
     live.clear()
     gc.collect()
     return [rows[n, d] for n, d, _ in entries]
 
 
-def finish(S, log, w: Workload, c, first, runs, **_) -> dict:
+def finish(S, log, w: Workload, c, first, runs) -> dict:
     """The ok row of a contestant's timed runs: medians, GFLOP/s, the referee's final loss."""
     t = median([r["s"] for r in runs])
     loads = [r["load1"] for r in runs]
