@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 from importlib import import_module
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -120,19 +121,17 @@ def matmul_gflops(lib: str, dtype: str, n: int, rounds: int, device: str = "cpu"
 def measure_ceilings(libs, dtypes, n: int, rounds: int, device: str = "cpu", log=print) -> dict:
     """{"n", "rounds", "device", "by_lib": {dtype: {lib: GFLOP/s or "error: ..."}},
     "ceiling": {dtype: the best}}."""
-    by_lib: dict[str, dict] = {}
-    for dtype in dtypes:
-        by_lib[dtype] = {}
-        for lib in libs:
-            try:
-                by_lib[dtype][lib] = matmul_gflops(lib, dtype, n, rounds, device)
-            except Exception as e:  # noqa: BLE001
-                by_lib[dtype][lib] = f"error: {type(e).__name__}: {e}"
-            v = by_lib[dtype][lib]
-            log(f"  ceiling {device} {dtype:9s} {lib:6s} n={n}: "
-                + (f"{v:8.1f} GFLOP/s" if isinstance(v, float) else v))  # fmt: skip
-    ceiling = {d: max(v for v in libs_.values() if isinstance(v, float))
-               for d, libs_ in by_lib.items() if any(isinstance(v, float) for v in libs_.values())}
+    by_lib: dict[str, dict] = {d: {} for d in dtypes}
+    for dtype, lib in product(dtypes, libs):
+        try:
+            v = matmul_gflops(lib, dtype, n, rounds, device)
+        except Exception as e:  # noqa: BLE001
+            v = f"error: {type(e).__name__}: {e}"
+        by_lib[dtype][lib] = v
+        log(f"  ceiling {device} {dtype:9s} {lib:6s} n={n}: "
+            + (f"{v:8.1f} GFLOP/s" if isinstance(v, float) else v))  # fmt: skip
+    best = {d: [v for v in got.values() if isinstance(v, float)] for d, got in by_lib.items()}
+    ceiling = {d: max(vs) for d, vs in best.items() if vs}
     return {"n": n, "rounds": rounds, "device": device, "by_lib": by_lib, "ceiling": ceiling}
 
 
