@@ -56,11 +56,6 @@ def random_classification(seed: int, n: int, n_features: int, n_classes: int, ki
     return X, rng.integers(0, n_classes, size=n, dtype=np.int64)
 
 
-def batch_slices(n: int, batch_size: int) -> list[slice]:
-    """In-order batches of ``batch_size`` rows; the remainder (if any) is the last, smaller one."""
-    return [slice(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
-
-
 # -- parameters ------------------------------------------------------------------------------------
 def he_init(sizes: Sequence[int], seed: int = 0) -> Params:
     """He init on the host in float64: per layer W ~ N(0, 2/n_in) of shape (n_in, n_out), b = 0."""
@@ -246,9 +241,10 @@ def run_python(commands: list[list[str]], timeout: float, env: dict | None = Non
     return [out for out, _ in outs]
 
 
-def run_worker(module: str, job: dict, timeout: float, env: dict | None = None) -> dict:
-    """``python -m module --worker JOB`` in a fresh process: the JSON of its last stdout line."""
-    out = run_python([["-m", module, "--worker", json.dumps(job)]], timeout, env)[0]
+def run_workers(module: str, jobs: list[dict], timeout: float, env: dict | None = None) -> dict:
+    """``python -m module --worker JOB`` for each job at once, in fresh processes: the JSON of the
+    first one's last stdout line."""
+    out = run_python([["-m", module, "--worker", json.dumps(j)] for j in jobs], timeout, env)[0]
     return json.loads(out.strip().splitlines()[-1])
 
 

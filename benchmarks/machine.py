@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 from importlib import import_module
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +64,7 @@ def describe() -> dict:
     }
 
 
-_THREAD_LIMITS = None  # threadpoolctl's limiter lives as long as the run
+_LIMITS = []  # threadpoolctl's limiter lives as long as the run
 
 
 def limit_threads(n: int, log) -> str:
@@ -73,14 +74,11 @@ def limit_threads(n: int, log) -> str:
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + xla).strip()
 
     def blas():
-        global _THREAD_LIMITS
-        import sklearn.neural_network  # noqa: F401  (load its BLAS before limiting)
-        from threadpoolctl import threadpool_limits
-
-        _THREAD_LIMITS = threadpool_limits(limits=n)
+        import_module("sklearn.neural_network")  # load its BLAS before limiting
+        _LIMITS.append(import_module("threadpoolctl").threadpool_limits(limits=n))
         return f"threadpoolctl limits={n} (BLAS and OpenMP)"
 
-    torch = lambda: (import_module("torch").set_num_threads(n), f"torch.set_num_threads({n})")[1]  # noqa: E731
+    torch = lambda: import_module("torch").set_num_threads(n) or f"torch.set_num_threads({n})"  # noqa: E731
     done = "; ".join([f"XLA_FLAGS={xla}" if n == 1 else "JAX: default (no simple N-thread cap)",
                       _try(torch, "torch unavailable"), _try(blas, "threadpoolctl failed")])
     log(f"threads capped at {n}: {done}")
@@ -123,19 +121,17 @@ def matmul_gflops(lib: str, dtype: str, n: int, rounds: int, device: str = "cpu"
 def measure_ceilings(libs, dtypes, n: int, rounds: int, device: str = "cpu", log=print) -> dict:
     """{"n", "rounds", "device", "by_lib": {dtype: {lib: GFLOP/s or "error: ..."}},
     "ceiling": {dtype: the best}}."""
-    by_lib: dict[str, dict] = {}
-    for dtype in dtypes:
-        by_lib[dtype] = {}
-        for lib in libs:
-            try:
-                by_lib[dtype][lib] = matmul_gflops(lib, dtype, n, rounds, device)
-            except Exception as e:  # noqa: BLE001
-                by_lib[dtype][lib] = f"error: {type(e).__name__}: {e}"
-            v = by_lib[dtype][lib]
-            log(f"  ceiling {device} {dtype:9s} {lib:6s} n={n}: "
-                + (f"{v:8.1f} GFLOP/s" if isinstance(v, float) else v))  # fmt: skip
-    ceiling = {d: max(v for v in libs_.values() if isinstance(v, float))
-               for d, libs_ in by_lib.items() if any(isinstance(v, float) for v in libs_.values())}
+    by_lib: dict[str, dict] = {d: {} for d in dtypes}
+    for dtype, lib in product(dtypes, libs):
+        try:
+            v = matmul_gflops(lib, dtype, n, rounds, device)
+        except Exception as e:  # noqa: BLE001
+            v = f"error: {type(e).__name__}: {e}"
+        by_lib[dtype][lib] = v
+        log(f"  ceiling {device} {dtype:9s} {lib:6s} n={n}: "
+            + (f"{v:8.1f} GFLOP/s" if isinstance(v, float) else v))  # fmt: skip
+    best = {d: [v for v in got.values() if isinstance(v, float)] for d, got in by_lib.items()}
+    ceiling = {d: max(vs) for d, vs in best.items() if vs}
     return {"n": n, "rounds": rounds, "device": device, "by_lib": by_lib, "ceiling": ceiling}
 
 
@@ -152,39 +148,33 @@ def thread_probe(reps: int = 50) -> dict:
     except ImportError:
         return {**out, "error": "threadpoolctl not installed"}
 
-    def run():
-        for _ in range(reps):
-            np.matmul(a, b, out=c)
-
-    best = {}
-    for label, limit in (("default", None), ("1 thread", 1), ("default again", None)):
+    def us(limit) -> float:
         with threadpool_limits(limits=limit):
-            best[label] = 1e6 * best_s(run, 3) / reps
-    out["us_per_matmul"] = best
-    out["default_over_1thread"] = min(best["default"], best["default again"]) / best["1 thread"]
-    return out
+            return 1e6 * best_s(lambda: [np.matmul(a, b, out=c) for _ in range(reps)], 3) / reps
+
+    best = {label: us(limit) for label, limit in (("default", None), ("1 thread", 1),
+                                                  ("default again", None))}  # fmt: skip
+    return {**out, "us_per_matmul": best,
+            "default_over_1thread": min(best["default"], best["default again"]) / best["1 thread"]}
 
 
 def gpu_probe() -> tuple[dict[str, str], list[str]]:
     """({library: its GPU devices} for each library that can use a GPU, [why not, per library])."""
-    usable, reasons = {}, []
 
     def cupy():
-        import cupy
-
-        if not (cupy.cuda.runtime.getDeviceCount() > 0 and cupy.cuda.is_available()):
+        cp = import_module("cupy")
+        if not (cp.cuda.runtime.getDeviceCount() > 0 and cp.cuda.is_available()):
             raise RuntimeError("no CUDA device")
-        cupy.zeros(1).sum().item()  # the first array is where a broken install fails
-        return f"{cupy.cuda.runtime.getDeviceCount()} CUDA device(s)"
+        cp.zeros(1).sum().item()  # the first array is where a broken install fails
+        return f"{cp.cuda.runtime.getDeviceCount()} CUDA device(s)"
 
     def torch():
-        import torch
-
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"torch {torch.__version__}: CUDA not available")
-        return torch.cuda.get_device_name(0)
+        if not (t := import_module("torch")).cuda.is_available():
+            raise RuntimeError(f"torch {t.__version__}: CUDA not available")
+        return t.cuda.get_device_name(0)
 
     jax = lambda: ", ".join(str(d) for d in import_module("jax").devices("gpu"))  # noqa: E731
+    usable, reasons = {}, []
     for lib, probe in (("cupy", cupy), ("jax", jax), ("torch", torch)):
         try:
             usable[lib] = probe()

@@ -32,11 +32,12 @@ import tempfile
 import threading
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.helpers import block, cli, md_table, proc_status, reset_peak_rss, run_worker, save
+from benchmarks.helpers import block, cli, md_table, proc_status, reset_peak_rss, run_workers, save
 
 N_FEATURES, N_CLASSES, HIDDEN, BATCH = 784, 10, 256, 256
 ROW_BYTES = N_FEATURES * 4  # float32 data
@@ -49,24 +50,23 @@ CASES = ("polynn-numpy-f32", "polynn-numpy-f64", "polynn-numpy-f32-streamed", "p
 SIZES_GIB = (0.1, 0.5, 1.0)
 
 
-class _AnonPeak:
-    """Samples RssAnon every millisecond on a thread; ``peak`` is the largest value seen."""
+def _anon_peak(fn) -> int:
+    """``fn()``, while a thread samples RssAnon every millisecond: the largest value seen."""
+    peak, stop = [proc_status()["RssAnon"]], threading.Event()
 
-    def __enter__(self):
-        self.peak, self._stop = proc_status()["RssAnon"], threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, proc_status()["RssAnon"])
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], proc_status()["RssAnon"])
             time.sleep(0.001)
 
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, proc_status()["RssAnon"])
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        fn()
+    finally:
+        stop.set()
+        thread.join()
+    return max(peak[0], proc_status()["RssAnon"])
 
 
 def _make_data(rows: int, where: str, tmp: Path):
@@ -139,19 +139,18 @@ def worker(case: str, rows: int) -> dict:
         before = proc_status()
         reset_peak_rss()  # VmHWM := the current VmRSS
         tic = time.perf_counter()
-        with _AnonPeak() as anon:
-            measured(X, y)
+        anon = _anon_peak(partial(measured, X, y))
         seconds, after = time.perf_counter() - tic, proc_status()
         del X
     return {"case": case, "rows": rows, "data_bytes": rows * ROW_BYTES, "stream_flag": stream,
-            "extra_anon": anon.peak - before["RssAnon"],
+            "extra_anon": anon - before["RssAnon"],
             "extra_hwm": after["VmHWM"] - before["VmRSS"], "seconds": seconds}  # fmt: skip
 
 
 def run_case(case: str, rows: int, timeout: float = 1800) -> dict:
     """One case in a fresh process; an error becomes the row's ``error``."""
     try:
-        return run_worker("benchmarks.memory", {"case": case, "rows": rows}, timeout)
+        return run_workers("benchmarks.memory", [{"case": case, "rows": rows}], timeout)
     except RuntimeError as e:
         return {"case": case, "rows": rows, "error": f"error: {str(e)[-200:]}"}
 
@@ -206,11 +205,8 @@ def main(argv=None) -> int:
     if args.worker:
         print(json.dumps(worker(**json.loads(args.worker))), flush=True)
         return 0
-    if args.rows:
-        rows = [args.rows]
-    else:
-        sizes = [0.02] if args.quick else [float(s) for s in (args.sizes or "").split(",") if s]
-        rows = [int(g * GIB) // ROW_BYTES for g in (sizes or SIZES_GIB)]
+    sizes = [0.02] if args.quick else [float(s) for s in (args.sizes or "").split(",") if s]
+    rows = [args.rows] if args.rows else [int(g * GIB) // ROW_BYTES for g in sizes or SIZES_GIB]
     cases = args.cases.split(",") if args.cases else list(CASES)
     if unknown := [c for c in cases if c not in CASES]:
         ap.error(f"unknown case(s) {unknown}; known: {', '.join(CASES)}")

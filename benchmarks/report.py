@@ -113,11 +113,9 @@ def check(t: Target, results: dict, previous: dict | None = None) -> dict:
         base = [r for r in rows if _ok(r) and r["workload"] == t.workload
                 and r["dtype"] == bdtype and r["contestant"] in t.baseline]  # fmt: skip
     if not mine or (t.kind in ("speed", "loss") and not base):
-        why = _missing(rows, t.contestants, t.workload, t.dtype)
-        why = "; ".join(filter(None, [why, "" if base else (
-            "no ceiling" if t.baseline == "ceiling" else _missing(rows, t.baseline, t.workload,
-                                                                   bdtype))]))  # fmt: skip
-        return {**out, "status": f"not measured ({why or 'no row'})"}
+        why = [_missing(rows, t.contestants, t.workload, t.dtype), "" if base else "no ceiling"
+               if t.baseline == "ceiling" else _missing(rows, t.baseline, t.workload, bdtype)]
+        return {**out, "status": f"not measured ({'; '.join(filter(None, why)) or 'no row'})"}
     if t.kind == "speed":
         c, b = max(mine, key=lambda r: r["gflops"]), max(base, key=lambda r: r["gflops"])
         ratio = c["gflops"] / b["gflops"]

@@ -74,33 +74,30 @@ def parse(argv):
     add("--gpu-dry-run", action="store_true", help="walk the GPU workload's code on the CPU "
         "with small shapes (labelled, never a GPU result)")
     args = ap.parse_args(argv)
-    only = [ALIASES.get(x, x) for x in args.only.split(",") if x]
-    chosen = [ALIASES.get(x, x) for x in args.workloads.split(",") if x]
-    for w in chosen:
-        if w not in WORKLOADS:
-            ap.error(f"unknown workload {w!r}; choose from {WORKLOADS}")
+    split = lambda s: [ALIASES.get(x, x) for x in s.split(",") if x]  # noqa: E731
+    only, chosen = split(args.only), split(args.workloads)
     args.contestants = tuple(x for x in only if x not in WORKLOADS)
     args.chosen = tuple(chosen + [x for x in only if x in WORKLOADS])
-    for n in args.contestants:
-        if n not in CPU_CONTESTANTS:
-            ap.error(f"unknown contestant or workload {n!r}; contestants: {CPU_CONTESTANTS}, "
-                     f"workloads: {WORKLOADS}")  # fmt: skip
+    if bad := [w for w in chosen if w not in WORKLOADS]:
+        ap.error(f"unknown workload {bad[0]!r}; choose from {WORKLOADS}")
+    if bad := [n for n in args.contestants if n not in CPU_CONTESTANTS]:
+        ap.error(f"unknown contestant or workload {bad[0]!r}; contestants: {CPU_CONTESTANTS}, "
+                 f"workloads: {WORKLOADS}")  # fmt: skip
     return args
 
 
 def setup(args, argv, log) -> dict:
     """Settings, threads, JAX's x64 and the machine's description: the run's ``results``."""
-    S = settings(args.quick, seed=args.seed, **({"timeout_s": args.timeout} if args.timeout
-                                                     else {}))  # fmt: skip
-    S.contestants, S.workloads = args.contestants, args.chosen
+    S = settings(args.quick, seed=args.seed, contestants=args.contestants, workloads=args.chosen,
+                 **({"timeout_s": args.timeout} if args.timeout else {}))  # fmt: skip
     warnings.filterwarnings("ignore", message=".*donated buffers were not usable.*")
     threads = machine.limit_threads(args.threads, log) if args.threads else "library defaults"
     try:  # float64 on JAX needs x64: on once, up front (explicit float32 arrays stay float32)
         jax_ok = __import__("jax").config.update("jax_enable_x64", True) or True
     except Exception as e:  # noqa: BLE001
         jax_ok = log(f"jax unavailable: {type(e).__name__}: {e}") or False
-    meta = {"command": "python -m benchmarks.run " + " ".join(sys.argv[1:] if argv is None
-                                                               else argv),
+    argv = sys.argv[1:] if argv is None else argv
+    meta = {"command": "python -m benchmarks.run " + " ".join(argv),
             "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "quick": S.quick, **machine.describe(), "jax_x64": jax_ok, "threads": threads}
     log(f"polynn benchmarks ({'quick' if S.quick else 'full'}): {meta['cpu_model']}, "

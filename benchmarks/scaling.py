@@ -19,7 +19,7 @@ import socket
 import sys
 import time
 
-from benchmarks.helpers import cli, md_table, run_python, save
+from benchmarks.helpers import cli, md_table, random_classification, run_workers, save
 
 MNIST, WIDE = [784, 256, 128, 10], [1024, 2048, 2048, 10]
 # name -> (layer sizes, rows, batch size or None for full batch, epochs timed); --quick: QUICK
@@ -44,9 +44,7 @@ def worker(workload: str, quick: bool, coordinator=None, processes=1, process_id
     import jax
 
     sizes, rows, batch, epochs = (QUICK if quick else WORKLOADS)[workload]
-    rng = np.random.default_rng(0)
-    X = rng.uniform(size=(rows, sizes[0])).astype(np.float32)
-    y = rng.integers(0, sizes[-1], rows)
+    X, y = random_classification(0, rows, sizes[0], sizes[-1], "uniform")
     mesh = None if jax.device_count() == 1 else "all"
     model = pn.MLP(sizes, backend="jax", dtype="float32", mesh=mesh)
     fit = dict(lr=0.01, batch_size=batch, optimizer="sgd")
@@ -73,11 +71,9 @@ def run_config(workload: str, devices: int, processes: int, quick: bool) -> dict
     env = {"JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": str(devices // processes),
            "XLA_FLAGS": None}  # fmt: skip
     try:
-        out = run_python([["-m", "benchmarks.scaling", "--worker", json.dumps(j)] for j in jobs],
-                         1200, env)[0]  # fmt: skip
+        return run_workers("benchmarks.scaling", jobs, 1200, env)
     except RuntimeError as e:
         raise RuntimeError(f"{workload}, {devices} device(s), {processes} process(es): {e}") from e
-    return json.loads(out.strip().splitlines()[-1])
 
 
 def main(argv=None) -> int:

@@ -11,11 +11,11 @@ goes on. ``derive`` then adds each row's ratio to its baseline and to every peer
 
 from __future__ import annotations
 
-import functools
 import gc
 import traceback
 import tracemalloc
 from dataclasses import dataclass
+from functools import cache, partial
 from types import SimpleNamespace
 
 import numpy as np
@@ -111,48 +111,48 @@ def build(S, log, name, sizes, dtype, lr, device, workload):
     return None, status_row(name, dtype, workload, device, why)
 
 
-def error_row(log, c, workload: str, e: Exception) -> dict:
-    """The ``error: ...`` row of a contestant that failed (the traceback's tail in the log)."""
-    log(f"    {c.name:13s} {c.dtype}: error: {type(e).__name__}: {e}\n"
-        + traceback.format_exc(limit=-3))  # fmt: skip
-    return status_row(c.name, c.dtype, workload, c.device, f"error: {type(e).__name__}: {e}")
+def attempt(S, log, c, workload: str, fn) -> tuple:
+    """(``fn()`` within the time limit, None), or (None, ``c``'s ``error: ...`` row; the
+    traceback's tail in the log)."""
+    try:
+        with time_limit(S.timeout_s):
+            return fn(), None
+    except Exception as e:  # noqa: BLE001
+        why = f"error: {type(e).__name__}: {e}"
+        log(f"    {c.name:13s} {c.dtype}: {why}\n" + traceback.format_exc(limit=-3))
+        return None, status_row(c.name, c.dtype, workload, c.device, why)
 
 
 def measure(S, log, w: Workload, entries, rounds: int = 1) -> list[dict]:
     """Time ``w`` for every (contestant, dtype, runs per round) in ``entries``, interleaved over
     ``rounds`` rounds; one row per entry, in order."""
     init = he_init(w.sizes, S.seed)
-    rows, live = {}, []
+
+    def call(c, reload: bool) -> float:
+        if reload:
+            c.load(init)
+        return timed(lambda: getattr(c, w.call)(w.n))
+
+    def warm(c) -> float | None:
+        c.set_data(w.X, w.y)
+        c.load(init)
+        return call(c, False) if w.warm_all or c.jit else None
+
+    rows, live = {}, []  # rows[key] stays None while the contestant is ok
     for name, dtype, reps in entries:
         c, rows[name, dtype] = build(S, log, name, w.sizes, dtype, w.lr, w.device, w.name)
-        if c is None:
-            continue
-        del rows[name, dtype]
-        try:
-            with time_limit(S.timeout_s):
-                c.set_data(w.X, w.y)
-                c.load(init)
-                first = timed(lambda c=c: getattr(c, w.call)(w.n)) if w.warm_all or c.jit else None
+        if c is not None:
+            first, rows[name, dtype] = attempt(S, log, c, w.name, partial(warm, c))
             live.append(dict(key=(name, dtype), c=c, reps=reps, first=first, runs=[]))
-        except Exception as e:  # noqa: BLE001
-            rows[name, dtype] = error_row(log, c, w.name, e)
     for rnd, e in interleaved(live, rounds, lambda e: e["reps"]):
-        if e["key"] in rows:  # failed earlier
-            continue
-        try:
-            with time_limit(S.timeout_s):
-                if w.reload:
-                    e["c"].load(init)
-                t = timed(lambda c=e["c"]: getattr(c, w.call)(w.n))
+        if rows[e["key"]] is None:
+            t, rows[e["key"]] = attempt(S, log, e["c"], w.name, partial(call, e["c"], w.reload))
             e["runs"].append({"round": rnd, "s": t, "load1": load1()})
-        except Exception as ex:  # noqa: BLE001
-            rows[e["key"]] = error_row(log, e["c"], w.name, ex)
     for e in live:
-        if e["key"] not in rows:
-            try:
-                rows[e["key"]] = finish(S, log, w, e["c"], e["first"], e["runs"])
-            except Exception as ex:  # noqa: BLE001
-                rows[e["key"]] = error_row(log, e["c"], w.name, ex)
+        if rows[e["key"]] is None:
+            done = partial(finish, S, log, w, e["c"], e["first"], e["runs"])
+            row, err = attempt(S, log, e["c"], w.name, done)
+            rows[e["key"]] = row or err
     live.clear()
     gc.collect()
     return [rows[n, d] for n, d, _ in entries]
@@ -184,27 +184,21 @@ def derive(rows: list[dict], ceiling: dict) -> None:
     dtype), ``loss_rel_diff`` (from the baseline's final loss), ``frac_ceiling`` (GFLOP/s over the
     matmul ceiling of the dtype) and, for the reference program, µs/step against the floor."""
     ok = [r for r in rows if r.get("status") == "ok"]
+    in_round = lambda p, k: median([x["s"] for x in p["runs"] if x["round"] == k])  # noqa: E731
     for r in ok:
         same = [p for p in ok if p["workload"] == r["workload"]]
         base_dtype = REFERENCE_BASELINE[1] if r["workload"] == "reference" else r["dtype"]
         base = next((p for p in same if p["contestant"] in HAND and p["dtype"] == base_dtype), None)
-        r["speedup_vs"] = {
-            "numpy-hand" if p["contestant"] in HAND else p["contestant"]: p["ms_per_step"] / r[
-                "ms_per_step"]
-            for p in same if p["family"] == "peer" and p["dtype"] == r["dtype"] and p is not r
-        }  # fmt: skip
+        r["speedup_vs"] = {"numpy-hand" if p["contestant"] in HAND else p["contestant"]:
+                           p["ms_per_step"] / r["ms_per_step"] for p in same
+                           if p["family"] == "peer" and p["dtype"] == r["dtype"] and p is not r}
         if base is not None:
             r["baseline"] = {k: base[k] for k in ("contestant", "dtype", "ms_per_step",
                                                    "total_s", "loadavg_1m")}  # fmt: skip
             r["ratio"] = base["ms_per_step"] / r["ms_per_step"]
-            per_round = [{x["round"]: [] for x in p["runs"]} for p in (base, r)]
-            for runs, p in zip(per_round, (base, r)):
-                for x in p["runs"]:
-                    runs[x["round"]].append(x["s"])
-            r["rounds"] = [median(per_round[0][k]) / median(v)
-                           for k, v in sorted(per_round[1].items()) if k in per_round[0]]
-            ref_loss = base["final_loss"]
-            r["loss_rel_diff"] = abs(r["final_loss"] - ref_loss) / abs(ref_loss)
+            both = sorted({x["round"] for x in r["runs"]} & {x["round"] for x in base["runs"]})
+            r["rounds"] = [in_round(base, k) / in_round(r, k) for k in both]
+            r["loss_rel_diff"] = abs(r["final_loss"] - base["final_loss"]) / abs(base["final_loss"])
         r["frac_ceiling"] = r["gflops"] / ceiling[r["dtype"]] if r["dtype"] in ceiling else None
         if r["workload"] == "reference":
             r["us_per_step"] = 1e3 * r["ms_per_step"]
@@ -220,24 +214,20 @@ def timed_workloads(S, names, focused: bool) -> dict:
         [] if focused else [(n, d, S.ref_extra_reps) for n, d in REFERENCE_EXTRA])
     reference = [e for e in reference if e[0] in names or e[:2] == REFERENCE_BASELINE]
     wide = lambda: random_classification(S.seed + 3, S.wide_batch, 1024, 10, "normal")  # noqa: E731
+    each = lambda reps: [(n, "float32", reps) for n in names]  # noqa: E731
     return {
         "reference": lambda: (Workload("reference", SIZES["spiral"], *spiral(S.seed + 1), S.lr,
                                        n=S.spiral_steps, reload=True, warm_all=not S.quick),
                               reference, S.ref_rounds),
         "mnist-step": lambda: (Workload("mnist-step", SIZES["mnist"], *mnist_data(S)[2:],
                                         S.lr_large, n=S.mnist_steps),
-                               each(names, S.mnist_repeats), 1),
+                               each(S.mnist_repeats), 1),
         "mnist-epoch": lambda: (Workload("mnist-epoch", SIZES["mnist"], *(
             a[: S.epoch_rows] for a in mnist_data(S)[:2]), S.lr_large, call="epoch",
-            n=S.mnist_batch, reload=True, warm_all=not S.quick), each(names, S.epoch_repeats), 1),
+            n=S.mnist_batch, reload=True, warm_all=not S.quick), each(S.epoch_repeats), 1),
         "wide": lambda: (Workload("wide", SIZES["wide"], *wide(), S.lr_large, n=S.wide_steps),
-                         each(names, S.wide_repeats), 1),
+                         each(S.wide_repeats), 1),
     }  # fmt: skip
-
-
-def each(names, reps: int, dtype: str = "float32") -> list[tuple[str, str, int]]:
-    """Entries for ``measure``: every name in ``dtype``, ``reps`` runs."""
-    return [(n, dtype, reps) for n in names]
 
 
 def mnist_data(S):
@@ -246,55 +236,56 @@ def mnist_data(S):
     return Xm, ym, Xm[: S.mnist_batch], ym[: S.mnist_batch]
 
 
-_mnist = functools.cache(lambda seed, rows: random_classification(seed, rows, 784, 10, "uniform"))
+_mnist = cache(lambda seed, rows: random_classification(seed, rows, 784, 10, "uniform"))
 
 
 def memory_steps(S, log, names, X, y, warmup_all: bool) -> list[dict]:
     """Peak memory of training runs of n steps for each n in ``S.memory_steps`` (10 and 1,000), one
-    contestant at a time, each run from the init after a warm-up run of the same length (in --quick
-    only for the contestants that compile). Per run: ``rss_peak_bytes`` (the kernel's VmHWM over
-    the run, reset just before it: every allocator), ``rss_growth_bytes`` (that minus the RSS
-    before), ``py_peak_bytes`` (tracemalloc: Python objects and NumPy buffers). Flat: from the
-    first n to the last the RSS peak grows by at most max(4 MiB, 5 %) and the tracemalloc peak
-    by at most max(4 MiB, 10 %)."""
-    out, init, mib = [], he_init(SIZES["mnist"], S.seed), 2**20
+    contestant at a time (``memory_row``); one row per name."""
+    out, init = [], he_init(SIZES["mnist"], S.seed)
     for name in names:
         c, row = build(S, log, name, SIZES["mnist"], "float32", S.lr_large, "cpu", "memory")
-        if c is None:
-            out.append(row)
-            continue
-        try:
-            with time_limit(S.timeout_s):
-                c.set_data(X, y)
-                for n in S.memory_steps if (warmup_all or c.jit) else ():
-                    c.load(init)
-                    c.steps(n)
-                by = {}
-                for n in S.memory_steps:
-                    c.load(init)
-                    gc.collect()
-                    tracemalloc.start()
-                    py0, rss0 = tracemalloc.get_traced_memory()[0], proc_status()
-                    reset = reset_peak_rss()
-                    c.steps(n)
-                    peak, py_peak = proc_status().get("VmHWM"), tracemalloc.get_traced_memory()[1]
-                    tracemalloc.stop()
-                    known = reset and peak is not None and "VmRSS" in rss0
-                    by[str(n)] = dict(rss_peak_bytes=peak if known else None,
-                                      rss_growth_bytes=peak - rss0["VmRSS"] if known else None,
-                                      py_peak_bytes=py_peak - py0)  # fmt: skip
-            a, b = by[str(S.memory_steps[0])], by[str(S.memory_steps[-1])]
-            grew = {k: b[k] - a[k] <= max(4 * mib, tol * a[k]) for k, tol in
-                    (("rss_peak_bytes", 0.05), ("py_peak_bytes", 0.10)) if a[k] is not None}
-            flat = all(grew.values()) if "rss_peak_bytes" in grew else None
-            log(f"    {name:13s}: RSS peak {rss_path(by)} MiB, flat: {flat}")
-            out.append(status_row(name, "float32", "memory", "cpu", "ok") | dict(
-                steps=list(S.memory_steps), by_steps=by, flat=flat, batch=int(X.shape[0])))
-        except Exception as e:  # noqa: BLE001
-            out.append(error_row(log, c, "memory", e))
+        if c is not None:
+            ok, row = attempt(S, log, c, "memory", partial(memory_row, S, log, c, X, y, init,
+                                                           warmup_all or c.jit))  # fmt: skip
+            row = ok or row
+        out.append(row)
         del c
         gc.collect()
     return out
+
+
+def memory_row(S, log, c, X, y, init, warm: bool) -> dict:
+    """Each run from the init after a warm-up run of the same length (if ``warm``). Per run:
+    ``rss_peak_bytes`` (the kernel's VmHWM over the run, reset just before it: every allocator),
+    ``rss_growth_bytes`` (that minus the RSS before), ``py_peak_bytes`` (tracemalloc: Python
+    objects and NumPy buffers). Flat: from the first n to the last the RSS peak grows by at most
+    max(4 MiB, 5 %) and the tracemalloc peak by at most max(4 MiB, 10 %)."""
+    c.set_data(X, y)
+    for n in S.memory_steps if warm else ():
+        c.load(init)
+        c.steps(n)
+    by = {}
+    for n in S.memory_steps:
+        c.load(init)
+        gc.collect()
+        tracemalloc.start()
+        py0, rss0 = tracemalloc.get_traced_memory()[0], proc_status()
+        reset = reset_peak_rss()
+        c.steps(n)
+        peak, py_peak = proc_status().get("VmHWM"), tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        known = reset and peak is not None and "VmRSS" in rss0
+        by[str(n)] = dict(rss_peak_bytes=peak if known else None,
+                          rss_growth_bytes=peak - rss0["VmRSS"] if known else None,
+                          py_peak_bytes=py_peak - py0)  # fmt: skip
+    a, b = by[str(S.memory_steps[0])], by[str(S.memory_steps[-1])]
+    grew = {k: b[k] - a[k] <= max(4 * 2**20, tol * a[k]) for k, tol in
+            (("rss_peak_bytes", 0.05), ("py_peak_bytes", 0.10)) if a[k] is not None}
+    flat = all(grew.values()) if "rss_peak_bytes" in grew else None
+    log(f"    {c.name:13s}: RSS peak {rss_path(by)} MiB, flat: {flat}")
+    return status_row(c.name, "float32", "memory", "cpu", "ok") | dict(
+        steps=list(S.memory_steps), by_steps=by, flat=flat, batch=int(X.shape[0]))
 
 
 def rss_path(by_steps: dict) -> str:

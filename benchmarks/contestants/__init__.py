@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import importlib
 
-from ..helpers import batch_slices
-
 PEERS = {"numpy-hand": "numpy_hand:NumpyHand", "jax-jit": "jax_native:JaxJit",
          "jax-scan": "jax_native:JaxScan", "torch": "torch_native:TorchSGD",
          "sklearn": "sklearn_mlp:SklearnMLP"}  # fmt: skip
@@ -57,8 +55,8 @@ class Contestant:
         self._sync()
 
     def epoch(self, batch_size: int) -> None:
-        for s in batch_slices(self.X.shape[0], batch_size):
-            self._step(self.X[s], self.y[s])
+        for s in range(0, self.X.shape[0], batch_size):  # the last batch may be smaller
+            self._step(self.X[s : s + batch_size], self.y[s : s + batch_size])
         self._sync()
 
     def notes(self) -> str:

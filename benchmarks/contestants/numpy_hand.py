@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..helpers import host_dtype, to_host
+from ..helpers import cast_params, host_dtype, to_host
 from . import Contestant, Unavailable, need
 
 
@@ -28,11 +28,9 @@ class NumpyHand(Contestant):
         self.losses = []
 
     def load(self, params) -> None:
-        dt = host_dtype(self.dtype)
         self.params = {}
-        for i, (W, b) in enumerate(params, start=1):
-            self.params[f"W{i}"] = self.xp.asarray(np.array(W, dtype=dt))
-            self.params[f"b{i}"] = self.xp.asarray(np.array(b, dtype=dt))
+        for i, (W, b) in enumerate(cast_params(params, self.dtype), start=1):
+            self.params[f"W{i}"], self.params[f"b{i}"] = self.xp.asarray(W), self.xp.asarray(b)
         self.L = len(params)
         self.losses = []
 
