@@ -189,13 +189,13 @@ def test_jax_transfer_casts_a_large_array_in_chunks(monkeypatch):
 def test_missing_backend_names_reason_and_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "jax", None)
     monkeypatch.setitem(sys.modules, "jax.numpy", None)
-    backend_namespaces._namespace.cache_clear()
+    backend_namespaces.load_namespace.cache_clear()
     try:
         with pytest.raises(pn.BackendUnavailableError,
                            match=r"backend 'jax' is not available.*pip install 'polynn\[jax\]'"):
             pn.MLP([2, 3], backend="jax")
     finally:
-        backend_namespaces._namespace.cache_clear()
+        backend_namespaces.load_namespace.cache_clear()
 
 
 def test_cupy_without_gpu_names_the_reason(monkeypatch):
@@ -208,14 +208,14 @@ def test_cupy_without_gpu_names_the_reason(monkeypatch):
         cuda = FakeCuda
 
     monkeypatch.setitem(sys.modules, "cupy", FakeCupy)
-    backend_namespaces._namespace.cache_clear()
+    backend_namespaces.load_namespace.cache_clear()
     try:
         with pytest.raises(pn.BackendUnavailableError,
                            match=r"'cupy'.*no usable NVIDIA GPU.*CUDA driver not found"
                                  r".*polynn\[cupy\]"):
             pn.get_backend("cupy")
     finally:
-        backend_namespaces._namespace.cache_clear()
+        backend_namespaces.load_namespace.cache_clear()
 
 
 def test_float64_on_jax_enables_x64_and_says_so_once(monkeypatch):

@@ -9,15 +9,15 @@ from typing import Any
 import numpy as np
 
 from polynn.backend.compiled import Compiled
-from polynn.backend.devices import _device, device_spec
+from polynn.backend.devices import device_object, device_spec
 from polynn.backend.dtypes import DType, native_record, supports
 from polynn.backend.mesh import MeshPlacement, mesh_spec, resolve_mesh
 from polynn.backend.namespaces import (
     BACKENDS,
     BackendUnavailableError,
-    _namespace,
     default_backend_name,
     library_of,
+    load_namespace,
 )
 from polynn.backend.transfer import to_device, to_host
 
@@ -149,8 +149,8 @@ def get_backend(name: str | Backend | None = None, device=None, mesh=None) -> Ba
             raise ValueError(f"mesh= (many devices) needs backend='jax', not {name!r}")
         if device is not None:
             raise ValueError("give device= or mesh=, not both (the mesh names its devices)")
-    xp = _namespace(name)
-    return Backend(name, xp, _device(name, xp, device), resolve_mesh(mesh))
+    xp = load_namespace(name)
+    return Backend(name, xp, device_object(name, xp, device), resolve_mesh(mesh))
 
 
 def available_backends() -> dict[str, str | None]:

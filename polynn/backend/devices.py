@@ -156,7 +156,7 @@ _PARSERS = {
 }
 
 
-def _device(name: str, xp, device):
+def device_object(name: str, xp, device):
     """The namespace's device object for a device spec (see the module's docstring). Anything
     unknown or out of range here is a ValueError naming the device and listing the devices
     this machine has."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from polynn.backend.dtypes import cast_on_device, dtype_info
-from polynn.backend.namespaces import _unavailable
+from polynn.backend.namespaces import unavailable
 
 MESH_AXES = ("data", "model")
 
@@ -37,7 +37,7 @@ def resolve_mesh(mesh):
     try:
         from jax.sharding import AxisType, Mesh
     except ImportError:  # pragma: no cover - old JAX
-        raise _unavailable("jax", f"mesh= needs JAX with jax.sharding.AxisType (this is "
+        raise unavailable("jax", f"mesh= needs JAX with jax.sharding.AxisType (this is "
                            f"{jax.__version__}; upgrade JAX)") from None
     if isinstance(mesh, Mesh):
         names = tuple(mesh.axis_names)

@@ -73,7 +73,7 @@ def library_of(x) -> str | None:
     return None if name in (None, "numpy") else name
 
 
-def _unavailable(name: str, reason: str) -> BackendUnavailableError:
+def unavailable(name: str, reason: str) -> BackendUnavailableError:
     extra = _EXTRA.get(name)
     hint = f" Install it with: pip install 'polynn[{extra}]'." if extra else ""
     return BackendUnavailableError(f"backend {name!r} is not available: {reason}.{hint}")
@@ -84,7 +84,7 @@ def _import(name: str):
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        raise _unavailable(name, f"{library} is not installed ({e})") from None
+        raise unavailable(name, f"{library} is not installed ({e})") from None
 
 
 def _cupy_usable(library) -> None:
@@ -95,11 +95,11 @@ def _cupy_usable(library) -> None:
     except Exception as e:  # noqa: BLE001 - any CUDA runtime error means "not usable"
         usable, reason = False, f"no usable NVIDIA GPU ({type(e).__name__}: {e})"
     if not usable:
-        raise _unavailable("cupy", reason)
+        raise unavailable("cupy", reason)
 
 
 @functools.cache
-def _namespace(name: str):
+def load_namespace(name: str):
     """The array namespace of backend ``name`` (cached; tests clear it to fake a missing
     library). Raises ValueError for an unknown name, BackendUnavailableError when the library
     is missing or unusable."""
