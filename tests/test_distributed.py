@@ -253,8 +253,7 @@ def compiled_step(mesh, m, batch_size, sizes=(64, 128, 10), replicate_data=False
     full, batches, _ = runners(backend, get_activation("relu"), "softmax", opt,
                                model.dtype_record)
     state_t = state_to_columns(opt.init(model.params))
-    params_t, state = backend.place_training((params_to_columns(model.params), state_t))
-    carry = (params_t, type(state_t)(*state))  # the NamedTuple the compiled loop returns
+    carry = backend.place_training((params_to_columns(model.params), state_t))
     Xd, T = columns_data(model, X, y)
     if batch_size is None:
         Xa = backend.call(augment, backend.asarray(X, "float64") if replicate_data else Xd)

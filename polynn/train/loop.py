@@ -158,8 +158,6 @@ def run(spec: TrainSpec, params, opt_state, data, validation=None, history=None)
     # With a mesh: parameters replicated, or hidden layers split over a "model" axis.
     state_t = state_to_columns(opt_state)
     carry = backend.place_training((params_to_columns(params), state_t))
-    if type(carry[1]) is not type(state_t):  # keep the NamedTuple the compiled loop returns
-        carry = (carry[0], type(state_t)(*carry[1]))
     decay = backend.call(weight_decay, carry[0], static=dict(l2=spec.l2))
     full_batch = spec.batch_size is None or spec.batch_size >= data.m
     chunk = FullBatch(spec, full, data, decay, keep) if full_batch else MiniBatches(
