@@ -1,0 +1,187 @@
+"""Arrays at the boundary: host copies of any array or table, features, rows, sample weights and
+the validation split, checked finite in the model's dtype."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from polynn.backend import to_host
+from polynn.validate.values import check_real, type_name
+
+
+# --- arrays ------------------------------------------------------------------------------------
+def is_sparse(x) -> bool:
+    return type(x).__module__.startswith("scipy.sparse")
+
+
+def host_array(x, name="X") -> np.ndarray:
+    """``x`` as a host NumPy array, without a copy where possible.
+
+    Accepts NumPy arrays, nested sequences, any backend's arrays, and table objects with
+    ``to_numpy`` (pandas, polars): pandas' nullable dtypes (``Float64``, ``Int64``, ...) become
+    float64 with NaN for missing values (then refused by name where values must be finite).
+    A scipy sparse matrix is a TypeError (polynn computes on dense arrays)."""
+    if isinstance(x, np.ndarray):
+        return x
+    if is_sparse(x):
+        raise TypeError(f"{name} is a scipy sparse {type_name(x)}; polynn needs dense arrays "
+                        f"(sparse input is not supported): pass {name}.toarray()")
+    if hasattr(x, "to_numpy") and not hasattr(x, "__array_namespace__"):
+        array = np.asarray(x.to_numpy())
+        if array.dtype == object:
+            # pandas' nullable (masked) dtypes come out as objects holding pd.NA.
+            try:
+                array = np.asarray(x.to_numpy(dtype=np.float64, na_value=np.nan))
+            except (TypeError, ValueError) as err:
+                raise TypeError(f"{name} must hold numbers; its values cannot be read as "
+                                f"float64 ({err})") from None
+        return array
+    if hasattr(x, "__dlpack__"):  # an array of any backend: copied to the host by its library
+        return to_host(x)
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError) as err:  # ragged nested lists and the like
+        raise ValueError(f"{name} cannot be read as an array: {err}") from None
+
+
+def check_kind(array, name, what="numbers"):
+    kind = array.dtype.kind
+    if kind == "c":
+        raise TypeError(f"{name} must hold real numbers, got complex values (dtype "
+                        f"{array.dtype}); polynn does not drop imaginary parts: pass "
+                        f"{name}.real or abs({name}) explicitly")
+    if kind not in "biuf":
+        got = (f"dtype {array.dtype}" if kind != "O" or array.size == 0 else
+               f"dtype object (e.g. {array.flat[0]!r} of type {type_name(array.flat[0])})")
+        raise TypeError(f"{name} must hold {what}, got {got}")
+
+
+def _first_bad(bad) -> str:
+    """'row r, column c' (or 'index i') of the first True in a boolean array."""
+    where = np.argwhere(bad)[0]
+    if where.size == 1:
+        return f"index {where[0]}"
+    return ", ".join(f"{axis} {i}" for axis, i in zip(("row", "column", "axis 2"), where))
+
+
+def _nonfinite_name(value) -> str:
+    return "NaN (a missing value)" if np.isnan(value) else ("inf" if value > 0 else "-inf")
+
+
+def check_finite(array, name, dtype=None):
+    """Raise ValueError unless every value of the real host ``array`` is finite and, when
+    ``dtype`` (a backend's ``DType`` record: ``.name``, ``.max``) is given, stays finite when
+    cast to it."""
+    if array.dtype.kind != "f" or array.size == 0:
+        return  # integers and bools are finite, and no integer overflows float32
+    # min/max propagate NaN and ±inf without allocating a mask the size of the array
+    # (isfinite(X).all() took 0.25 s on 60,000 x 784); masks are built only to name the culprit.
+    low, high = array.min(), array.max()
+    if not (np.isfinite(low) and np.isfinite(high)):
+        bad = ~np.isfinite(array)
+        first = array[tuple(np.argwhere(bad)[0])]
+        raise ValueError(f"{name} contains NaN or infinity: {_nonfinite_name(first)} first "
+                         f"at {_first_bad(bad)} (values must be finite)")
+    limit = None if dtype is None else dtype.max
+    if limit is not None and max(-float(low), float(high)) > limit:
+        bad = np.abs(array) > limit
+        first = array[tuple(np.argwhere(bad)[0])]
+        raise ValueError(f"{name} has values beyond the range of the model's dtype {dtype.name} "
+                         f"(largest finite value {limit:.4g}): {float(first)!r} at "
+                         f"{_first_bad(bad)} would become infinite; rescale {name} (e.g. "
+                         f"polynn.datasets.standardize) or use dtype='float64'")
+
+
+def check_X(X, n_features, name="X", dtype=None, *, allow_empty=False) -> np.ndarray:
+    """``X`` as a host real array of shape ``(m, n_features)`` (any width when ``n_features``
+    is None), ``m >= 1`` unless ``allow_empty``, whose values are finite in the model's ``dtype``
+    (a ``DType`` record; None: as given)."""
+    X = host_array(X, name)
+    check_kind(X, name)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (m examples, n_features), got shape {X.shape}")
+    if X.shape[0] == 0 and not allow_empty:
+        raise ValueError(f"{name} has no rows")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(f"{name} has {X.shape[1]} features but the model's first layer expects "
+                         f"{n_features} (layer_sizes[0])")
+    check_finite(X, name, dtype)
+    return X
+
+
+def check_resident_X(X, xp, dtype, n_features, name="X", *, cast=True):
+    """``X``, already an array of namespace ``xp``, checked and cast to ``dtype`` (a ``DType``
+    record) on its device:
+    shape ``(m, n_features)``, real, and finite after the cast (one reduction when it is).
+    ``cast=False`` returns ``X`` itself, checked without a cast copy or a mask the size of X
+    (min and max, against the dtype's range), for callers that cast rows when they use them."""
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (m examples, n_features), got shape "
+                         f"{tuple(X.shape)}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} has no rows")
+    if X.shape[1] != n_features:
+        raise ValueError(f"{name} has {X.shape[1]} features but the model's first layer expects "
+                         f"{n_features} (layer_sizes[0])")
+    if xp.isdtype(X.dtype, "complex floating"):
+        raise TypeError(f"{name} must hold real numbers, got complex values (dtype {X.dtype})")
+    if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
+        raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
+    if not cast:
+        if xp.isdtype(X.dtype, "real floating") and X.shape[0]:
+            low, high = float(xp.min(X)), float(xp.max(X))
+            if not (math.isfinite(low) and math.isfinite(high)) or max(-low, high) > dtype.max:
+                # Name the culprit on the host: this is the error path only.
+                check_finite(to_host(X), name, dtype)
+                raise ValueError(f"{name} has values that are not finite in the model's dtype "
+                                 f"{dtype.name}")
+        return X
+    with warnings.catch_warnings(), np.errstate(over="ignore"):
+        # An overflow in the cast (NumPy-backed namespaces warn) is reported just below.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        cast = X if X.dtype == dtype.native else xp.astype(X, dtype.native)
+    if not bool(xp.all(xp.isfinite(cast))):
+        # Name the culprit on the host: this is the error path only.
+        check_finite(to_host(X).astype(np.float64, copy=False) if X.dtype != dtype.native else
+                     to_host(cast), name, dtype)
+        raise ValueError(f"{name} contains NaN or infinity in the model's dtype {dtype.name}")
+    return cast
+
+
+def check_rows(y, m, name="y") -> np.ndarray:
+    """``y`` as a host array with ``m`` rows (those of ``X``), else ValueError."""
+    y = host_array(y, name)
+    if y.shape[:1] != (m,):
+        raise ValueError(f"X has {m} rows but {name} has shape {y.shape}: they must have the "
+                         "same number of rows")
+    return y
+
+
+def check_sample_weight(sample_weight, m, name="sample_weight") -> np.ndarray:
+    """``sample_weight`` as a host float64 ``(m,)`` array of finite non-negative weights with a
+    positive sum."""
+    w = host_array(sample_weight, name)
+    check_kind(w, name, "real numbers")
+    if w.shape != (m,):
+        raise ValueError(f"{name} must have shape ({m},), one weight per row of X, got {w.shape}")
+    check_finite(w, name)
+    w = w.astype(np.float64)
+    if w.min() < 0 or not w.sum() > 0:
+        raise ValueError(f"{name} must be finite and non-negative with a positive sum")
+    return w
+
+
+def check_validation_split(validation_split, m) -> float:
+    """A fraction in (0, 1) that leaves at least one row on each side of an ``m``-row split
+    (the validation set gets ``ceil(validation_split * m)`` rows, as train_test_split)."""
+    split = check_real("validation_split", validation_split, 0, 1, low_open=True,
+                       high_open=True)
+    n_val = math.ceil(split * m)
+    if not 1 <= n_val < m:
+        raise ValueError(f"validation_split={validation_split} of {m} rows leaves "
+                         f"{m - n_val} training row(s) and {n_val} validation row(s); both need "
+                         "at least one")
+    return split
