@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from polynn.backend import dtype_info
 from polynn.model import MLP
 
 # The output pairs whose graph has ``label`` and ``probabilities`` outputs (the others have
@@ -93,11 +94,13 @@ def hidden_activations(activation, negative_slope, n_hidden: int) -> tuple:
 
 
 def _float_dtype(dtype) -> np.dtype:
-    """float32 or float64 from a dtype name or NumPy dtype (bfloat16 exports as float32)."""
-    name = str(np.dtype(dtype) if not isinstance(dtype, str) else dtype)
-    if name not in ("float32", "float64", "bfloat16"):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    return np.dtype("float64" if name == "float64" else "float32")
+    """The host dtype of a dtype name or NumPy dtype: float32 or float64 (bfloat16 is exported
+    as float32, its host storage dtype)."""
+    name = dtype if isinstance(dtype, str) else str(np.dtype(dtype))
+    try:
+        return np.dtype(dtype_info(name).host)
+    except ValueError:
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
 
 
 def _from_model(model: MLP, classes, dtype) -> Network:

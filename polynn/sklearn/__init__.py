@@ -74,7 +74,11 @@ any polynn backend. How scikit-learn's definitions map onto polynn's math (sciki
   True)``, an ``X`` of PyTorch / JAX / CuPy / array-api-strict trains on its own backend and
   device (validated on a host copy; unless ``backend`` is given) and predictions come back in
   the input's namespace and device (non-numeric labels stay NumPy); ``y`` and ``sample_weight``
-  of any library are host data. Without dispatch every output is NumPy.
+  of any library are host data. Without dispatch every output is NumPy. Dispatch needs SciPy's
+  array API support: set the environment variable ``SCIPY_ARRAY_API=1`` before Python imports
+  scipy or scikit-learn (``SCIPY_ARRAY_API=1 python script.py``); without it scikit-learn's
+  ``set_config`` / ``config_context(array_api_dispatch=True)`` raises a RuntimeError that says
+  so (tested in ``tests/test_sklearn_extra.py``).
 
 Modules: ``inputs`` (dispatch, dense/sparse, host copies), ``backend_model`` (the backend model
 derived from an estimator's state, the optimizer's state as host data), ``stochastic`` (sgd and
@@ -82,7 +86,19 @@ adam: learning rate and stopping rules), ``lbfgs``, ``_base`` (the shared estima
 ``classifier``, ``regressor``.
 """
 
-from polynn.sklearn.classifier import MLPClassifier
-from polynn.sklearn.regressor import MLPRegressor
+# The extra's libraries are named with the install command when missing (as polynn names a
+# missing backend), not left as a bare ModuleNotFoundError from deep inside an import.
+EXTRA_PROJECTS = {"sklearn": "scikit-learn", "scipy": "scipy"}
+
+try:
+    from polynn.sklearn.classifier import MLPClassifier
+    from polynn.sklearn.regressor import MLPRegressor
+except ModuleNotFoundError as error:
+    missing = (error.name or "").partition(".")[0]
+    if missing not in EXTRA_PROJECTS:
+        raise
+    raise ModuleNotFoundError(
+        f"polynn.sklearn needs {EXTRA_PROJECTS[missing]}, which is not installed: "
+        'pip install "polynn[sklearn]"', name=error.name) from error
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
