@@ -8,7 +8,8 @@ domain only (opset >= 13), so any runtime runs them.
 The graph, for ``X`` ``(N, n_features)`` in the network's dtype:
 
 - each layer ``Z = Gemm(A, W, b)`` (``A @ W + b``), then the layer's hidden activation:
-  ``Relu``, ``LeakyRelu(alpha=negative_slope)``, ``Tanh``, ``Sigmoid``, or nothing (identity);
+  ``Relu``, leaky_relu as polynn computes it (``Max(Z, s * Z)``, ``Min`` for a slope s > 1),
+  ``Tanh``, ``Sigmoid``, or nothing (identity);
 - outputs, named as skl2onnx names them:
 
   - softmax: ``label`` = ``ArgMax(Z)`` (int64 ``(N,)``; mapped through ``classes`` when the
@@ -48,10 +49,15 @@ class Sink(Protocol):
         output (``output`` when given, else a new name made from ``hint``)."""
 
 
-def _activate(sink: Sink, A: str, activation: HiddenActivation, layer: int) -> str:
+def _activate(sink: Sink, A: str, activation: HiddenActivation, layer: int,
+              dtype: np.dtype) -> str:
     if activation.name == "leaky_relu":
-        return sink.node("LeakyRelu", [A], f"leaky_relu_{layer}",
-                         alpha=float(activation.negative_slope))
+        # polynn's form, max(z, s·z) (min for s > 1), with s in the graph's dtype: LeakyRelu's
+        # alpha attribute is a float32, which moves a float64 graph by ~1e-9.
+        slope = activation.negative_slope
+        scaled = sink.node("Mul", [A, sink.constant(f"slope_{layer}", np.asarray(slope, dtype))],
+                           f"scaled_{layer}")
+        return sink.node("Max" if slope <= 1 else "Min", [A, scaled], f"leaky_relu_{layer}")
     if activation.name not in HIDDEN_OPS:
         raise ValueError(f"activation {activation.name!r} of hidden layer {layer} has no ONNX "
                          f"form here; supported: {sorted([*HIDDEN_OPS, 'leaky_relu'])}")
@@ -68,7 +74,7 @@ def emit_scores(sink: Sink, X: str, network: Network, dtype: np.dtype) -> str:
         b_name = sink.constant(f"b_{layer}", np.asarray(b, dtype))
         A = sink.node("Gemm", [A, W_name, b_name], f"Z_{layer}")
         if layer < len(network.activations):
-            A = _activate(sink, A, network.activations[layer], layer)
+            A = _activate(sink, A, network.activations[layer], layer, dtype)
     return A
 
 

@@ -138,7 +138,8 @@ def network_of(model, *, dtype=None) -> Network:
     """
     if isinstance(model, MLP):
         return _from_model(model, None, dtype)
-    if hasattr(model, "model_") and hasattr(model, "get_params"):
+    if isinstance(getattr(type(model), "model_", None), property) and hasattr(model,
+                                                                               "get_params"):
         # A polynn.sklearn estimator (duck-typed: exporting a pn.MLP needs no scikit-learn).
         mlp = model.model_  # raises NotFittedError when not fitted
         if not isinstance(mlp, MLP):
