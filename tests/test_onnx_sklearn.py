@@ -11,7 +11,7 @@ pytest.importorskip("onnx", reason="polynn.onnx needs the onnx extra: pip instal
 pytest.importorskip("onnxruntime", reason="the export tests run graphs with onnxruntime")
 pytest.importorskip("sklearn", reason="the estimators need the sklearn extra")
 skl2onnx = pytest.importorskip("skl2onnx", reason="the onnx extra installs skl2onnx")
-from onnx_helpers import TOLERANCE, data, decided, run, run_python, session  # noqa: E402
+from onnx_helpers import TOLERANCE, assert_values, data, decided, run, run_python, session  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
 
 import polynn as pn  # noqa: E402
@@ -43,8 +43,7 @@ def _assert_estimator_same(got, est, X):
     tol = TOLERANCE[dtype]
     if isinstance(est, MLPRegressor):
         pred = est.predict(X)
-        np.testing.assert_allclose(got["variable"].reshape(pred.shape), pred, rtol=tol,
-                                   atol=tol)
+        assert_values(got["variable"], pred, est.model_.output, dtype)
         return
     np.testing.assert_allclose(got["probabilities"], est.predict_proba(X), rtol=0, atol=tol)
     Z = est.model_.forward(X.astype(dtype))
@@ -146,3 +145,28 @@ def test_registration_happens_on_import_polynn_onnx_only():
     assert "refused: MissingShapeCalculator" in out and out.strip().endswith("ok")
 
 
+
+
+@pytest.mark.parametrize("classes", [[False, True], [0.0, 1.0], [3, 5, 9]])
+def test_labels_of_every_class_type(classes):
+    """Boolean, float and integer classes_: ``export`` maps labels through them (float labels
+    as float), skl2onnx gives int64 (its convention); both equal ``predict``."""
+    X = data(4, np.float64, rows=90)
+    y = np.array(classes)[(X[:, 0] > 0).astype(int) + (len(classes) > 2) * (X[:, 1] > 0)]
+    clf = MLPClassifier(hidden_layer_sizes=(5,), max_iter=20, random_state=0).fit(X, y)
+    keep = decided(pn.backend.to_host(clf.model_.forward(X)), clf.model_.output)
+    for proto in (polynn.onnx.export(clf, None),
+                  skl2onnx.to_onnx(clf, X[:1], options={"zipmap": False})):
+        got = run(proto, X)
+        np.testing.assert_array_equal(got["label"][keep], clf.predict(X)[keep])
+        np.testing.assert_allclose(got["probabilities"], clf.predict_proba(X), atol=1e-12)
+
+
+def test_skl2onnx_nocl_gives_class_indices():
+    X = data(4, np.float64, rows=90)
+    y = np.array(["a", "b", "c"])[(X[:, 0] > 0).astype(int) + (X[:, 1] > 0)]
+    clf = MLPClassifier(hidden_layer_sizes=(5,), max_iter=20, random_state=0).fit(X, y)
+    got = run(skl2onnx.to_onnx(clf, X[:1], options={"nocl": True, "zipmap": False}), X)
+    keep = decided(pn.backend.to_host(clf.model_.forward(X)), "softmax")
+    assert got["label"].dtype == np.int64
+    np.testing.assert_array_equal(clf.classes_[got["label"]][keep], clf.predict(X)[keep])
