@@ -1,8 +1,9 @@
 """The ONNX nodes of a :class:`~polynn.onnx.network.Network`, written once for two writers.
 
-:func:`emit` adds the nodes to a :class:`Sink`: :class:`GraphSink` builds a standalone graph
-with ``onnx.helper`` (:func:`polynn.onnx.export`), and the skl2onnx converter adapts
-skl2onnx's scope and container to the same two methods. Operators are from the default ONNX
+:func:`emit_scores` and :func:`emit_outputs` add the nodes to a :class:`Sink`:
+:class:`GraphSink` collects them for a standalone model (:func:`build_model`, which
+:func:`polynn.onnx.export` writes), and the skl2onnx converter adapts skl2onnx's scope and
+container to the same two methods. Operators are from the default ONNX
 domain only (opset >= 13), so any runtime runs them.
 
 The graph, for ``X`` ``(N, n_features)`` in the network's dtype:
@@ -169,10 +170,11 @@ def _label_type(network: Network) -> int:
 
 
 def _output_infos(network: Network, element: int) -> list:
+    """The graph's outputs with types and shapes (``N``: the rows)."""
     k = network.n_outputs
     if not network.classifier:
         return [helper.make_tensor_value_info("variable", element, ["N", k])]
-    label_shape = ["N", k] if network.multilabel else ["N"]
+    label_shape: list[str | int] = ["N", k] if network.multilabel else ["N"]
     n_proba = 2 if network.output == "sigmoid" and k == 1 else k
     return [helper.make_tensor_value_info("label", _label_type(network), label_shape),
             helper.make_tensor_value_info("probabilities", element, ["N", n_proba])]
