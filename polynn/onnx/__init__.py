@@ -47,7 +47,9 @@ def export(model, path, *, dtype=None, opset: int = DEFAULT_OPSET, name: str = "
     path : str or os.PathLike or None
         The ``.onnx`` file to write; None writes nothing.
     dtype : "float32", "float64" or None
-        The graph's input, weight and output dtype; None: the model's (bfloat16 -> float32).
+        The graph's input, weight and output dtype; None: the model's. A bfloat16 model is
+        exported as float32 (its weights exactly; the graph computes in float32, so its outputs
+        differ from the model's bfloat16 computation by bfloat16's rounding, ~1e-3).
     opset : int, default 17
         The ONNX operator set (13 to the installed onnx's newest).
     name : str
