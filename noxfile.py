@@ -53,7 +53,7 @@ def tests(session: nox.Session, backend: str) -> None:
         session.install(TORCH_SPEC)
     extras = {"jax": "test,jax", "jax_gpu": "test", "cupy": "test,cupy"}.get(backend, "test")
     if backend in ("numpy", "jax"):
-        # tests/test_onnx.py (export, skl2onnx) skips without the extra: these sessions run it.
+        # tests/test_onnx*.py (export, skl2onnx) skip without the extra: these sessions run them.
         extras += ",onnx"
     session.install(f".[{extras}]")
     if backend == "jax_gpu":
