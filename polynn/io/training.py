@@ -22,6 +22,9 @@ from polynn.io.shuffle_state import check_shuffle
 from polynn.nn import optim
 
 TRAINING_KEYS = frozenset({"optimizer", "step", "shuffle_rng"})
+#: The largest step count a checkpoint holds: JAX keeps the count in an int32 inside its
+#: compiled loop, and a file must load on every backend.
+MAX_STEP = 2**31 - 1
 _KINDS = {"optimizer": optim.OPTIMIZER_CLASSES, "learning-rate schedule": optim.SCHEDULE_CLASSES}
 
 
@@ -131,6 +134,7 @@ def check_training(training):
         raise Refused("training state has an optimizer without its step count or a step "
                       "count without its optimizer")
     if step is not None and not (isinstance(step, int) and not isinstance(step, bool)
-                                 and step >= 0):
-        raise Refused(f"the optimizer's step count is {step!r}; expected an integer >= 0")
+                                 and 0 <= step <= MAX_STEP):
+        raise Refused(f"the optimizer's step count (step) is {step!r:.60}; expected an "
+                      f"integer in [0, {MAX_STEP}] (JAX counts steps in int32)")
     return optimizer, step, check_shuffle(training["shuffle_rng"])
