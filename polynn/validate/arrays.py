@@ -169,7 +169,9 @@ def check_sample_weight(sample_weight, m, name="sample_weight") -> np.ndarray:
         raise ValueError(f"{name} must have shape ({m},), one weight per row of X, got {w.shape}")
     check_finite(w, name)
     w = w.astype(np.float64)
-    if w.min() < 0 or not w.sum() > 0:
+    # (max, not sum: non-negative weights sum to > 0 exactly when one is > 0, and 1e308 * m
+    # must not overflow on the way)
+    if w.min() < 0 or not w.max() > 0:
         raise ValueError(f"{name} must be finite and non-negative with a positive sum")
     return w
 
