@@ -53,8 +53,9 @@ def _momentum(owner: str, momentum) -> float:
 
 
 def _gamma(owner: str, gamma) -> float:
-    # A decay: 0 < gamma <= 1 (gamma = 0 would stop learning; gamma > 1 grows without bound).
-    return scalars.real(owner, "gamma", gamma, low=0.0, low_open=True, high=1.0)
+    # A decay: 0 <= gamma <= 1 (gamma = 0 stops learning after ``every`` steps, which is
+    # harmless; gamma > 1 grows without bound, a negative one alternates into ascent).
+    return scalars.real(owner, "gamma", gamma, low=0.0, high=1.0)
 
 
 # --- learning-rate schedules: callables t -> learning rate --------------------------------------
