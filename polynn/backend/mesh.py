@@ -66,7 +66,7 @@ def _mesh_devices(mesh):
     # product made (2**32, 2**32) a mesh of 0 devices and (10**10, 10**10) a wrong count.
     for name, size in zip(names, shape):
         if size > len(all_devices):
-            _too_few(f"mesh={_short(mesh)} asks for {_short(size)} devices along {name!r}",
+            _too_few(f"mesh={_short(mesh)} needs {_short(size)} devices along {name!r}",
                      all_devices)
     wanted = shape[0] * (shape[1] if len(shape) > 1 else 1)
     if wanted > len(all_devices):
