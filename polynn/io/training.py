@@ -135,6 +135,6 @@ def check_training(training):
                       "count without its optimizer")
     if step is not None and not (isinstance(step, int) and not isinstance(step, bool)
                                  and 0 <= step <= MAX_STEP):
-        raise Refused(f"the optimizer's step count (step) is {step!r:.60}; expected an "
-                      f"integer in [0, {MAX_STEP}] (JAX counts steps in int32)")
+        raise Refused(f"the optimizer's step count is {step!r:.60} (field 'step'); expected "
+                      f"an integer in [0, {MAX_STEP}] (JAX counts steps in int32)")
     return optimizer, step, check_shuffle(training["shuffle_rng"])
