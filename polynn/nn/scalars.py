@@ -12,8 +12,8 @@ import math
 import numbers
 
 
-def real(owner: str, name: str, value, *, low: float = -math.inf, high: float = math.inf,
-         low_open: bool = False, high_open: bool = False) -> float:
+def real(owner: str, name: str, value: object, *, low: float = -math.inf,
+         high: float = math.inf, low_open: bool = False, high_open: bool = False) -> float:
     """``value`` as a finite Python number in the interval from ``low`` to ``high`` (each end
     closed unless ``low_open`` / ``high_open``)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -27,15 +27,17 @@ def real(owner: str, name: str, value, *, low: float = -math.inf, high: float = 
         raise ValueError(f"{owner}: {name} must be a finite number in {interval}, "
                          f"got {_short(value)}")
     # A Python number is kept as it is (an int stays an int in files); others become floats.
-    return value if type(value) in (int, float) else number
+    if isinstance(value, int) and type(value) is int:
+        return value  # (an int, typed as the float it stands for)
+    return number
 
 
-def positive(owner: str, name: str, value) -> float:
+def positive(owner: str, name: str, value: object) -> float:
     """``value`` as a finite Python number > 0."""
     return real(owner, name, value, low=0.0, low_open=True)
 
 
-def integer(owner: str, name: str, value, *, low: int) -> int:
+def integer(owner: str, name: str, value: object, *, low: int) -> int:
     """``value`` as a Python int >= ``low`` (a bool is not an integer here)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{owner}: {name} must be an integer, got {_short(value)}")
@@ -44,7 +46,7 @@ def integer(owner: str, name: str, value, *, low: int) -> int:
     return int(value)
 
 
-def flag(owner: str, name: str, value) -> bool:
+def flag(owner: str, name: str, value: object) -> bool:
     """``value`` as a bool (True, False, or a NumPy bool)."""
     if type(value).__name__ not in ("bool", "bool_"):
         raise TypeError(f"{owner}: {name} must be True or False, got {_short(value)}")
@@ -55,6 +57,6 @@ def _end(bound: float) -> str:
     return "inf" if bound == math.inf else ("-inf" if bound == -math.inf else f"{bound:g}")
 
 
-def _short(value) -> str:
+def _short(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
