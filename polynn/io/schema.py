@@ -170,10 +170,19 @@ def plan(metadata: dict, tensors: dict, *, checkpoint: bool) -> Plan:
 
 # --- values -----------------------------------------------------------------------------------
 def check_finite(key: str, array: np.ndarray) -> None:
-    """Refuse a tensor holding NaN or infinity."""
+    """Refuse a tensor holding NaN or infinity, or a negative value in an optimizer state's
+    field that holds none (:data:`polynn.nn.optim.NONNEGATIVE_STATE_FIELDS`: Adam's
+    ``second`` moments, whose square root the next step takes)."""
+    if not array.size:
+        return
     # min/max propagate NaN and ±inf without a mask the size of the array.
-    if array.size and not (np.isfinite(array.min()) and np.isfinite(array.max())):
+    low, high = array.min(), array.max()
+    if not (np.isfinite(low) and np.isfinite(high)):
         raise Refused(f"tensor {key!r} contains NaN or infinity")
+    parts = key.split(".")
+    if parts[0] == "optimizer" and parts[1] in optim.NONNEGATIVE_STATE_FIELDS and low < 0:
+        raise Refused(f"tensor {key!r} holds negative values (the smallest is {low:.3g}); "
+                      f"the optimizer's {parts[1]!r} moments are >= 0")
 
 
 def checksum(metadata: dict, tensors: dict) -> str:

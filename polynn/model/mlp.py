@@ -30,6 +30,7 @@ from polynn.validate import (
     check_sample_weight,
     check_seed,
     encode_targets,
+    normalize_sample_weight,
 )
 
 
@@ -239,7 +240,8 @@ class MLP:
         X = self._placed(X, purpose="infer").X
         m = X.shape[0]
         T = encode_targets(y, self.output, self.n_outputs, m, "y", self._dtype)
-        w = None if sample_weight is None else check_sample_weight(sample_weight, m)
+        w = None if sample_weight is None else normalize_sample_weight(
+            check_sample_weight(sample_weight, m))[0]  # (as fit: in float64, then cast)
         l2 = check_l2(l2)
         backend, total = self.backend, 0.0
         for start, stop in row_chunks(m, batch_size, self.layer_sizes, self._dtype):

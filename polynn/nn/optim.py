@@ -16,16 +16,57 @@ can be cached per configuration and reused across ``fit`` calls.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from polynn.nn import scalars
 from polynn.nn.namespace import namespace
+
+
+def _checked(obj, **values) -> None:
+    """Store the checked ``values`` on the frozen dataclass ``obj`` (its ``__post_init__``):
+    every optimizer and schedule refuses bad numbers when it is built, so a file's fields,
+    rebuilt through these constructors, are refused by the same rules."""
+    for name, value in values.items():
+        object.__setattr__(obj, name, value)
+
+
+def _learning_rate(owner: str, lr) -> float:
+    return scalars.positive(owner, "lr", lr)
+
+
+def _schedule(owner: str, learning_rate):
+    """An optimizer's ``learning_rate``: a schedule (any callable ``t -> rate``; polynn's own
+    checked their numbers when built) or a real number, which becomes :class:`Constant`."""
+    if callable(learning_rate):
+        return learning_rate
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
+        raise TypeError(f"{owner}: learning_rate must be a schedule (e.g. Constant(0.01)) or a "
+                        f"positive number, got {learning_rate!r:.60}")
+    return Constant(_learning_rate(owner, learning_rate))
+
+
+def _momentum(owner: str, momentum) -> float:
+    # scikit-learn's range for its momentum (0 <= momentum <= 1).
+    return scalars.real(owner, "momentum", momentum, low=0.0, high=1.0)
+
+
+def _gamma(owner: str, gamma) -> float:
+    # A decay: 0 <= gamma <= 1 (gamma = 0 stops learning after ``every`` steps, which is
+    # harmless; gamma > 1 grows without bound, a negative one alternates into ascent).
+    return scalars.real(owner, "gamma", gamma, low=0.0, high=1.0)
 
 
 # --- learning-rate schedules: callables t -> learning rate --------------------------------------
 @dataclass(frozen=True)
 class Constant:
+    """``lr`` at every step (a finite float > 0)."""
+
     lr: float
+
+    def __post_init__(self):
+        _checked(self, lr=_learning_rate("Constant", self.lr))
 
     def __call__(self, t):
         return self.lr
@@ -37,6 +78,10 @@ class InverseScaling:
 
     lr: float
     power: float = 0.5
+
+    def __post_init__(self):
+        _checked(self, lr=_learning_rate("InverseScaling", self.lr),
+                 power=scalars.real("InverseScaling", "power", self.power, low=0.0))
 
     def __call__(self, t):
         return self.lr / (t + 1) ** self.power
@@ -50,6 +95,11 @@ class StepDecay:
     gamma: float = 0.5
     every: int = 1000
 
+    def __post_init__(self):
+        _checked(self, lr=_learning_rate("StepDecay", self.lr),
+                 gamma=_gamma("StepDecay", self.gamma),
+                 every=scalars.integer("StepDecay", "every", self.every, low=1))
+
     def __call__(self, t):
         return self.lr * self.gamma ** (t // self.every)
 
@@ -61,6 +111,11 @@ class ExponentialDecay:
     lr: float
     gamma: float = 0.5
     every: int = 1000
+
+    def __post_init__(self):
+        _checked(self, lr=_learning_rate("ExponentialDecay", self.lr),
+                 gamma=_gamma("ExponentialDecay", self.gamma),
+                 every=scalars.positive("ExponentialDecay", "every", self.every))
 
     def __call__(self, t):
         return self.lr * self.gamma ** (t / self.every)
@@ -78,6 +133,15 @@ class EpochInverseScaling:
     n_samples: int
     steps_per_epoch: int
     t0: int = 0
+
+    def __post_init__(self):
+        owner = "EpochInverseScaling"
+        _checked(self, lr=_learning_rate(owner, self.lr),
+                 power=scalars.real(owner, "power", self.power, low=0.0),
+                 n_samples=scalars.integer(owner, "n_samples", self.n_samples, low=1),
+                 steps_per_epoch=scalars.integer(owner, "steps_per_epoch",
+                                                 self.steps_per_epoch, low=1),
+                 t0=scalars.integer(owner, "t0", self.t0, low=0))
 
     def __call__(self, t):
         epoch = t // self.steps_per_epoch
@@ -183,6 +247,9 @@ class SGD:
     learning_rate: Schedule
     State = SGDState
 
+    def __post_init__(self):
+        _checked(self, learning_rate=_schedule("SGD", self.learning_rate))
+
     def init(self, params):
         return SGDState(0)
 
@@ -202,6 +269,11 @@ class Momentum:
     momentum: float = 0.9
     nesterov: bool = False
     State = MomentumState
+
+    def __post_init__(self):
+        _checked(self, learning_rate=_schedule("Momentum", self.learning_rate),
+                 momentum=_momentum("Momentum", self.momentum),
+                 nesterov=scalars.flag("Momentum", "nesterov", self.nesterov))
 
     def init(self, params):
         return MomentumState(0, _zeros_like(params))
@@ -227,6 +299,11 @@ class VelocityMomentum:
     momentum: float = 0.9
     nesterov: bool = True
     State = MomentumState
+
+    def __post_init__(self):
+        _checked(self, learning_rate=_schedule("VelocityMomentum", self.learning_rate),
+                 momentum=_momentum("VelocityMomentum", self.momentum),
+                 nesterov=scalars.flag("VelocityMomentum", "nesterov", self.nesterov))
 
     def init(self, params):
         return MomentumState(0, _zeros_like(params))
@@ -254,6 +331,14 @@ class Adam:
     eps: float = 1e-8
     State = AdamState
 
+    def __post_init__(self):
+        _checked(self, learning_rate=_schedule("Adam", self.learning_rate),
+                 beta1=scalars.real("Adam", "beta1", self.beta1, low=0.0, high=1.0,
+                                    high_open=True),
+                 beta2=scalars.real("Adam", "beta2", self.beta2, low=0.0, high=1.0,
+                                    high_open=True),
+                 eps=scalars.positive("Adam", "eps", self.eps))
+
     def init(self, params):
         return AdamState(0, _zeros_like(params), _zeros_like(params))
 
@@ -278,6 +363,9 @@ OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Momentum, "adam": Ad
 # VelocityMomentum has no name here: polynn.sklearn builds it for solver="sgd" and passes the
 # object to MLP.fit(optimizer=...). Every optimizer polynn ships, by class name (files store it):
 OPTIMIZER_CLASSES = {cls.__name__: cls for cls in (SGD, Momentum, VelocityMomentum, Adam)}
+# The state fields that hold no negative value (Adam's second moments: averages of g * g); a
+# file's are checked against it.
+NONNEGATIVE_STATE_FIELDS = frozenset({"second"})
 # Every schedule polynn ships, by class name (files store it); EpochInverseScaling is what
 # polynn.sklearn builds for learning_rate="invscaling".
 SCHEDULE_CLASSES = {cls.__name__: cls for cls in (*SCHEDULES.values(), EpochInverseScaling)}

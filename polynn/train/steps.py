@@ -15,6 +15,7 @@ from polynn.nn import namespace
 from polynn.nn.losses import get_output
 from polynn.nn.mlp import augment, example_weights, forward_columns, value_and_grad_columns
 from polynn.train.chunks import MAX_CHUNK_STEPS
+from polynn.train.weights import skip_if_weightless
 
 
 def make_step(activation, output: str, optimizer, inplace: bool = False):
@@ -102,11 +103,13 @@ def runners(backend: Backend, activation, output, optimizer, dtype, l2_per_weigh
         Xb = take(X, rows, 0)
         if Xb.dtype != native:
             Xb = namespace(Xb).astype(Xb, native)
-        w = None
-        if weights is not None:
-            w, decay = normalized_weights(take(weights, rows, 0), decay, l2_per_weight)
-            w = split(w, 1)
-        return step(carry, split(augment(Xb), 1), split(take(T, rows, 1), 1), decay, w)
+        if weights is None:
+            return step(carry, split(augment(Xb), 1), split(take(T, rows, 1), 1), decay, None)
+        raw = take(weights, rows, 0)
+        w, decay = normalized_weights(raw, decay, l2_per_weight)
+        args = (split(augment(Xb), 1), split(take(T, rows, 1), 1), decay, split(w, 1))
+        # A batch whose weights sum to zero is skipped (polynn.train.weights).
+        return skip_if_weightless(step, carry, raw, args, backend.jit)
 
     evaluate = make_evaluate(activation, output)
     full = backend.repeat(full_body, MAX_CHUNK_STEPS)

@@ -23,6 +23,7 @@ from polynn.validate.arrays import (
                                     check_validation_split,
                                     check_X,
                                     host_array,
+                                    normalize_sample_weight,
 )
 from polynn.validate.config import MODEL_CONFIG_KEYS, check_model_config
 from polynn.validate.options import FIT_OPTIONS, check_fit_options
@@ -44,5 +45,5 @@ __all__ = [
     "check_finite", "check_fit_options", "check_int", "check_l2", "check_layer_sizes",
     "check_layers", "check_model_config", "check_real", "check_resident_X", "check_rows",
     "check_sample_weight", "check_seed", "check_validation_split", "encode_targets",
-    "host_array",
+    "host_array", "normalize_sample_weight",
 ]
