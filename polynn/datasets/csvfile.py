@@ -1,5 +1,6 @@
-"""CSV tables: UTF-8 rows read with errors that name the file, line and column; a header
-inferred from the first row; classification tables and prediction data."""
+"""CSV tables: UTF-8 rows read with errors that name the file, line and column (both counted
+from 1, as editors and spreadsheets count them); a header inferred from the first row;
+classification tables and prediction data."""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ def _read_rows(path, delimiter=","):
                 if not joined.isascii() and _UNDECODED.search(joined):
                     column = next(i for i, c in enumerate(cells) if _UNDECODED.search(c))
                     byte = ord(_UNDECODED.search(cells[column]).group()) - 0xDC00
-                    raise ValueError(f"{path}: line {line}, column {column}: byte 0x{byte:02x} "
+                    raise ValueError(f"{path}: line {line}, column {column + 1}: byte "
+                                     f"0x{byte:02x} "
                                      "is not UTF-8 text; save the file as UTF-8")
                 rows.append((line, cells))
         except csv.Error as err:
@@ -50,7 +52,28 @@ def _read_rows(path, delimiter=","):
             raise ValueError(f"{path}: line {line}: {detail}") from None
     if not rows:
         raise ValueError(f"{path}: empty file (no rows)")
+    _check_delimiter(path, rows, delimiter)
     return rows
+
+
+_DELIMITER_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "vertical bars"}
+
+
+def _check_delimiter(path, rows, delimiter):
+    """Refuse, naming it, a file whose fields are separated by another delimiter than
+    ``delimiter``: each of its first rows is then one field holding the same number of, say,
+    semicolons (a file that would otherwise be read as one column of text)."""
+    head = rows[:5]
+    if any(len(cells) != 1 for _, cells in head):
+        return
+    for other, name in _DELIMITER_NAMES.items():
+        counts = {cells[0].count(other) for _, cells in head}
+        if other != delimiter and len(counts) == 1 and counts != {0}:
+            expected = _DELIMITER_NAMES.get(delimiter, repr(delimiter))
+            raise ValueError(
+                f"{path}: line {head[0][0]} has no {expected} but {counts.pop()} {name}: the "
+                f"file's fields look separated by {name} ({other!r}), not {expected}; save it "
+                f"with {expected}, or read it with load_csv(..., delimiter={other!r})")
 
 
 def _is_number(cell):
@@ -105,7 +128,7 @@ def _parse_features(path, rows, label, names):
             except ValueError:
                 X[r, c] = np.nan
             if not math.isfinite(X[r, c]):
-                where = f"column {col}" + (f" ({names[col]!r})" if names else "")
+                where = f"column {col + 1}" + (f" ({names[col]!r})" if names else "")
                 raise ValueError(f"{path}: line {line}, {where}: {row[col]!r} is not a number")
     return X
 
@@ -185,7 +208,8 @@ def load_csv_features(path, n_features, *, delimiter=","):
         for c in range(n_features):
             value = float(row[c]) if _is_number(row[c]) else math.nan
             if not math.isfinite(value):
-                raise ValueError(f"{path}: line {line}, column {c}: {row[c]!r} is not a number")
+                raise ValueError(f"{path}: line {line}, column {c + 1}: {row[c]!r} is not a "
+                                 "number")
             X[r, c] = value
     labels = None
     if width == n_features + 1:
