@@ -7,10 +7,10 @@ from __future__ import annotations
 import csv
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 
+from polynn.datasets.paths import regular_file
 from polynn.validate import check_int
 
 # Undecodable bytes, kept by errors="surrogateescape" as lone surrogates, so that the error can
@@ -21,12 +21,11 @@ _UNDECODED = re.compile("[\udc80-\udcff]")
 def _read_rows(path, delimiter=","):
     """Non-blank rows of a UTF-8 CSV file as (line number, stripped cells) pairs.
 
-    Raises FileNotFoundError naming the file, and ValueError naming the file and line for an
+    Raises FileNotFoundError, IsADirectoryError or ValueError naming a file that is missing, a
+    directory or not a regular file, and ValueError naming the file and line for an
     empty file, bytes that are not UTF-8, a field longer than Python's csv limit or a
     malformed quote."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"CSV file not found: {path}")
+    path = regular_file(path, "CSV file")
     rows = []
     with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
         reader = csv.reader(f, delimiter=delimiter, strict=True)

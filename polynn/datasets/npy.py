@@ -61,7 +61,8 @@ def load_npy(path, *, mmap_mode="r"):
     Returns the array (a ``numpy.memmap`` when mapped) with its stored shape and dtype. Raises
     FileNotFoundError, IsADirectoryError or ValueError naming the file (not a regular file, an
     empty file, an ``.npz`` archive, object or non-numeric data, a header declaring more data
-    than the file holds, checked before anything is allocated). ``numpy.load(path, mmap_mode="r")`` works as well; this adds the checks.
+    than the file holds, checked before anything is allocated).
+    ``numpy.load(path, mmap_mode="r")`` works as well; this adds the checks.
     """
     check_mmap_mode(mmap_mode)
     path = regular_file(path, ".npy file")
