@@ -632,3 +632,30 @@ def test_cpu_devices_is_bounded(value, ok):
     else:
         with pytest.raises(ValueError, match="cpu-devices"):
             parser.parse_args(["--cpu-devices", value])
+
+
+@FEW
+@given(length=st.integers(1, 100_000), where=st.sampled_from(["cell", "header", "label"]))
+def test_csv_messages_stay_short_whatever_the_cells_hold(tmp_path, length, where):
+    long = "x" * length
+    path = tmp_path / "t.csv"
+    if where == "cell":
+        path.write_text(f"1,2,0\n3,{long},1\n")
+        call = lambda: ds.load_csv(path)  # noqa: E731
+    elif where == "header":
+        path.write_text(",".join(f"{long}{j}" for j in range(50)) + "\n" + ",".join(
+            ["1"] * 50) + "\n")
+        call = lambda: ds.load_csv(path, label_column="absent")  # noqa: E731
+    else:
+        path.write_text(f"a,b\n1,{long}\n")
+        call = lambda: ds.load_csv_features(path, 2)  # noqa: E731
+    with pytest.raises(ValueError) as info:
+        call()
+    assert len(one_clear_message(info.value, path)) < 1200 + len(str(path))
+
+
+def test_write_npy_into_a_missing_directory_names_the_target(tmp_path):
+    target = tmp_path / "missing" / "x.npy"
+    with pytest.raises(FileNotFoundError) as info:
+        ds.write_npy(target, np.ones(3))
+    one_clear_message(info.value, target)

@@ -75,6 +75,19 @@ def _check_delimiter(path, rows, delimiter):
                 f"with {expected}, or read it with load_csv(..., delimiter={other!r})")
 
 
+def _shown(cell, limit=60) -> str:
+    """A cell as a message quotes it: its repr, cut to about ``limit`` characters (a field can
+    hold 131,072)."""
+    text = repr(cell)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(cell)} characters)"
+
+
+def _listed(names, most=10) -> str:
+    """Column names as a message lists them: at most ``most``, each :func:`_shown`."""
+    more = f", ... ({len(names) - most} more)" if len(names) > most else ""
+    return "[" + ", ".join(_shown(n) for n in names[:most]) + more + "]"
+
+
 def _is_number(cell):
     try:
         float(cell)
@@ -98,7 +111,8 @@ def _label_index(path, label_column, names, width):
             )
         if names.count(label_column) != 1:
             problem = "is not a column" if label_column not in names else "names several columns"
-            raise ValueError(f"{path}: label column {label_column!r} {problem}; columns: {names}")
+            raise ValueError(f"{path}: label column {_shown(label_column)} {problem}; "
+                             f"columns: {_listed(names)}")
         return names.index(label_column)
     index = check_int("label_column", label_column, -width)
     if index >= width:
@@ -127,8 +141,9 @@ def _parse_features(path, rows, label, names):
             except ValueError:
                 X[r, c] = np.nan
             if not math.isfinite(X[r, c]):
-                where = f"column {col + 1}" + (f" ({names[col]!r})" if names else "")
-                raise ValueError(f"{path}: line {line}, {where}: {row[col]!r} is not a number")
+                where = f"column {col + 1}" + (f" ({_shown(names[col])})" if names else "")
+                raise ValueError(f"{path}: line {line}, {where}: {_shown(row[col])} is not a "
+                                 "number")
     return X
 
 
@@ -207,7 +222,7 @@ def load_csv_features(path, n_features, *, delimiter=","):
         for c in range(n_features):
             value = float(row[c]) if _is_number(row[c]) else math.nan
             if not math.isfinite(value):
-                raise ValueError(f"{path}: line {line}, column {c + 1}: {row[c]!r} is not a "
+                raise ValueError(f"{path}: line {line}, column {c + 1}: {_shown(row[c])} is not a "
                                  "number")
             X[r, c] = value
     labels = None

@@ -144,7 +144,11 @@ def write_npy(path, X, *, dtype=None, scale=None, chunk_rows=None):
     chunk_rows = check_int("chunk_rows", chunk_rows, 1)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=X.shape)
+        try:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=X.shape)
+        except OSError as err:  # name the file asked for, not the temporary
+            raise type(err)(err.errno, f"{err.strerror} (writing a temporary file next to "
+                            "it)", str(path)) from None
         for start in range(0, m, chunk_rows):
             block = np.asarray(X[start : start + chunk_rows])
             if scale is not None:
