@@ -589,6 +589,25 @@ def test_dense_blocks_of_sparse_input_are_bounded_in_bytes(width, itemsize):
     assert rows == 1 or rows * width * itemsize <= inputs.DENSE_BLOCK_BYTES
 
 
+@SETTINGS
+@given(m=st.integers(0, 40), n=st.integers(1, 300), budget=st.integers(1, 4000),
+       dtype=st.sampled_from([np.float32, np.float64]), fmt=st.sampled_from(["csr", "csc"]))
+def test_dense_blocks_rebuild_the_matrix_within_the_bound(monkeypatch, m, n, budget, dtype,
+                                                          fmt):
+    import scipy.sparse as sp
+
+    from polynn.sklearn import inputs
+
+    monkeypatch.setattr(inputs, "DENSE_BLOCK_BYTES", budget)
+    X = sp.random(m, n, density=0.1, format=fmt, dtype=dtype, random_state=0)
+    blocks = list(inputs.dense_blocks(X))
+    row_bytes = n * np.dtype(dtype).itemsize
+    assert all(b.nbytes <= max(budget, row_bytes) for b in blocks)
+    assert sum(b.shape[0] for b in blocks) == m
+    if m:
+        np.testing.assert_array_equal(np.concatenate(blocks), X.toarray())
+
+
 def test_sparse_predict_on_2_pow_20_features_stays_small():
     """512 rows x 2**20 features, 50 non-zeros (the issue's 4096 rows cost 8 s here): before,
     one 4 GiB block (32 GiB for 4096 rows)."""
