@@ -184,7 +184,7 @@ def test_fuzzed_safetensors_headers_are_refused_by_name(tmp_path, data):
 
 
 @FEW
-@given(count=st.integers(1, 50_000), name_length=st.integers(1, 200))
+@given(count=st.integers(1, 20_000), name_length=st.integers(1, 200))
 def test_a_file_full_of_unknown_tensors_gives_a_bounded_message(tmp_path, count, name_length):
     import safetensors.numpy
 
@@ -502,7 +502,7 @@ def test_write_npy_takes_a_python_list_and_names_a_bad_dtype(tmp_path):
     for bad in ("not-a-dtype", "object", "U3"):
         with pytest.raises(TypeError, match="dtype"):
             ds.write_npy(tmp_path / "d.npy", [[1.0]], dtype=bad)
-    with pytest.raises(TypeError, match="X must hold numbers"):
+    with pytest.raises(TypeError, match="X's dtype must be a numeric dtype"):
         ds.write_npy(tmp_path / "d.npy", [["a"]])
     assert not (tmp_path / "d.npy").exists()
 

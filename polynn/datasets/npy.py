@@ -32,7 +32,7 @@ def _npy_header(path):
             shape, _, dtype = reader(f)
         except (ValueError, EOFError, SyntaxError, TypeError) as err:
             raise ValueError(f"{path}: not a .npy array, or its header is damaged "
-                             f"({bounded(str(err))})") from None
+                             f"({_bounded(str(err))})") from None
         data_start = f.tell()
     if dtype.hasobject:
         raise ValueError(f"{path}: holds Python objects (dtype {dtype}); polynn never "
@@ -41,13 +41,14 @@ def _npy_header(path):
         raise ValueError(f"{path}: expected numbers, got dtype {dtype}")
     declared = math.prod(shape) * dtype.itemsize
     if declared > size - data_start:
-        raise ValueError(f"{path}: truncated or damaged: its header declares shape {shape} of "
+        raise ValueError(f"{path}: truncated or damaged: its header declares shape "
+                         f"{_bounded(str(shape))} of "
                          f"{dtype} ({declared} bytes) but the file holds {size - data_start} "
                          "bytes of data")
     return shape, dtype
 
 
-def bounded(text: str, limit: int = 300) -> str:
+def _bounded(text: str, limit: int = 300) -> str:
     """``text`` cut to ``limit`` characters (a header's text can be long)."""
     return text if len(text) <= limit else f"{text[:limit]}..."
 
@@ -79,15 +80,15 @@ def load_npy(path, *, mmap_mode="r"):
     return data
 
 
-def _numeric_dtype(dtype) -> np.dtype:
-    """``dtype`` as a NumPy dtype of numbers (or bool), else TypeError naming ``dtype``."""
+def _numeric_dtype(dtype, name="dtype") -> np.dtype:
+    """``dtype`` as a NumPy dtype of numbers (or bool), else TypeError naming ``name``."""
     try:
         dtype = np.dtype(dtype)
     except TypeError as err:
-        raise TypeError(f"dtype must be a NumPy dtype such as 'float32', got {dtype!r} "
-                        f"({err})") from None
+        raise TypeError(f"{name} must be a NumPy dtype of numbers such as 'float32', got "
+                        f"{dtype!r} ({err})") from None
     if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
-        raise TypeError(f"dtype must be a numeric dtype, got {dtype}")
+        raise TypeError(f"{name} must be a numeric dtype, got {dtype}")
     return dtype
 
 
@@ -129,9 +130,8 @@ def write_npy(path, X, *, dtype=None, scale=None, chunk_rows=None):
         X = np.asarray(X)  # a Python list or the like: small, since it is in memory already
     if X.ndim < 1:
         raise ValueError(f"X must have at least one dimension, got shape {X.shape}")
-    if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
-        raise TypeError(f"X must hold numbers, got dtype {X.dtype}")
-    dtype = _numeric_dtype(dtype if dtype is not None else X.dtype)
+    x_dtype = _numeric_dtype(X.dtype, "X's dtype")
+    dtype = _numeric_dtype(dtype if dtype is not None else x_dtype)
     if scale is not None:
         if not np.issubdtype(dtype, np.inexact):
             raise ValueError(f"scale needs a floating dtype, got dtype {dtype}")
