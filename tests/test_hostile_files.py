@@ -678,3 +678,21 @@ def test_write_npy_into_a_missing_directory_names_the_target(tmp_path):
     with pytest.raises(FileNotFoundError) as info:
         ds.write_npy(target, np.ones(3))
     one_clear_message(info.value, target)
+
+
+@SETTINGS
+@given(position=st.integers(0, 10_000), value=st.integers(0, 255), cut=st.integers(0, 3))
+def test_damaged_gzip_idx_is_refused_by_name(tmp_path, position, value, cut):
+    """One damaged byte (or a cut end) of a gzip IDX file: the array read back exactly, or a
+    ValueError naming the file, never zlib's or gzip's own exception."""
+    array = np.arange(600, dtype=">i2").reshape(20, 30)
+    blob = bytearray(gzip.compress(idx_bytes(array.shape, ">i2", array.tobytes())))
+    blob[position % len(blob)] = value
+    path = tmp_path / "d.gz"
+    path.write_bytes(bytes(blob[:len(blob) - cut * 7]))
+    try:
+        result = ds.read_idx(path)
+    except ValueError as err:
+        one_clear_message(err, path)
+    else:
+        np.testing.assert_array_equal(result, array)
