@@ -33,6 +33,10 @@ nonneg_int = _option_type("nonneg_int", int, lambda n, v: check_int(n, v, 0))
 nonneg_float = _option_type("nonneg_float", float, lambda n, v: check_real(n, v, 0))
 positive_float = _option_type("positive_float", float,
                               lambda n, v: check_real(n, v, 0, low_open=True))
+#: Most CPU devices --cpu-devices asks JAX for (it starts 1,024 in about a second; 100,000
+#: hang or crash it): enough for any mesh one tries on one machine.
+MAX_CPU_DEVICES = 1024
+cpu_devices = _option_type("cpu_devices", int, lambda n, v: check_int(n, v, 1, MAX_CPU_DEVICES))
 fraction = _option_type("fraction", float,
                         lambda n, v: check_real(n, v, 0, 1, low_open=True, high_open=True))
 
@@ -67,8 +71,9 @@ def add_distributed_options(p):
         "each (only process 0 prints and writes files).")
     group.add_argument("--mesh", default=None, metavar="N|all|DxM",
                        help="train on N devices (or all, or D data x M model devices)")
-    group.add_argument("--cpu-devices", type=positive_int, default=None, metavar="N",
-                       help="make JAX's CPU expose N devices (to try --mesh on a laptop)")
+    group.add_argument("--cpu-devices", type=cpu_devices, default=None, metavar="N",
+                       help="make JAX's CPU expose N devices, 1 to "
+                            f"{MAX_CPU_DEVICES} (to try --mesh on a laptop)")
     group.add_argument("--coordinator", default=None, metavar="HOST:PORT",
                        help="process 0's address: join a multi-process run "
                             "(jax.distributed.initialize)")
