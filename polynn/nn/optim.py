@@ -16,10 +16,16 @@ can be cached per configuration and reused across ``fit`` calls.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from polynn.nn.namespace import namespace
+from polynn.nn.namespace import Array, namespace
+
+# A step count: a Python int in eager loops, a 0-d integer array inside a compiled JAX loop.
+Count = Any
+# Nested tuples of arrays shaped like the parameters (``((W, b), ...)`` or ``(Wb, ...)``).
+Tree = Any
 
 
 # --- learning-rate schedules: callables t -> learning rate --------------------------------------
@@ -27,7 +33,7 @@ from polynn.nn.namespace import namespace
 class Constant:
     lr: float
 
-    def __call__(self, t):
+    def __call__(self, t: Count) -> Any:
         return self.lr
 
 
@@ -38,7 +44,7 @@ class InverseScaling:
     lr: float
     power: float = 0.5
 
-    def __call__(self, t):
+    def __call__(self, t: Count) -> Any:
         return self.lr / (t + 1) ** self.power
 
 
@@ -50,7 +56,7 @@ class StepDecay:
     gamma: float = 0.5
     every: int = 1000
 
-    def __call__(self, t):
+    def __call__(self, t: Count) -> Any:
         return self.lr * self.gamma ** (t // self.every)
 
 
@@ -62,7 +68,7 @@ class ExponentialDecay:
     gamma: float = 0.5
     every: int = 1000
 
-    def __call__(self, t):
+    def __call__(self, t: Count) -> Any:
         return self.lr * self.gamma ** (t / self.every)
 
 
@@ -79,7 +85,7 @@ class EpochInverseScaling:
     steps_per_epoch: int
     t0: int = 0
 
-    def __call__(self, t):
+    def __call__(self, t: Count) -> Any:
         epoch = t // self.steps_per_epoch
         after_first = 1 - 1 // (epoch + 1)  # 0 in the first epoch, 1 afterwards
         seen = after_first * (self.t0 + epoch * self.n_samples)
@@ -95,10 +101,10 @@ SCHEDULES = {
 }
 
 
-def as_schedule(learning_rate) -> Schedule:
+def as_schedule(learning_rate: float | Schedule | Callable[[Count], Any]) -> Schedule:
     """A float becomes a constant schedule; a schedule is returned as is."""
     if callable(learning_rate):
-        return learning_rate
+        return learning_rate  # type: ignore[return-value]  # any t -> rate callable is a schedule
     lr = float(learning_rate)
     if not (math.isfinite(lr) and lr > 0):
         raise ValueError(f"learning rate must be a positive finite number, got {learning_rate!r}")
@@ -106,7 +112,7 @@ def as_schedule(learning_rate) -> Schedule:
 
 
 # --- optimizers ---------------------------------------------------------------------------------
-def tree_map(fn, *trees):
+def tree_map(fn: Callable[..., Any], *trees: Tree) -> Tree:
     """Apply ``fn`` leaf by leaf to nested tuples of arrays of one structure (row-layout
     ``((W, b), ...)`` pairs or the training layout's flat ``(Wb, ...)``)."""
     if isinstance(trees[0], tuple):
@@ -114,7 +120,7 @@ def tree_map(fn, *trees):
     return fn(*trees)
 
 
-def _count_in_dtype_of(t, params):
+def _count_in_dtype_of(t: Count, params: Tree) -> Count:
     """The step count ``t`` for computing step sizes: a Python int as it is (eager loops), an
     array count (a compiled JAX loop) cast to the parameters' dtype. Otherwise JAX would compute
     schedules and Adam's bias corrections in its default float dtype, which is float64 once any
@@ -129,7 +135,7 @@ def _count_in_dtype_of(t, params):
     return xp.astype(t, like.dtype)
 
 
-def _descend(p, step, inplace: bool):
+def _descend(p: Array, step: Array, inplace: bool) -> Array:
     """``p - step``. With ``inplace`` it is ``p -= step``, the array API's in-place operator:
     it overwrites mutable arrays (NumPy, CuPy, PyTorch) instead of allocating new ones, and
     simply rebinds immutable ones (JAX), so the result is the same everywhere."""
@@ -139,8 +145,8 @@ def _descend(p, step, inplace: bool):
     return p - step
 
 
-def _zeros_like(params):
-    def zeros(p):
+def _zeros_like(params: Tree) -> Tree:
+    def zeros(p: Array) -> Array:
         return namespace(p).zeros_like(p)
 
     return tree_map(zeros, params)
@@ -168,7 +174,7 @@ class AdamState(NamedTuple):
     second: Any
 
 
-def state_fields(optimizer_or_state) -> tuple[str, ...]:
+def state_fields(optimizer_or_state: Any) -> tuple[str, ...]:
     """The names of the parameter-shaped trees of an optimizer's state (an optimizer object or
     a state): ``()`` for SGD, ``("velocity",)`` for the momentum methods, ``("first",
     "second")`` for Adam. Files name their tensors after them."""
@@ -183,10 +189,11 @@ class SGD:
     learning_rate: Schedule
     State = SGDState
 
-    def init(self, params):
+    def init(self, params: Tree) -> SGDState:
         return SGDState(0)
 
-    def update(self, grads, state, params, inplace=False):
+    def update(self, grads: Tree, state: SGDState, params: Tree, inplace: bool = False
+               ) -> tuple[Tree, SGDState]:
         (t,) = state
         eta = self.learning_rate(_count_in_dtype_of(t, params))
         new = tree_map(lambda p, g: _descend(p, eta * g, inplace), params, grads)
@@ -203,10 +210,11 @@ class Momentum:
     nesterov: bool = False
     State = MomentumState
 
-    def init(self, params):
+    def init(self, params: Tree) -> MomentumState:
         return MomentumState(0, _zeros_like(params))
 
-    def update(self, grads, state, params, inplace=False):
+    def update(self, grads: Tree, state: MomentumState, params: Tree, inplace: bool = False
+               ) -> tuple[Tree, MomentumState]:
         t, velocity = state
         eta, mu = self.learning_rate(_count_in_dtype_of(t, params)), self.momentum
         velocity = tree_map(lambda v, g: mu * v + g, velocity, grads)
@@ -228,10 +236,11 @@ class VelocityMomentum:
     nesterov: bool = True
     State = MomentumState
 
-    def init(self, params):
+    def init(self, params: Tree) -> MomentumState:
         return MomentumState(0, _zeros_like(params))
 
-    def update(self, grads, state, params, inplace=False):
+    def update(self, grads: Tree, state: MomentumState, params: Tree, inplace: bool = False
+               ) -> tuple[Tree, MomentumState]:
         t, velocity = state
         eta, mu = self.learning_rate(_count_in_dtype_of(t, params)), self.momentum
         velocity = tree_map(lambda v, g: mu * v - eta * g, velocity, grads)
@@ -254,10 +263,11 @@ class Adam:
     eps: float = 1e-8
     State = AdamState
 
-    def init(self, params):
+    def init(self, params: Tree) -> AdamState:
         return AdamState(0, _zeros_like(params), _zeros_like(params))
 
-    def update(self, grads, state, params, inplace=False):
+    def update(self, grads: Tree, state: AdamState, params: Tree, inplace: bool = False
+               ) -> tuple[Tree, AdamState]:
         t, first, second = state
         b1, b2, eps = self.beta1, self.beta2, self.eps
         # Fold both bias corrections into the step size: η·sqrt(1−β2^t)/(1−β1^t).
@@ -266,7 +276,7 @@ class Adam:
         first = tree_map(lambda m, g: b1 * m + (1 - b1) * g, first, grads)
         second = tree_map(lambda v, g: b2 * v + (1 - b2) * (g * g), second, grads)
 
-        def descend(p, m, v):
+        def descend(p: Array, m: Array, v: Array) -> Array:
             return _descend(p, eta * m / (namespace(v).sqrt(v) + eps), inplace)
 
         new = tree_map(descend, params, first, second)
@@ -274,7 +284,8 @@ class Adam:
 
 
 # --- the registry --------------------------------------------------------------------------------
-OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Momentum, "adam": Adam}
+OPTIMIZERS: dict[str, type[SGD] | type[Momentum] | type[Adam]] = {
+    "sgd": SGD, "momentum": Momentum, "nesterov": Momentum, "adam": Adam}
 # VelocityMomentum has no name here: polynn.sklearn builds it for solver="sgd" and passes the
 # object to MLP.fit(optimizer=...). Every optimizer polynn ships, by class name (files store it):
 OPTIMIZER_CLASSES = {cls.__name__: cls for cls in (SGD, Momentum, VelocityMomentum, Adam)}
@@ -285,7 +296,8 @@ SCHEDULE_CLASSES = {cls.__name__: cls for cls in (*SCHEDULES.values(), EpochInve
 DEFAULT_LEARNING_RATES = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adam": 0.001}
 
 
-def make_optimizer(name: str = "sgd", learning_rate=None, **options):
+def make_optimizer(name: str = "sgd", learning_rate: float | Schedule | None = None,
+                   **options: Any) -> SGD | Momentum | Adam:
     """Build an optimizer by name: "sgd", "momentum", "nesterov" (momentum with Nesterov), "adam".
     ``learning_rate`` is a float, a schedule or None (``DEFAULT_LEARNING_RATES[name]``);
     ``options`` are the optimizer's own fields."""
