@@ -69,8 +69,8 @@ def speed_svg(path: Path = RESULTS) -> str:
     ax.yaxis.set_minor_formatter(times)
     ax.set_xticks(range(len(groups)), groups)
     ax.set_ylabel(f"speed relative to {BASELINE} (×, log scale)")
-    ax.set_title("Time per step: each contestant against hand-written NumPy in the same dtype (higher is faster)",
-                 fontsize=10)
+    ax.set_title("Time per step: each contestant against hand-written NumPy in the same dtype "
+                 "(higher is faster)", fontsize=10)
     ax.legend(ncols=1, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.text(0.01, 0.0, f"source: {results.get('source', path)}"[:160], fontsize=6)
     out = io.StringIO()
