@@ -138,7 +138,9 @@ def sdist(session: nox.Session) -> None:
     unpacked = os.path.join(tmp, "unpacked")
     shutil.rmtree(unpacked, ignore_errors=True)
     with tarfile.open(archive) as tar:
-        tar.extractall(unpacked, filter="data")
+        # The "data" filter (Python >= 3.10.12) refuses links and paths outside the target.
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        tar.extractall(unpacked, **safe)
     (root,) = glob.glob(os.path.join(unpacked, "polynn-*"))
     session.install(f"{root}[test]")
     session.chdir(root)
