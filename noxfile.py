@@ -92,7 +92,8 @@ def lint(session: nox.Session) -> None:
     """ruff, and the direction of imports between polynn's rooms (ARCHITECTURE.md; the
     contracts are in pyproject.toml). import-linter reads the source: polynn need not be
     installed, only importable from the project root."""
-    session.install("ruff", "import-linter>=2.1", "mypy>=1.11")
+    # mypy reads array-api-compat's annotations (the one library polynn/nn imports).
+    session.install("ruff", "import-linter>=2.1", "mypy>=1.11", "array-api-compat>=1.13")
     session.run("ruff", "check", "--output-format", "concise", ".")
     session.run("lint-imports", env={"PYTHONPATH": os.getcwd()})
     # The math is typed strictly ([tool.mypy] in pyproject.toml); mypy reads the source.
