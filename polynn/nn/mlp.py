@@ -22,32 +22,35 @@ Loss = mean data loss + ``0.5 * l2 * Σ‖W‖²`` (weights only, never the bias
 
 from __future__ import annotations
 
+from typing import Any
+
 from array_api_compat import device as device_of
 
 from polynn.nn.activations import Activation, get_activation
+from polynn.nn.layout import ColumnParams, RowParams
 from polynn.nn.layout import params_to_columns as to_columns
 from polynn.nn.layout import params_to_rows as to_rows
 from polynn.nn.losses import OutputLoss, get_output
-from polynn.nn.namespace import namespace
+from polynn.nn.namespace import Array, namespace
 
 
-def _as_activation(activation) -> Activation:
+def _as_activation(activation: str | Activation) -> Activation:
     return activation if isinstance(activation, Activation) else get_activation(activation)
 
 
-def _as_output(output) -> OutputLoss:
+def _as_output(output: str | OutputLoss) -> OutputLoss:
     return output if isinstance(output, OutputLoss) else get_output(output)
 
 
 # --- the augmented batch -------------------------------------------------------------------
-def augment(X):
+def augment(X: Array) -> Array:
     """Rows ``X`` ``(m, n)`` -> columns with a ones row, ``(n + 1, m)``, same dtype (a copy)."""
     xp = namespace(X)
     ones = xp.ones((1, X.shape[0]), dtype=X.dtype, device=device_of(X))
     return xp.concat([X.T, ones], axis=0)
 
 
-def weight_decay(params_t, l2):
+def weight_decay(params_t: ColumnParams, l2: float | Array) -> tuple[Array, ...] | None:
     """Per-layer ``(1, n_in + 1)`` rows holding ``l2`` for the weights and 0 for the bias column,
     to multiply each ``Wb`` by; None when ``l2`` is 0 (no decay work at all)."""
     if isinstance(l2, (int, float)) and l2 == 0:
@@ -63,7 +66,8 @@ def weight_decay(params_t, l2):
 
 
 # --- the math, in columns ------------------------------------------------------------------------
-def forward_columns(params_t, Xa, activation="relu"):
+def forward_columns(params_t: ColumnParams, Xa: Array, activation: str | Activation = "relu"
+                    ) -> tuple[Array, tuple[Array, ...]]:
     """Run the network on ``Xa`` ``(n_0 + 1, m)`` (see :func:`augment`).
 
     Returns ``(Z_out, cache)``: the output pre-activation ``(n_L, m)`` and the tuple of
@@ -79,7 +83,9 @@ def forward_columns(params_t, Xa, activation="relu"):
     return params_t[-1] @ A, tuple(cache)
 
 
-def backward_columns(params_t, cache, delta, activation="relu", decay=None):
+def backward_columns(params_t: ColumnParams, cache: tuple[Array, ...], delta: Array,
+                     activation: str | Activation = "relu",
+                     decay: tuple[Array, ...] | None = None) -> ColumnParams:
     """Hand-derived backpropagation in columns.
 
     ``delta`` is dLoss/dZ_out ``(n_L, m)`` (from an output/loss pair, already divided by m);
@@ -102,7 +108,7 @@ def backward_columns(params_t, cache, delta, activation="relu", decay=None):
     return tuple(reversed(grads))
 
 
-def l2_penalty_columns(params_t, decay):
+def l2_penalty_columns(params_t: ColumnParams, decay: tuple[Array, ...] | None) -> Any:
     """``0.5 * l2 * Σ‖W‖²`` over the weights (not the bias column); a 0-d array, or 0.0."""
     if decay is None:
         return 0.0
@@ -112,8 +118,11 @@ def l2_penalty_columns(params_t, decay):
     return 0.5 * sum(d[0, 0] * xp.sum(Wb[:, :-1] * Wb[:, :-1]) for Wb, d in zip(params_t, decay))
 
 
-def value_and_grad_columns(params_t, Xa, T, activation="relu", output="softmax", decay=None,
-                           w=None):
+def value_and_grad_columns(params_t: ColumnParams, Xa: Array, T: Array,
+                           activation: str | Activation = "relu",
+                           output: str | OutputLoss = "softmax",
+                           decay: tuple[Array, ...] | None = None,
+                           w: Array | None = None) -> tuple[Array, ColumnParams, Array]:
     """Regularised loss (0-d), its gradient (a tuple of ``dWb``) and the correct count (0-d
     int32), all in columns: ``Xa`` ``(n_0 + 1, m)``, ``T`` ``(n_L, m)``, ``w`` None or
     ``(1, m)`` example weights summing to 1."""
@@ -124,13 +133,13 @@ def value_and_grad_columns(params_t, Xa, T, activation="relu", output="softmax",
 
 
 # --- the public row layout, over the same math ---------------------------------------------------
-def forward(params, X, activation="relu"):
+def forward(params: RowParams, X: Array, activation: str | Activation = "relu") -> Array:
     """The output layer's pre-activation ``(m, n_L)`` for rows ``X`` ``(m, n_0)``."""
     Z, _ = forward_columns(to_columns(params), augment(X), activation)
     return Z.T
 
 
-def example_weights(sample_weight):
+def example_weights(sample_weight: Array | None) -> Array | None:
     """Non-negative weights ``(m,)`` -> the ``(1, m)`` row summing to 1 that the loss pairs take
     (None stays None: every example weighs 1/m)."""
     if sample_weight is None:
@@ -139,7 +148,9 @@ def example_weights(sample_weight):
     return xp.reshape(sample_weight / xp.sum(sample_weight), (1, -1))
 
 
-def loss(params, X, T, activation="relu", output="softmax", l2=0.0, sample_weight=None):
+def loss(params: RowParams, X: Array, T: Array, activation: str | Activation = "relu",
+         output: str | OutputLoss = "softmax", l2: float = 0.0,
+         sample_weight: Array | None = None) -> Array:
     """Regularised loss (0-d array) of row-layout ``params`` on ``X`` ``(m, n_0)`` and targets
     ``T`` ``(m, n_L)``; with ``sample_weight`` ``(m,)`` the data loss is Σ wᵢ lᵢ / Σ wᵢ."""
     params_t = to_columns(params)
@@ -149,7 +160,9 @@ def loss(params, X, T, activation="relu", output="softmax", l2=0.0, sample_weigh
     return data_loss + l2_penalty_columns(params_t, decay)
 
 
-def value_and_grad(params, X, T, activation="relu", output="softmax", l2=0.0, sample_weight=None):
+def value_and_grad(params: RowParams, X: Array, T: Array, activation: str | Activation = "relu",
+                   output: str | OutputLoss = "softmax", l2: float = 0.0,
+                   sample_weight: Array | None = None) -> tuple[Array, RowParams]:
     """The regularised loss (0-d array) and its gradient: a tuple of ``(dW (n_in, n_out),
     db (n_out,))`` per layer, for row-layout ``params``, ``X`` ``(m, n_0)``, ``T`` ``(m, n_L)``
     and optional ``sample_weight`` ``(m,)``."""
@@ -160,7 +173,8 @@ def value_and_grad(params, X, T, activation="relu", output="softmax", l2=0.0, sa
     return value, to_rows(grads_t)
 
 
-def predict_output(params, X, activation="relu", output="softmax"):
+def predict_output(params: RowParams, X: Array, activation: str | Activation = "relu",
+                   output: str | OutputLoss = "softmax") -> Array:
     """Probabilities (softmax/sigmoid) or predictions (identity), ``(m, n_L)``."""
     Z = forward(params, X, activation)
     return _as_output(output).output(Z.T).T
