@@ -1,0 +1,38 @@
+"""Mixed precision: the step's math in a low-precision compute dtype (bfloat16) around
+float32 parameters, as Keras's ``mixed_bfloat16`` policy.
+
+The parameters, the optimizer state, the weight decay and the data stay float32. One step casts
+the parameters and the batch to the compute dtype, runs the same forward and hand-derived
+backward (:mod:`polynn.nn.mlp`) there, and computes the loss and its delta from the output
+pre-activation cast back to float32 (the loss pairs' exp/log-sum-exp keep float32 range and
+precision); the gradients come back to float32 before the L2 term is added and the optimizer
+updates the float32 parameters, so updates too small for bfloat16's 8-bit significand still
+accumulate.
+"""
+
+from __future__ import annotations
+
+from polynn.nn.losses import OutputLoss, get_output
+from polynn.nn.mlp import backward_columns, forward_columns, l2_penalty_columns
+from polynn.nn.namespace import namespace
+
+
+def value_and_grad_mixed(params_t, Xa, T, activation="relu", output="softmax", decay=None,
+                         w=None, masks=None, *, compute):
+    """As :func:`polynn.nn.mlp.value_and_grad_columns` for float32 ``params_t`` and ``Xa``
+    ``(n_0 + 1, m)``, with the matmuls and activations in dtype ``compute`` (the namespace's
+    bfloat16). Returns the float32 loss (0-d), float32 gradients shaped like ``params_t`` and
+    the correct count."""
+    xp = namespace(Xa)
+    full = Xa.dtype
+    pair = output if isinstance(output, OutputLoss) else get_output(output)
+    low = tuple(xp.astype(Wb, compute) for Wb in params_t)
+    low_masks = None if masks is None else tuple(
+        None if D is None else xp.astype(D, compute) for D in masks)
+    Z, cache = forward_columns(low, xp.astype(Xa, compute), activation, low_masks)
+    data_loss, delta, correct = pair.terms(xp.astype(Z, full), T, w)
+    grads = backward_columns(low, cache, xp.astype(delta, compute), activation, None, low_masks)
+    grads = tuple(xp.astype(g, full) for g in grads)
+    if decay is not None:
+        grads = tuple(g + d * Wb for g, d, Wb in zip(grads, decay, params_t))
+    return data_loss + l2_penalty_columns(params_t, decay), grads, correct
