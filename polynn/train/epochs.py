@@ -36,7 +36,8 @@ def run_epoch(spec, batches, carry, data, decay, chunker, interrupted):
     plan = batch_plan(data.m, b, spec.rng, spec.shuffle, data.rows)
     if data.stream:
         carry, losses, correct, sizes = streamed_batches(batches, carry, data, plan, decay, b,
-                                                         interrupted)
+                                                         interrupted,
+                                                         ids=spec.dropout is not None)
     else:
         if not data.host:
             # The batch rows travel to the device once per epoch (m integers); the batches
