@@ -8,6 +8,8 @@ import dataclasses
 import numpy as np
 
 from polynn.datasets import split_indices
+from polynn.init import dropout_key
+from polynn.nn.dropout import Dropout
 from polynn.nn.losses import CLASSIFIERS
 from polynn.nn.optim import make_optimizer
 from polynn.train import DivergenceError, History, TrainSpec, run
@@ -110,7 +112,8 @@ def train(self, data, validation, options) -> History:
                      restore_best=options["restore_best_weights"],
                      progress=options["progress"], callback=callback,
                      l2_per_weight=options["l2_per_weight"],
-                     publish=None if callback is None else self._publish)
+                     publish=None if callback is None else self._publish,
+                     dropout=dropout_for(self, options["seed"]))
     try:
         self.params, self._opt_state, history = run(spec, self.params, self._opt_state,
                                                     data, validation)
@@ -152,3 +155,12 @@ def optimizer_for(self, name, lr, momentum, schedule):
         self._opt_state = opt.init(self.params)
     self._optimizer = opt
     return opt
+
+
+def dropout_for(self, seed):
+    """The model's :class:`polynn.nn.dropout.Dropout` for a fit (None without dropout): keyed
+    by ``seed`` (fit's), or the model's seed when it is None."""
+    if not any(self.dropout):
+        return None
+    key = dropout_key(self.seed if seed is None else seed)
+    return Dropout(key, tuple(self.layer_sizes[1:-1]), tuple(self.dropout))

@@ -9,13 +9,16 @@ from polynn.backend import BACKENDS, DTYPES, Backend, get_backend, to_host
 from polynn.distributed import is_main_process
 from polynn.init import INITIALIZERS, init_params
 from polynn.model import fitting, inference, record
+from polynn.model import summary as summary_module
 from polynn.nn import mlp as nn_mlp
-from polynn.nn.activations import ACTIVATIONS, get_activation
+from polynn.nn.activations import layer_activations
 from polynn.nn.layout import params_to_columns
 from polynn.nn.losses import CLASSIFIERS, OUTPUTS
 from polynn.placement import place, row_chunks, take_columns, take_rows, target_dtype
 from polynn.validate import (
+    check_activations,
     check_choice,
+    check_dropout,
     check_l2,
     check_layer_sizes,
     check_layers,
@@ -23,6 +26,7 @@ from polynn.validate import (
     check_rows,
     check_sample_weight,
     check_seed,
+    dropout_value,
     encode_targets,
 )
 
@@ -35,8 +39,10 @@ class MLP:
     layer_sizes : sequence of int, length >= 2
         ``[n_features, hidden..., n_outputs]``. Layer l has ``W`` ``(n_{l-1}, n_l)`` and ``b``
         ``(n_l,)``.
-    activation : "relu" | "leaky_relu" | "tanh" | "sigmoid" | "identity"
-        Hidden-layer activation (``negative_slope`` configures leaky_relu; default 0.01).
+    activation : "relu" | "leaky_relu" | "tanh" | "sigmoid" | "identity", or a list of them
+        Hidden-layer activation: one name for every hidden layer, or one per hidden layer (the
+        first hidden layer's first; kept as a tuple). ``negative_slope`` configures leaky_relu
+        (default 0.01).
     output : "softmax" | "sigmoid" | "identity" | "poisson"
         Output/loss pair: softmax + cross-entropy (integer labels 0..k-1), sigmoid + binary
         cross-entropy (one output unit and 0/1 labels ``(m,)``; or k units and a multilabel 0/1
@@ -45,8 +51,18 @@ class MLP:
     backend : "numpy" | "jax" | "cupy" | "torch" | "array_api_strict", default ``$POLYNN_BACKEND``
         or "numpy" (JAX when ``mesh`` is given).
     device : backend-specific device ("cpu", "gpu:0", "cuda:1", ...) or None for the default.
-    dtype : "float32" | "float64" | "bfloat16" (JAX and PyTorch only). Host outputs of a
-        bfloat16 model (``predict``, ``predict_proba``, ``host_params``) are float32.
+    dtype : "float32" | "float64" | "bfloat16" | "mixed_bfloat16" (the last two JAX and
+        PyTorch only). Host outputs of a bfloat16 model (``predict``, ``predict_proba``,
+        ``host_params``) are float32. "mixed_bfloat16" is Keras's mixed-precision policy: the
+        parameters, optimizer state and data are float32 and each training step computes in
+        bfloat16 (:mod:`polynn.nn.mixed`); inference and evaluation use the float32
+        parameters, and every output is float32.
+    dropout : float in [0, 1) or a list of them (one per hidden layer), default 0
+        Inverted dropout on the hidden layers' activations while ``fit`` trains (never in
+        ``predict``, ``score``, ``loss``, validation, or ``value_and_grad`` without
+        ``training=True``). The masks come from a counter-based hash of (seed, step, layer,
+        example, unit) (:mod:`polynn.nn.dropout`): one seed gives the same masks, bit for bit,
+        on every backend. Kept as ``dropout``, a tuple of one rate per hidden layer.
     init : "he" (N(0, 2/n_in)) | "glorot" (uniform); drawn on the host, so a seed gives the same
         initial weights, bit for bit, on every backend.
     seed : int; fixes the initial weights and the shuffling of every later ``fit``.
@@ -55,13 +71,27 @@ class MLP:
         over the "data" devices (and split wide hidden layers over "model"); see
         :func:`polynn.backend.resolve_mesh` and :mod:`polynn.distributed`. Results equal the
         one-device run up to rounding.
+
+    Examples
+    --------
+    >>> import polynn as pn
+    >>> model = pn.MLP([2, 64, 32, 3], activation=["relu", "tanh"], dropout=[0.2, 0.1],
+    ...                backend="numpy", seed=0)
+    >>> model.activation, model.dropout
+    (('relu', 'tanh'), (0.2, 0.1))
+    >>> X, y = pn.datasets.spiral(100, 3, seed=0)
+    >>> history = model.fit(X, y, epochs=5, batch_size=50, optimizer="adam", lr=0.01)
+    >>> model.predict(X).shape
+    (300,)
     """
 
     def __init__(self, layer_sizes, *, activation="relu", output="softmax", backend=None,
                  device=None, dtype="float32", init="he", seed=0, negative_slope=0.01,
-                 mesh=None):
+                 mesh=None, dropout=0.0):
         self.layer_sizes = check_layer_sizes(layer_sizes)
-        check_choice("activation", activation, ACTIVATIONS)
+        n_hidden = len(self.layer_sizes) - 2
+        activation = check_activations(activation, n_hidden)
+        self.dropout = check_dropout(dropout, n_hidden)
         check_choice("output", output, OUTPUTS)
         check_choice("init", init, INITIALIZERS)
         if not isinstance(backend, Backend) and backend is not None:
@@ -79,7 +109,8 @@ class MLP:
     # -- construction ----------------------------------------------------------------------------
     @classmethod
     def from_params(cls, params, *, activation="relu", output="softmax", backend=None,
-                    device=None, dtype=None, seed=0, negative_slope=0.01, mesh=None):
+                    device=None, dtype=None, seed=0, negative_slope=0.01, mesh=None,
+                    dropout=0.0):
         """Build a model around existing parameters: a sequence of ``(W, b)`` pairs as NumPy or
         any backend's arrays (copied to the chosen backend). ``dtype`` defaults to W's dtype."""
         host = tuple((to_host(W), to_host(b)) for W, b in params)
@@ -89,7 +120,7 @@ class MLP:
             dtype = dtype if dtype in DTYPES else "float32"
         model = cls(sizes, activation=activation, output=output, backend=backend,
                     device=device, dtype=dtype, seed=seed, negative_slope=negative_slope,
-                    mesh=mesh)
+                    mesh=mesh, dropout=dropout)
         model.params = model._to_backend(host)
         return model
 
@@ -136,8 +167,9 @@ class MLP:
     @property
     def activation_fn(self):
         """The hidden layers' activation: a :mod:`polynn.nn.activations` pair (forward,
-        backward) with the model's ``negative_slope``, as ``polynn.nn.mlp`` takes it."""
-        return get_activation(self.activation, negative_slope=self.negative_slope)
+        backward) with the model's ``negative_slope`` (a tuple of them, one per hidden layer,
+        for per-layer activations), as ``polynn.nn.mlp`` takes it."""
+        return layer_activations(self.activation, negative_slope=self.negative_slope)
 
 
     @property
@@ -149,9 +181,14 @@ class MLP:
         return self.layer_sizes[-1]
 
     def __repr__(self) -> str:
-        return (f"MLP({self.layer_sizes}, activation={self.activation!r}, output={self.output!r}, "
+        activation = self.activation if isinstance(self.activation, str) else list(
+            self.activation)
+        dropout = f", dropout={dropout_value(self.dropout)!r}" if any(self.dropout) else ""
+        return (f"MLP({self.layer_sizes}, activation={activation!r}, output={self.output!r}, "
                 f"backend={self.backend.name!r}, device={self.backend.device_name!r}, "
-                f"dtype={self.dtype!r})")
+                f"dtype={self.dtype!r}{dropout})")
+
+    summary = summary_module.summary
 
     # -- data ------------------------------------------------------------------------------------
     def _columns(self, y, m, name="y"):
@@ -211,18 +248,25 @@ class MLP:
             part = take_rows(self.backend, data.X, slice(start, stop), self._dtype)
             yield start, stop, infer(params_t, part)
 
-    def value_and_grad(self, X, y, *, l2=0.0, sample_weight=None):
+    def value_and_grad(self, X, y, *, l2=0.0, sample_weight=None, training=False):
         """The regularised loss (float) and the hand-derived gradients: a tuple of ``(dW, db)``
         backend arrays per layer, shaped like ``params``. ``sample_weight`` ``(m,)``: the data
-        loss is Σ wᵢ lᵢ / Σ wᵢ."""
+        loss is Σ wᵢ lᵢ / Σ wᵢ. ``training=True`` applies the model's dropout as a full-batch
+        ``fit`` step would at the optimizer's current step count (0 before any ``fit``), the
+        rows of ``X`` being examples 0..m-1; without it nothing is dropped."""
         data = self._placed(X, y, sample_weight=sample_weight)  # as a full-batch step
         every, dtype = slice(None), self._dtype
         Xd = take_rows(self.backend, data.X, every, dtype)
         T = take_columns(self.backend, data.T, every, dtype)
         weights = None if data.weights is None else take_rows(self.backend, data.weights,
                                                               every, dtype)
+        masks = None
+        dropout = fitting.dropout_for(self, None)
+        if training and dropout is not None:
+            step = 0 if self._opt_state is None else int(to_host(self._opt_state[0]))
+            masks = self.backend.call(dropout.masks, step, np.arange(data.m), Xd)
         loss, grads = self.backend.call(
-            nn_mlp.value_and_grad, self.params, Xd, T.T, sample_weight=weights,
+            nn_mlp.value_and_grad, self.params, Xd, T.T, sample_weight=weights, masks=masks,
             static=dict(activation=self.activation_fn, output=self.output, l2=check_l2(l2)))
         return float(to_host(loss)), grads
 
@@ -342,7 +386,8 @@ class MLP:
         return MLP.from_params(self.params, activation=self.activation, output=self.output,
                                backend=self.backend if backend is None else backend,
                                device=device, dtype=self.dtype if dtype is None else dtype,
-                               seed=self.seed, negative_slope=self.negative_slope, mesh=mesh)
+                               seed=self.seed, negative_slope=self.negative_slope, mesh=mesh,
+                               dropout=self.dropout)
 
     def host_params(self):
         """The parameters as host NumPy arrays in the model's host dtype: a tuple of
