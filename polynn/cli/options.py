@@ -54,8 +54,9 @@ def _comma_list(name, item):
 
 def _activation_name(text):
     if text not in ACTIVATIONS:
-        raise argparse.ArgumentTypeError(f"unknown activation {text!r}; choose one of "
-                                         f"{sorted(ACTIVATIONS)}")
+        # argparse's own words for a bad choice, as the other options say it.
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from "
+                                         f"{', '.join(sorted(ACTIVATIONS))})")
     return text
 
 

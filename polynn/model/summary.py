@@ -58,14 +58,14 @@ def summary(self) -> Summary:
     >>> import polynn as pn
     >>> model = pn.MLP([2, 64, 32, 3], activation=["relu", "tanh"], dropout=0.1,
     ...                backend="numpy")
-    >>> print(model.summary())  # doctest: +NORMALIZE_WHITESPACE
+    >>> print(model.summary())
     MLP: 3 layers, output softmax
-    layer       shape       activation   dropout      params
-    dense_1     (2, 64)     relu         0.1             192
-    dense_2     (64, 32)    tanh         0.1           2,080
-    output      (32, 3)     softmax      -                99
+    layer       shape       activation   dropout     params
+    dense_1     (2, 64)     relu         0.1            192
+    dense_2     (64, 32)    tanh         0.1          2,080
+    output      (32, 3)     softmax      -               99
     Total params: 2,371
-    dtype: float32 | backend: numpy | device: cpu
+    dtype: float32 | backend: numpy | device: default
     Parameters: 9.26 KiB | optimizer state: none (not fitted)
     >>> model.summary().total_params
     2371

@@ -113,7 +113,16 @@ def dropout_masks(key: int, step, examples, sizes, rates, dtype):
     """One mask per hidden layer (see :func:`layer_mask`), or None for a layer of rate 0.
 
     ``sizes`` are the hidden layers' widths and ``rates`` their dropout rates (equal lengths);
-    returns a tuple of ``(n_l, m)`` masks (or None) in ``dtype``."""
+    returns a tuple of ``(n_l, m)`` masks (or None) in ``dtype``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from polynn.nn.dropout import dropout_masks
+    >>> first, second = dropout_masks(7, 0, np.arange(6), (4, 3), (0.5, 0.0), np.float32)
+    >>> first.shape, sorted(set(first.ravel().tolist())), second
+    ((4, 6), [0.0, 2.0], None)
+    """
     return tuple(None if rate == 0 else layer_mask(key, step, layer, examples, n, rate, dtype)
                  for layer, (n, rate) in enumerate(zip(sizes, rates)))
 

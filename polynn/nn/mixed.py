@@ -8,6 +8,15 @@ pre-activation cast back to float32 (the loss pairs' exp/log-sum-exp keep float3
 precision); the gradients come back to float32 before the L2 term is added and the optimizer
 updates the float32 parameters, so updates too small for bfloat16's 8-bit significand still
 accumulate.
+
+Examples
+--------
+>>> import polynn as pn
+>>> X, y = pn.datasets.spiral(100, 3, seed=0)
+>>> model = pn.MLP([2, 25, 3], backend="jax", dtype="mixed_bfloat16")  # doctest: +SKIP
+>>> model.fit(X, y, lr=0.1, l2=1e-3, epochs=10_000)  # doctest: +SKIP
+>>> model.score(X, y), model.params[0][0].dtype  # doctest: +SKIP
+(0.99, dtype('float32'))
 """
 
 from __future__ import annotations
