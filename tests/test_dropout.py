@@ -244,3 +244,17 @@ def test_streamed_training_with_dropout_matches_the_resident_run():
         model.fit(X, y, epochs=2, batch_size=16, optimizer="adam", lr=0.01, stream=stream)
         params[stream] = model.host_params()
     assert_close(params[True], params[False], "float32")
+
+
+@pytest.mark.parametrize("key,value,words", [
+    ("dropout", 1.5, "dropout"), ("dropout", [0.1, 0.2], "dropout has 2 rates for 1 hidden"),
+    ("dropout", "0.1", "dropout"), ("activation", ["relu", "tanh"], "activation has 2 names"),
+    ("activation", ["swish"], "activation[0]")])
+def test_a_files_bad_dropout_or_activations_are_refused_by_name(key, value, words):
+    from polynn.io.errors import Refused
+    from polynn.io.schema import model_config
+
+    config = {"layer_sizes": [2, 3, 2], "activation": "tanh", "output": "softmax",
+              "negative_slope": 0.01, "init": "he", "dtype": "float32", "seed": 7, key: value}
+    with pytest.raises(Refused, match=words.replace("[", r"\[").replace("]", r"\]")):
+        model_config(config)
