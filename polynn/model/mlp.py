@@ -62,7 +62,9 @@ class MLP:
         ``predict``, ``score``, ``loss``, validation, or ``value_and_grad`` without
         ``training=True``). The masks come from a counter-based hash of (seed, step, layer,
         example, unit) (:mod:`polynn.nn.dropout`): one seed gives the same masks, bit for bit,
-        on every backend. Kept as ``dropout``, a tuple of one rate per hidden layer.
+        on every backend. The key is the model's ``seed`` (``fit(seed=...)`` when given), the
+        step the optimizer's step count, the example its row in ``X``. Kept as ``dropout``, a
+        tuple of one rate per hidden layer.
     init : "he" (N(0, 2/n_in)) | "glorot" (uniform); drawn on the host, so a seed gives the same
         initial weights, bit for bit, on every backend.
     seed : int; fixes the initial weights and the shuffling of every later ``fit``.
