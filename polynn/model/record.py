@@ -30,7 +30,8 @@ def to_record(self, *, checkpoint: bool = False) -> ModelRecord:
     config = {"layer_sizes": list(self.layer_sizes), "activation": self.activation,
               "output": self.output, "negative_slope": float(self.negative_slope),
               "init": self.init, "dtype": dtype.name,
-              "seed": list(seed) if isinstance(seed, (list, tuple)) else seed}
+              "seed": list(seed) if isinstance(seed, (list, tuple)) else seed,
+              "dropout": tuple(self.dropout)}
     training = None
     if checkpoint:
         state = self.opt_state
@@ -56,7 +57,8 @@ def from_record(cls, record: ModelRecord, *, backend=None, device=None, dtype=No
                              "dtype='float32'")
     model = cls(config["layer_sizes"], activation=config["activation"], output=config["output"],
                 backend=target, dtype=dtype, init=config["init"], seed=config["seed"],
-                negative_slope=config["negative_slope"])
+                negative_slope=config["negative_slope"],
+                dropout=config.get("dropout", 0.0))
     model.params = model._to_backend(record.params)
     training = record.training
     if training is not None:

@@ -9,7 +9,7 @@ All arrays keep the shape and floating dtype of their input.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from polynn.nn.namespace import Array, namespace
@@ -92,3 +92,13 @@ def get_activation(name: str, *, negative_slope: float = 0.01) -> Activation:
     if name == "leaky_relu" and negative_slope != 0.01:
         return leaky_relu(negative_slope)
     return ACTIVATIONS[name]
+
+
+def layer_activations(activation: str | Sequence[str], *, negative_slope: float = 0.01
+                      ) -> Activation | tuple[Activation, ...]:
+    """The hidden layers' activations as :mod:`polynn.nn.mlp` takes them: one
+    :class:`Activation` for a name (every hidden layer), a tuple of them for a sequence of
+    names (one per hidden layer, the first hidden layer's first)."""
+    if isinstance(activation, str):
+        return get_activation(activation, negative_slope=negative_slope)
+    return tuple(get_activation(name, negative_slope=negative_slope) for name in activation)

@@ -22,6 +22,7 @@ Loss = mean data loss + ``0.5 * l2 * Σ‖W‖²`` (weights only, never the bias
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from array_api_compat import device as device_of
@@ -33,9 +34,27 @@ from polynn.nn.layout import params_to_rows as to_rows
 from polynn.nn.losses import OutputLoss, get_output
 from polynn.nn.namespace import Array, namespace
 
+# One activation for every hidden layer (a name or a pair), or one per hidden layer.
+Activations = str | Activation | Sequence[str | Activation]
+# None, or per hidden layer a dropout mask (n_l, m) or None.
+Masks = Sequence[Array | None] | None
+
 
 def _as_activation(activation: str | Activation) -> Activation:
     return activation if isinstance(activation, Activation) else get_activation(activation)
+
+
+def hidden_activations(activation: str | Activation | Sequence[str | Activation],
+                       n_hidden: int) -> tuple[Activation, ...]:
+    """One :class:`Activation` per hidden layer: ``activation`` is one (a name or a pair) for
+    every layer, or a sequence of exactly ``n_hidden`` of them, the first hidden layer's first."""
+    if isinstance(activation, (str, Activation)):
+        return (_as_activation(activation),) * n_hidden
+    activations = tuple(_as_activation(a) for a in activation)
+    if len(activations) != n_hidden:
+        raise ValueError(f"activation: {len(activations)} activations for {n_hidden} hidden "
+                         "layers; give one per hidden layer, or one name for all")
+    return activations
 
 
 def _as_output(output: str | OutputLoss) -> OutputLoss:
@@ -66,45 +85,63 @@ def weight_decay(params_t: ColumnParams, l2: float | Array) -> tuple[Array, ...]
 
 
 # --- the math, in columns ------------------------------------------------------------------------
-def forward_columns(params_t: ColumnParams, Xa: Array, activation: str | Activation = "relu"
-                    ) -> tuple[Array, tuple[Array, ...]]:
-    """Run the network on ``Xa`` ``(n_0 + 1, m)`` (see :func:`augment`).
+def forward_columns(params_t: ColumnParams, Xa: Array, activation: Activations = "relu",
+                    masks: Masks = None) -> tuple[Array, tuple[Array, ...]]:
+    """Run the network on ``Xa`` ``(n_0 + 1, m)`` (see :func:`augment`). ``activation``: one
+    for every hidden layer or one per hidden layer (:func:`hidden_activations`); ``masks``:
+    None, or per hidden layer an ``(n_l, m)`` dropout mask (:mod:`polynn.nn.dropout`) or None,
+    multiplied into that layer's activations before the next layer reads them.
 
     Returns ``(Z_out, cache)``: the output pre-activation ``(n_L, m)`` and the tuple of
-    augmented layer inputs ``(Â_0 = Xa, Â_1, ..., Â_{L-1})`` that ``backward_columns`` needs."""
+    augmented layer inputs ``(Â_0 = Xa, Â_1, ..., Â_{L-1})`` that ``backward_columns`` needs
+    (before the masks: the activations' derivatives are read from them)."""
     xp = namespace(Xa)
-    g = _as_activation(activation).forward
+    gs = hidden_activations(activation, len(params_t) - 1)
     ones = Xa[-1:, ...]  # the ones row, reused by every layer
     A = Xa
     cache = [Xa]
-    for Wb in params_t[:-1]:
-        A = xp.concat([g(Wb @ A), ones], axis=0)
+    for layer, Wb in enumerate(params_t[:-1]):
+        A = xp.concat([gs[layer].forward(Wb @ _dropped(A, masks, layer)), ones], axis=0)
         cache.append(A)
-    return params_t[-1] @ A, tuple(cache)
+    return params_t[-1] @ _dropped(A, masks, len(params_t) - 1), tuple(cache)
+
+
+def _dropped(A: Array, masks: Masks, layer: int) -> Array:
+    """Layer ``layer``'s augmented input ``Â`` with the previous hidden layer's mask applied
+    (the ones row and the input ``Xa`` are never dropped)."""
+    if masks is None or layer == 0 or masks[layer - 1] is None:
+        return A
+    return namespace(A).concat([A[:-1, ...] * masks[layer - 1], A[-1:, ...]], axis=0)
 
 
 def backward_columns(params_t: ColumnParams, cache: tuple[Array, ...], delta: Array,
-                     activation: str | Activation = "relu",
-                     decay: tuple[Array, ...] | None = None) -> ColumnParams:
+                     activation: Activations = "relu",
+                     decay: tuple[Array, ...] | None = None, masks: Masks = None) -> ColumnParams:
     """Hand-derived backpropagation in columns.
 
     ``delta`` is dLoss/dZ_out ``(n_L, m)`` (from an output/loss pair, already divided by m);
-    ``cache`` comes from ``forward_columns``; ``decay`` from :func:`weight_decay` (or None).
+    ``cache`` comes from ``forward_columns``; ``decay`` from :func:`weight_decay` (or None);
+    ``masks`` the dropout masks the forward pass used (or None). With a mask D on layer l,
+    ``Â_l = [D ⊙ g(Z_l); 1]`` is what the next layer reads, so ``dWb_{l+1} = dZ · Â_lᵀ`` and
+    ``dZ_l = g'(Z_l) ⊙ D ⊙ (W_{l+1}ᵀ dZ)``.
     Returns a tuple of ``dWb`` with the shapes and dtype of ``params_t``: one matmul gives each
     layer's weight and bias gradients together (the bias column meets the ones row). dÂ_0 (the
     gradient w.r.t. the input) is never formed: nothing needs it."""
-    g_backward = _as_activation(activation).backward
+    gs = hidden_activations(activation, len(params_t) - 1)
     grads = []
     dZ = delta
     for layer in range(len(params_t) - 1, -1, -1):
         Wb = params_t[layer]
         A_prev = cache[layer]
-        dWb = dZ @ A_prev.T
+        dWb = dZ @ _dropped(A_prev, masks, layer).T
         if decay is not None:
             dWb = dWb + decay[layer] * Wb
         grads.append(dWb)
         if layer > 0:
-            dZ = g_backward(A_prev[:-1, ...], Wb[:, :-1].T @ dZ)
+            dA = Wb[:, :-1].T @ dZ
+            if masks is not None and masks[layer - 1] is not None:
+                dA = dA * masks[layer - 1]
+            dZ = gs[layer - 1].backward(A_prev[:-1, ...], dA)
     return tuple(reversed(grads))
 
 
@@ -119,16 +156,18 @@ def l2_penalty_columns(params_t: ColumnParams, decay: tuple[Array, ...] | None) 
 
 
 def value_and_grad_columns(params_t: ColumnParams, Xa: Array, T: Array,
-                           activation: str | Activation = "relu",
+                           activation: Activations = "relu",
                            output: str | OutputLoss = "softmax",
                            decay: tuple[Array, ...] | None = None,
-                           w: Array | None = None) -> tuple[Array, ColumnParams, Array]:
+                           w: Array | None = None,
+                           masks: Masks = None) -> tuple[Array, ColumnParams, Array]:
     """Regularised loss (0-d), its gradient (a tuple of ``dWb``) and the correct count (0-d
     int32), all in columns: ``Xa`` ``(n_0 + 1, m)``, ``T`` ``(n_L, m)``, ``w`` None or
-    ``(1, m)`` example weights summing to 1."""
-    Z, cache = forward_columns(params_t, Xa, activation)
+    ``(1, m)`` example weights summing to 1, ``masks`` None or dropout masks (see
+    :func:`forward_columns`)."""
+    Z, cache = forward_columns(params_t, Xa, activation, masks)
     data_loss, delta, correct = _as_output(output).terms(Z, T, w)
-    grads = backward_columns(params_t, cache, delta, activation, decay)
+    grads = backward_columns(params_t, cache, delta, activation, decay, masks)
     return data_loss + l2_penalty_columns(params_t, decay), grads, correct
 
 
@@ -148,28 +187,30 @@ def example_weights(sample_weight: Array | None) -> Array | None:
     return xp.reshape(sample_weight / xp.sum(sample_weight), (1, -1))
 
 
-def loss(params: RowParams, X: Array, T: Array, activation: str | Activation = "relu",
+def loss(params: RowParams, X: Array, T: Array, activation: Activations = "relu",
          output: str | OutputLoss = "softmax", l2: float = 0.0,
-         sample_weight: Array | None = None) -> Array:
+         sample_weight: Array | None = None, masks: Masks = None) -> Array:
     """Regularised loss (0-d array) of row-layout ``params`` on ``X`` ``(m, n_0)`` and targets
-    ``T`` ``(m, n_L)``; with ``sample_weight`` ``(m,)`` the data loss is Σ wᵢ lᵢ / Σ wᵢ."""
+    ``T`` ``(m, n_L)``; with ``sample_weight`` ``(m,)`` the data loss is Σ wᵢ lᵢ / Σ wᵢ;
+    ``masks``: None or per hidden layer a dropout mask ``(n_l, m)`` (columns) or None."""
     params_t = to_columns(params)
-    Z, _ = forward_columns(params_t, augment(X), activation)
+    Z, _ = forward_columns(params_t, augment(X), activation, masks)
     decay = weight_decay(params_t, l2)
     data_loss = _as_output(output).value(Z, T.T, example_weights(sample_weight))
     return data_loss + l2_penalty_columns(params_t, decay)
 
 
-def value_and_grad(params: RowParams, X: Array, T: Array, activation: str | Activation = "relu",
+def value_and_grad(params: RowParams, X: Array, T: Array, activation: Activations = "relu",
                    output: str | OutputLoss = "softmax", l2: float = 0.0,
-                   sample_weight: Array | None = None) -> tuple[Array, RowParams]:
+                   sample_weight: Array | None = None,
+                   masks: Masks = None) -> tuple[Array, RowParams]:
     """The regularised loss (0-d array) and its gradient: a tuple of ``(dW (n_in, n_out),
-    db (n_out,))`` per layer, for row-layout ``params``, ``X`` ``(m, n_0)``, ``T`` ``(m, n_L)``
-    and optional ``sample_weight`` ``(m,)``."""
+    db (n_out,))`` per layer, for row-layout ``params``, ``X`` ``(m, n_0)``, ``T`` ``(m, n_L)``,
+    optional ``sample_weight`` ``(m,)`` and dropout ``masks`` (as :func:`loss`)."""
     params_t = to_columns(params)
     value, grads_t, _ = value_and_grad_columns(params_t, augment(X), T.T, activation, output,
                                                weight_decay(params_t, l2),
-                                               example_weights(sample_weight))
+                                               example_weights(sample_weight), masks)
     return value, to_rows(grads_t)
 
 

@@ -40,7 +40,8 @@ def run_epoch(spec, batches, carry, data, decay, chunker, interrupted, positive=
     host_plan = plan
     if data.stream:
         carry, losses, correct, sizes = streamed_batches(batches, carry, data, plan, decay, b,
-                                                         interrupted)
+                                                         interrupted,
+                                                         ids=spec.dropout is not None)
     else:
         if not data.host:
             # The batch rows travel to the device once per epoch (m integers); the batches

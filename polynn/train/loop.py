@@ -42,7 +42,8 @@ class TrainSpec:
     ``DType`` record that batches are cast to; ``callback(EpochInfo) -> bool | None`` runs after
     every epoch and stops training when it returns True; ``publish(params, opt_state)`` (row
     layout) runs just before it, so that the model holds the current state during the callback;
-    ``l2_per_weight``: see :func:`polynn.train.steps.normalized_weights`."""
+    ``l2_per_weight``: see :func:`polynn.train.steps.normalized_weights`; ``dropout``: see
+    :func:`polynn.train.steps.make_step`."""
 
     backend: Backend
     activation: object
@@ -61,6 +62,7 @@ class TrainSpec:
     callback: object = None
     l2_per_weight: bool = False
     publish: object = None
+    dropout: object = None  # None or a polynn.nn.dropout.Dropout (training steps only)
 
 
 def _record(history, losses, correct, steps: int, epochs: int, classify: bool) -> None:
@@ -86,6 +88,9 @@ class FullBatch:
             w, decay = normalized_weights(take_rows(backend, data.weights, everything, dtype),
                                           decay, spec.l2_per_weight)
         self.args = (Xa, T, decay, w)
+        if spec.dropout is not None:  # each column's row in the data set, for the masks
+            ids = np.arange(data.m) if data.rows is None else np.asarray(data.rows)
+            self.args += (backend.asarray(ids),)
         self.spec, self.full, self.keep, self.m = spec, full, keep, data.m
         self.previous = None  # (carry, steps) of the chunk before this one, for a replay
 
@@ -171,7 +176,7 @@ def run(spec: TrainSpec, params, opt_state, data, validation=None, history=None)
     backend = spec.backend
     full, batches, evaluate = runners(backend, spec.activation, spec.output, spec.optimizer,
                                       spec.dtype, spec.l2_per_weight and data.weights is not None,
-                                      data.host and not backend.jit)
+                                      data.host and not backend.jit, spec.dropout)
     keep = owned(backend)
     # With a mesh: parameters replicated, or hidden layers split over a "model" axis.
     state_t = state_to_columns(opt_state)
