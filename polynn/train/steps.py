@@ -49,13 +49,15 @@ def make_evaluate(activation, output: str):
     return evaluate
 
 
-def normalized_weights(weights, decay, l2_per_weight: bool):
+def normalized_weights(weights, decay, l2_per_weight: bool, count=None):
     """A batch's example weights ``(b,)`` as the ``(1, b)`` row summing to 1 that the loss pairs
     take, and the weight decay for that batch: with ``l2_per_weight`` the L2 term is divided by
     the batch's mean weight (scikit-learn's convention: its penalty is normalised by the batch's
-    sum of weights, like its data term)."""
+    sum of weights, like its data term) over ``count`` examples (default ``b``; a padded batch
+    counts its real rows only)."""
     if l2_per_weight and decay is not None:
-        mean_weight = namespace(weights).sum(weights) / weights.shape[0]
+        count = weights.shape[0] if count is None else count
+        mean_weight = namespace(weights).sum(weights) / count
         decay = tuple(d / mean_weight for d in decay)
     return example_weights(weights), decay
 
@@ -70,7 +72,9 @@ def runners(backend: Backend, activation, output, optimizer, dtype, l2_per_weigh
     ``full(carry, start, n, Xa, T, decay, w)`` runs n full-batch steps (``w``: None or the
     normalised ``(1, m)`` weights); ``batches(carry, start, n, X, T, order, decay, weights)``
     runs mini-batches ``start .. start + n - 1`` of an epoch whose batch rows are the rows of
-    ``order`` ``(n_batches, b)`` (``weights``: None or every example's ``(m,)`` weight). Both
+    ``order`` ``(n_batches, b)`` (``weights``: None or every example's ``(m,)`` weight; an
+    optional last argument ``mask`` ``(n_batches, b)``: 1 for a batch's rows, 0 for its
+    padding, which then weighs nothing: see :func:`polynn.train.epochs.batch_plan`). Both
     return ``(carry, (losses, correct), n_done)`` (see ``Backend.repeat``). With ``host``
     (eager backends only), ``X``, ``T``, ``order`` and ``weights`` of ``batches`` are host
     NumPy arrays: each batch is gathered on the host and moved to the backend, cast to
@@ -96,14 +100,19 @@ def runners(backend: Backend, activation, output, optimizer, dtype, l2_per_weigh
         def take(A, rows, axis):  # host data: gather on the host, then move and cast
             return backend.asarray(np.take(A, rows, axis=axis), dtype.name, copy=False)
 
-    def batch_body(carry, index, X, T, order, decay, weights):
+    def batch_body(carry, index, X, T, order, decay, weights, mask=None):
         # The only copy of the data an epoch makes is this batch-sized one.
         rows = order[index, ...]
         Xb = take(X, rows, 0)
         if Xb.dtype != native:
             Xb = namespace(Xb).astype(Xb, native)
         w = None
-        if weights is not None:
+        if mask is not None:  # a padded batch (see epochs.batch_plan): its padding weighs 0
+            share = mask[index, ...]
+            w = share if weights is None else share * take(weights, rows, 0)
+            w, decay = normalized_weights(w, decay, l2_per_weight, namespace(share).sum(share))
+            w = split(w, 1)
+        elif weights is not None:
             w, decay = normalized_weights(take(weights, rows, 0), decay, l2_per_weight)
             w = split(w, 1)
         return step(carry, split(augment(Xb), 1), split(take(T, rows, 1), 1), decay, w)
