@@ -20,8 +20,10 @@ PEER_ORDER = ("jax-jit", "jax-scan", "torch", "sklearn")  # the "x peer" columns
 WORKLOAD_ORDER = ("mnist-step", "mnist-epoch", "wide", "gpu", "gpu-dryrun")
 # issue 18 (2): each polynn backend against the native code of the same library
 NATIVE = {"numpy": ("numpy-hand",), "jax": ("jax-jit", "jax-scan"), "torch": ("torch",)}
-SECTIONS = {"scaling": "benchmarks.scaling", "memory-size": "benchmarks.memory"}  # each its own
-# script, run in fresh processes by run.py, writing SCALING.md and MEMORY.md
+SECTIONS = {"scaling": "benchmarks.scaling", "memory-size": "benchmarks.memory",
+            "startup": "benchmarks.startup", "interrupt": "benchmarks.interrupt"}  # each its own
+# script, run in fresh processes by run.py, writing SCALING.md, MEMORY.md, STARTUP.md and
+# INTERRUPT.md
 
 
 def section_md(module: str) -> str:

@@ -36,7 +36,7 @@ from benchmarks.workloads import (  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 WORKLOADS = ("reference", "mnist-step", "mnist-epoch", "wide", "memory", "gpu", "scaling",
-             "memory-size")  # fmt: skip
+             "memory-size", "startup", "interrupt")  # fmt: skip
 ALIASES = {"spiral": "reference"}
 GPU_CONTESTANTS = ("numpy-hand", "jax-jit", "jax-scan", "torch", "polynn-cupy", "polynn-jax")
 

@@ -97,10 +97,11 @@ def report(first: dict, times: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="one run per case")
     ap.add_argument("--md", default=None, help="also write the table to this markdown file")
     args = ap.parse_args(argv)
     start = os.getloadavg()
-    text = report(*run(args.repeats))
+    text = report(*run(1 if args.quick else args.repeats))
     text = (f"Load average at start {[round(x, 2) for x in start]}, at end "
             f"{[round(x, 2) for x in os.getloadavg()]}.\n\n{text}")
     print(text)
