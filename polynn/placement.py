@@ -244,4 +244,4 @@ def bucketed(data: Placement) -> Placement:
     pad = lambda A, axis: None if A is None else backend.call(  # noqa: E731
         _pad_axis, A, static=dict(size=size, axis=axis))
     return replace(data, X=pad(data.X, 0), T=pad(data.T, 1), weights=pad(data.weights, 0),
-                   valid=data.m if data.rows is None else data.valid)
+                   valid=m)

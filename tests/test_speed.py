@@ -162,6 +162,24 @@ def test_bucketed_epochs_equal_unpadded_and_compile_once(monkeypatch, log_compil
             np.testing.assert_allclose(bb, bu, rtol=1e-10, atol=1e-13)
 
 
+def test_bucketed_with_a_validation_split_equals_unpadded(monkeypatch):
+    import polynn.placement as placement
+
+    X, y = _digits_like(45)
+    got = []
+    for limit in (64 << 20, 0):
+        monkeypatch.setattr(placement, "BUCKET_BYTES", limit)
+        model = pn.MLP([8, 5, 3], backend="jax", dtype="float64", seed=1)
+        history = model.fit(X, y, lr=0.1, epochs=2, batch_size=8, validation_split=0.2, seed=3,
+                            progress=False)  # fmt: skip
+        got.append((history.loss, history.val_loss, model.host_params()))
+    np.testing.assert_allclose(got[0][0], got[1][0], rtol=1e-12)
+    np.testing.assert_allclose(got[0][1], got[1][1], rtol=1e-12)
+    for (Wa, ba), (Wb, bb) in zip(got[0][2], got[1][2]):
+        np.testing.assert_allclose(Wa, Wb, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(ba, bb, rtol=1e-10, atol=1e-13)
+
+
 def test_nearby_row_counts_compile_one_epoch(log_compiles):
     compiled = []
     for m in (37, 38, 40):
