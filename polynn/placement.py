@@ -230,6 +230,14 @@ def _pad_axis(A, size: int, axis: int):
     return xp.concat([A, xp.zeros(tuple(shape), dtype=A.dtype, device=device_of(A))], axis=axis)
 
 
+def bucketing(data: Placement) -> bool:
+    """Whether mini-batch training on ``data`` pads to buckets: on a compiled backend, for data
+    of at most ``BUCKET_BYTES`` (the same rule for resident and streamed data, which therefore
+    train the same model)."""
+    X = data.X
+    return data.backend.jit and X.shape[0] * X.shape[1] * data.dtype.itemsize <= BUCKET_BYTES
+
+
 def bucketed(data: Placement) -> Placement:
     """``data`` (mini-batch training data) with ``X`` ``(m, n)``, ``T`` ``(k, m)`` and the
     weights padded with zero rows up to ``bucket(m)`` examples, on a compiled backend when the
@@ -238,9 +246,10 @@ def bucketed(data: Placement) -> Placement:
     so the padding is never trained on; ``m`` is unchanged (``Placement.valid``)."""
     backend, m = data.backend, data.X.shape[0]
     size = bucket(m)
-    small = m * data.X.shape[1] * data.dtype.itemsize <= BUCKET_BYTES
-    if not backend.jit or data.host or data.stream or data.split or size == m or not small:
+    if data.host or data.stream or data.split or not bucketing(data):
         return data
+    if size == m:
+        return replace(data, valid=m)
     pad = lambda A, axis: None if A is None else backend.call(  # noqa: E731
         _pad_axis, A, static=dict(size=size, axis=axis))
     return replace(data, X=pad(data.X, 0), T=pad(data.T, 1), weights=pad(data.weights, 0),

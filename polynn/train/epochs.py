@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from polynn.placement import bucket
+from polynn.placement import bucket, bucketing
 from polynn.train.divergence import finite_prefix
 from polynn.train.streaming import streamed_batches
 
@@ -52,6 +52,8 @@ def run_epoch(spec, batches, carry, data, decay, chunker, interrupted):
     b = int(spec.batch_size)
     plan = batch_plan(data.m, b, spec.rng, spec.shuffle, data.rows)
     if data.stream:
+        if bucketing(data):  # as the resident data would be (the same model either way)
+            plan = padded_plan(plan, b)
         carry, losses, correct, sizes = streamed_batches(batches, carry, data, plan, decay, b,
                                                          interrupted)
     else:
