@@ -12,6 +12,7 @@ from polynn.datasets import split_indices
 from polynn.distributed import is_main_process
 from polynn.init import INITIALIZERS, init_params
 from polynn.model import inference, record
+from polynn.model.class_weight import example_weights
 from polynn.nn import mlp as nn_mlp
 from polynn.nn.activations import ACTIVATIONS, get_activation
 from polynn.nn.layout import params_to_columns
@@ -178,15 +179,15 @@ class MLP:
             raise
         return T
 
-    def _placed(self, X, y=None, *, sample_weight=None, name="X", **where):
+    def _placed(self, X, y=None, *, sample_weight=None, class_weight=None, name="X", **where):
         """``X`` (and targets ``y``, weights) placed by :func:`polynn.placement.place`."""
         data = place(self.backend, self._dtype, X, n_features=self.n_features, name=name,
                      **where)
         if y is None:
             return data
         weights = None if sample_weight is None else check_sample_weight(sample_weight, data.m)
-        return data.with_targets(self._columns(y, data.m, "y" if name == "X" else "y_val"),
-                                 weights)
+        T = self._columns(y, data.m, "y" if name == "X" else "y_val")
+        return data.with_targets(T, example_weights(class_weight, T, self.output, weights))
 
     def place(self, X, *, name="X"):
         """``X`` ``(m, n_features)``, checked, where this model keeps data that it reads again
@@ -261,7 +262,7 @@ class MLP:
             optimizer="sgd", momentum=0.9, schedule=None, validation_split=None,
             validation_data=None, patience=None, min_delta=0.0, restore_best_weights=True,
             progress=False, callback=None, sample_weight=None, l2_per_weight=False,
-            stream=False) -> History:
+            stream=False, class_weight=None) -> History:
         """Train on ``X`` ``(m, n_features)`` and labels/targets ``y``; returns a :class:`History`.
 
         Full batch when ``batch_size`` is None (each step is an epoch; ``history.loss[k]`` is the
@@ -289,6 +290,9 @@ class MLP:
         its weighted mean Σ wᵢ lᵢ / Σ wᵢ (as ``numpy.average``; uniform weights change nothing).
         ``l2_per_weight=True`` also divides the L2 term by the batch's mean weight, which is
         scikit-learn's convention (its alpha is normalised by the batch's sum of weights).
+        ``class_weight``: None, "balanced" or ``{class index: weight}`` (classifiers with one
+        label per example), multiplied with ``sample_weight``, scikit-learn's meaning (see
+        :mod:`polynn.model.class_weight`).
 
         Memory (see :mod:`polynn.placement`): no copy of ``X`` is made where the backend
         computes in host memory (NumPy, array-api-strict, PyTorch on the CPU): each mini-batch
@@ -305,7 +309,8 @@ class MLP:
             optimizer=optimizer, momentum=momentum, schedule=schedule,
             validation_split=validation_split, validation_data=validation_data,
             patience=patience, min_delta=min_delta, restore_best_weights=restore_best_weights,
-            progress=progress, callback=callback, l2_per_weight=l2_per_weight, stream=stream))
+            progress=progress, callback=callback, l2_per_weight=l2_per_weight, stream=stream,
+            class_weight=class_weight))
         data, validation = self._place_fit(X, y, sample_weight, options)
         return self._train(data, validation, options)
 
@@ -318,6 +323,7 @@ class MLP:
             raise ValueError("early stopping (patience=...) needs validation_split or "
                              "validation_data")
         data = self._placed(X, y, sample_weight=sample_weight,
+                            class_weight=options.get("class_weight"),
                             batch_size=options["batch_size"], validation_split=split,
                             stream=options["stream"])
         if split is not None:
