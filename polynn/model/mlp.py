@@ -11,7 +11,7 @@ from polynn.backend import BACKENDS, DTYPES, Backend, get_backend, to_host
 from polynn.datasets import split_indices
 from polynn.distributed import is_main_process
 from polynn.init import INITIALIZERS, init_params
-from polynn.model import inference, record
+from polynn.model import hidden, inference, record
 from polynn.model.class_weight import example_weights
 from polynn.nn import mlp as nn_mlp
 from polynn.nn.activations import ACTIVATIONS, get_activation
@@ -438,6 +438,8 @@ class MLP:
             else:
                 out[start:stop] = P
         return out
+
+    hidden = hidden.hidden  # a hidden layer's activations (m, n_layer): polynn.model.hidden
 
     def predict(self, X, *, batch_size=None) -> np.ndarray:
         """As a host NumPy array: predicted labels (int64 ``(m,)``) for classifiers, a 0/1
