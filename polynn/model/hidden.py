@@ -67,6 +67,15 @@ def hidden(self, X, layer=-1, *, batch_size=None) -> np.ndarray:
     ------
     ValueError
         When the network has no hidden layer, or ``layer`` is out of range.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import polynn as pn
+    >>> model = pn.MLP([4, 16, 8, 3], seed=0)
+    >>> X = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32)
+    >>> model.hidden(X).shape, model.hidden(X, layer=0).shape
+    ((10, 8), (10, 16))
     """
     n_hidden = len(self.layer_sizes) - 2
     index = hidden_layer_index(n_hidden, layer)

@@ -49,6 +49,11 @@ def _flat_value_and_grad(backend, activation, output, l2, shapes):
 
     def flat_value_and_grad(theta, X, T, sample_weight):
         xp = array_namespace(theta)
+        # On a mesh: the examples split over "data" (padded when they do not divide), so XLA
+        # runs each device's rows and all-reduces the gradient; the identity without one.
+        X, T = backend.constrain_batch(X), backend.constrain_batch(T)
+        if sample_weight is not None:
+            sample_weight = backend.constrain_batch(sample_weight)
         pieces = [theta[starts[i]:starts[i + 1]] for i in range(2 * L)]
         params = tuple((xp.reshape(pieces[i], shapes[i][0]), pieces[L + i]) for i in range(L))
         loss, grads = nn_mlp.value_and_grad(params, X, T, act, output, l2, sample_weight)

@@ -42,11 +42,11 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     >>> rng = np.random.default_rng(0)
     >>> X = rng.uniform(-2, 2, size=(200, 2))
     >>> y = np.sin(X[:, 0]) + X[:, 1] ** 2
-    >>> reg = MLPRegressor((32, 8), max_iter=500, random_state=0).fit(X, y)
+    >>> reg = MLPRegressor(hidden_layer_sizes=(32, 8), max_iter=500, random_state=0).fit(X, y)
     >>> reg.transform(X).shape, reg.set_params(transform_layer=0).transform(X).shape
     ((200, 8), (200, 32))
-    >>> pipe = make_pipeline(MLPRegressor((32,), max_iter=500, random_state=0),
-    ...                      Ridge()).fit(X, y)
+    >>> mlp = MLPRegressor(hidden_layer_sizes=(32,), max_iter=500, random_state=0)
+    >>> pipe = make_pipeline(mlp, Ridge()).fit(X, y)
     >>> pipe.predict(X[:2]).shape
     (2,)
     """
