@@ -55,7 +55,8 @@ def test_class_weight_equals_the_equivalent_sample_weight(backend, output, k, cl
 
 @settings(max_examples=60, deadline=None)
 @given(labels=st.lists(st.integers(0, 4), min_size=1, max_size=40),
-       weights=st.lists(st.floats(0.0, 10.0), min_size=40, max_size=40),
+       weights=st.lists(st.one_of(st.just(0.0), st.floats(1e-3, 10.0)), min_size=40,
+                        max_size=40),
        table=st.dictionaries(st.integers(0, 4), st.floats(0.0, 10.0), max_size=5),
        balanced=st.booleans())
 def test_example_weights_are_scikit_learns(labels, weights, table, balanced):
@@ -107,3 +108,6 @@ def test_class_weight_needs_a_single_label_classifier_and_known_classes():
                                              class_weight={0: 1.0})
     with pytest.raises(ValueError, match="every training row weight 0"):
         pn.MLP([4, 3]).fit(X, y, epochs=1, class_weight={0: 0.0, 1: 0.0, 2: 0.0})
+    tiny = np.where(y == 0, 1e-320, 1.0)  # class 0's balanced weight overflows
+    with pytest.raises(ValueError, match="overflows"):
+        pn.MLP([4, 3]).fit(X, y, epochs=1, class_weight="balanced", sample_weight=tiny)

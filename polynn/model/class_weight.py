@@ -61,7 +61,8 @@ def example_weights(class_weight, T, output: str, sample_weight=None):
         counts = onehot @ (np.ones(onehot.shape[1]) if sample_weight is None else sample_weight)
         present = counts > 0
         per_class = np.ones(n_classes)
-        per_class[present] = counts.sum() / (present.sum() * counts[present])
+        with np.errstate(over="ignore"):  # refused below, with the reason
+            per_class[present] = counts.sum() / (present.sum() * counts[present])
     else:
         unknown = sorted(c for c in class_weight if c >= n_classes)
         if unknown:
@@ -70,9 +71,12 @@ def example_weights(class_weight, T, output: str, sample_weight=None):
         per_class = np.ones(n_classes)
         for c, weight in class_weight.items():
             per_class[c] = weight
-    weights = per_class @ onehot
+    weights = per_class[np.argmax(onehot, axis=0)]  # indexing: no inf * 0 from other classes
     if sample_weight is not None:
         weights = weights * sample_weight
+    if not np.isfinite(weights.sum()):
+        raise ValueError("class_weight='balanced' overflows: a class's (sample-weighted) count "
+                         "is too small for its weight n / (n_classes * n_c) to be finite")
     if not weights.sum() > 0:
         raise ValueError("class_weight (times sample_weight) gives every training row weight "
                          "0: at least one row needs a positive weight")
