@@ -81,7 +81,13 @@ def test_estimator_checks_with_the_new_parameters(estimator, check):
 def test_estimator_checks_with_the_model_parameters(estimator):
     from sklearn.utils.estimator_checks import check_estimator
 
-    check_estimator(estimator)
+    expected = {}
+    if estimator.dropout:
+        why = ("dropout draws a mask per example: a repeated row gets masks of its own, a row "
+               "of weight 2 one mask, so the two trainings differ (as they would in any library)")
+        expected = {"check_sample_weight_equivalence_on_dense_data": why,
+                    "check_sample_weight_equivalence_on_sparse_data": why}
+    check_estimator(estimator, expected_failed_checks=expected)
 
 
 @pytest.fixture(scope="module")
