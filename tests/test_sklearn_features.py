@@ -9,6 +9,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("sklearn", minversion="1.6")
 
@@ -293,3 +295,40 @@ def test_initial_weights_use_each_layers_activation():
     for W, limit in zip(mixed.coefs_, bound):
         assert np.abs(W).max() <= limit
     assert np.abs(mixed.coefs_[0]).max() > np.sqrt(2 / 8)  # the tanh layer's wider bound
+
+
+@settings(max_examples=60, deadline=None)
+@given(codes=st.lists(st.integers(0, 3), min_size=2, max_size=30),
+       weights=st.lists(st.one_of(st.just(0.0), st.floats(1e-3, 10.0)), min_size=30,
+                        max_size=30),
+       table=st.dictionaries(st.sampled_from(["ant", "bee", "cat", "dog"]),
+                             st.floats(0.0, 5.0), min_size=4, max_size=4),
+       balanced=st.booleans())
+def test_class_sample_weight_is_compute_class_weights(codes, weights, table, balanced):
+    """Per-sample weights for any labels, weights and table: scikit-learn's
+    ``compute_class_weight`` (over the samples that weigh, for "balanced") times
+    ``sample_weight``."""
+    from sklearn.preprocessing import LabelBinarizer
+
+    from polynn.sklearn.class_weight import class_sample_weight
+
+    labels = np.array(["ant", "bee", "cat", "dog"])[codes]
+    sw = np.array(weights[: len(codes)])
+    assume(sw.sum() > 0)
+    binarizer = LabelBinarizer().fit(labels)
+    Y = binarizer.transform(labels)
+    classes = binarizer.classes_
+    if balanced:
+        keep = sw > 0
+        present = np.unique(labels[keep])
+        per_class = dict(zip(present, compute_class_weight(
+            "balanced", classes=present, y=labels[keep], sample_weight=sw[keep])))
+        expected = np.array([per_class.get(label, 1.0) for label in labels]) * sw
+    else:
+        expected = np.array([table[label] for label in labels]) * sw
+    if not expected.sum() > 0:
+        with pytest.raises(ValueError, match="every sample weight 0"):
+            class_sample_weight(table, classes, Y, False, sw)
+        return
+    actual = class_sample_weight("balanced" if balanced else table, classes, Y, False, sw)
+    np.testing.assert_allclose(actual, expected, rtol=1e-12)
