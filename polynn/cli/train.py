@@ -135,7 +135,8 @@ def cmd_train(args, out, err) -> int:
     X, y = load_dataset(args.dataset)
     model = MLP([X.shape[1], *args.layers, output_units(args.output, y)],
                 activation=args.activation, output=args.output, backend=args.backend,
-                device=args.device, dtype=args.dtype, seed=args.seed, mesh=args.mesh)
+                device=args.device, dtype=args.dtype, seed=args.seed, mesh=args.mesh,
+                dropout=args.dropout)
     X_train, y_train, validation = _split(args, X, y)
     lr = _header(args, model, X, y, X_train, validation, out)
     tic = time.perf_counter()
@@ -145,6 +146,7 @@ def cmd_train(args, out, err) -> int:
                         progress=not args.quiet, stream=args.stream)
     seconds = time.perf_counter() - tic
     score = _report(args, model, history, X_train, y_train, validation, seconds, out)
+    print(model.summary(), file=out)
     if main_process:
         _write_outputs(args, model, history, X, y, score, out)
     elif args.save:
@@ -214,7 +216,9 @@ def _plot(args, model, history, X, y, score, out):
         print(f"wrote training curves to {args.plot} (data is not 2-D)", file=out)
         return
     kind = "accuracy" if args.output in CLASSIFIERS else "R^2"
+    activation = args.activation if isinstance(args.activation, str) else ",".join(
+        args.activation)
     title = (f"{args.dataset}: {'-'.join(map(str, model.layer_sizes))} "
-             f"{args.activation}/{args.output}, {kind} {score:.3f}")
+             f"{activation}/{args.output}, {kind} {score:.3f}")
     plot.decision_boundary(model, X, y, args.plot, title=title)
     print(f"wrote decision boundary to {args.plot}", file=out)
