@@ -75,7 +75,8 @@ def tests(session: nox.Session, backend: str) -> None:
     if backend == "jax":
         # Meshes on a CPU-only machine: JAX's CPU platform exposes 4 devices when told before
         # it starts; the tests also check the compiled HLO, and run two processes on localhost.
-        session.run(*PYTEST, "tests/test_distributed.py",
+        # The scikit-learn estimators' mesh= likewise.
+        session.run(*PYTEST, "tests/test_distributed.py", "tests/test_sklearn_mesh.py",
                     env={**env, "JAX_NUM_CPU_DEVICES": "4"})
 
 

@@ -20,7 +20,7 @@ def fit(self, X, y, *, lr=None, l2=0.0, epochs=100, batch_size=None, shuffle=Tru
         optimizer="sgd", momentum=0.9, schedule=None, validation_split=None,
         validation_data=None, patience=None, min_delta=0.0, restore_best_weights=True,
         progress=False, callback=None, sample_weight=None, l2_per_weight=False,
-        stream=False) -> History:
+        stream=False, class_weight=None) -> History:
     """Train on ``X`` ``(m, n_features)`` and labels/targets ``y``; returns a :class:`History`.
 
     Full batch when ``batch_size`` is None (each step is an epoch; ``history.loss[k]`` is the
@@ -48,6 +48,9 @@ def fit(self, X, y, *, lr=None, l2=0.0, epochs=100, batch_size=None, shuffle=Tru
     its weighted mean Σ wᵢ lᵢ / Σ wᵢ (as ``numpy.average``; uniform weights change nothing).
     ``l2_per_weight=True`` also divides the L2 term by the batch's mean weight, which is
     scikit-learn's convention (its alpha is normalised by the batch's sum of weights).
+    ``class_weight``: None, "balanced" or ``{class index: weight}`` (classifiers with one
+    label per example), multiplied with ``sample_weight``, scikit-learn's meaning (see
+    :mod:`polynn.model.class_weight`).
 
     Memory (see :mod:`polynn.placement`): no copy of ``X`` is made where the backend
     computes in host memory (NumPy, array-api-strict, PyTorch on the CPU): each mini-batch
@@ -64,7 +67,8 @@ def fit(self, X, y, *, lr=None, l2=0.0, epochs=100, batch_size=None, shuffle=Tru
         optimizer=optimizer, momentum=momentum, schedule=schedule,
         validation_split=validation_split, validation_data=validation_data,
         patience=patience, min_delta=min_delta, restore_best_weights=restore_best_weights,
-        progress=progress, callback=callback, l2_per_weight=l2_per_weight, stream=stream))
+        progress=progress, callback=callback, l2_per_weight=l2_per_weight, stream=stream,
+        class_weight=class_weight))
     data, validation = self._place_fit(X, y, sample_weight, options)
     return self._train(data, validation, options)
 
@@ -78,6 +82,7 @@ def place_fit(self, X, y, sample_weight, options):
         raise ValueError("early stopping (patience=...) needs validation_split or "
                          "validation_data")
     data = self._placed(X, y, sample_weight=sample_weight,
+                        class_weight=options.get("class_weight"),
                         batch_size=options["batch_size"], validation_split=split,
                         stream=options["stream"])
     if split is not None:

@@ -8,8 +8,9 @@ from polynn import io
 from polynn.backend import BACKENDS, DTYPES, Backend, get_backend, to_host
 from polynn.distributed import is_main_process
 from polynn.init import INITIALIZERS, init_params
-from polynn.model import fitting, inference, record
+from polynn.model import fitting, hidden, inference, record
 from polynn.model import summary as summary_module
+from polynn.model.class_weight import example_weights
 from polynn.nn import mlp as nn_mlp
 from polynn.nn.activations import layer_activations
 from polynn.nn.layout import params_to_columns
@@ -212,15 +213,15 @@ class MLP:
             raise
         return T
 
-    def _placed(self, X, y=None, *, sample_weight=None, name="X", **where):
+    def _placed(self, X, y=None, *, sample_weight=None, class_weight=None, name="X", **where):
         """``X`` (and targets ``y``, weights) placed by :func:`polynn.placement.place`."""
         data = place(self.backend, self._dtype, X, n_features=self.n_features, name=name,
                      **where)
         if y is None:
             return data
         weights = None if sample_weight is None else check_sample_weight(sample_weight, data.m)
-        return data.with_targets(self._columns(y, data.m, "y" if name == "X" else "y_val"),
-                                 weights)
+        T = self._columns(y, data.m, "y" if name == "X" else "y_val")
+        return data.with_targets(T, example_weights(class_weight, T, self.output, weights))
 
     def place(self, X, *, name="X"):
         """``X`` ``(m, n_features)``, checked, where this model keeps data that it reads again
@@ -347,6 +348,8 @@ class MLP:
             else:
                 out[start:stop] = P
         return out
+
+    hidden = hidden.hidden  # a hidden layer's activations (m, n_layer): polynn.model.hidden
 
     def predict(self, X, *, batch_size=None) -> np.ndarray:
         """As a host NumPy array: predicted labels (int64 ``(m,)``) for classifiers, a 0/1

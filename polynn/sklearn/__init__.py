@@ -84,10 +84,24 @@ any polynn backend. How scikit-learn's definitions map onto polynn's math (sciki
   ``set_config`` / ``config_context(array_api_dispatch=True)`` raises a RuntimeError that says
   so (tested in ``tests/test_sklearn_extra.py``).
 
+What scikit-learn's MLP does not have (its maintainers no longer extend it):
+
+- **class_weight** (``MLPClassifier``): None, "balanced" or ``{label: weight}`` with
+  ``compute_class_weight``'s meaning ("balanced" counts weighted by ``sample_weight``, as
+  ``LogisticRegression``), multiplied with ``sample_weight``; multilabel takes "balanced" or one
+  dict per label. Training equals training with the equivalent ``sample_weight``.
+- **transform** and ``get_feature_names_out``: the activations of hidden layer
+  ``transform_layer`` (default -1, the last), so a fitted estimator is a feature extractor in a
+  ``Pipeline`` (``set_output`` included; names "mlpclassifier0", ...).
+- **mesh=**: many JAX devices, as ``polynn.MLP(mesh=...)`` (equal to one device up to
+  rounding); a ``jax.sharding.Mesh`` pickles as its axis sizes.
+- **dropout=** and a list of activations (one per hidden layer), passed to ``polynn.MLP``.
+
 Modules: ``inputs`` (dispatch, dense/sparse, host copies), ``backend_model`` (the backend model
 derived from an estimator's state, the optimizer's state as host data), ``stochastic`` (sgd and
-adam: learning rate and stopping rules), ``lbfgs``, ``_base`` (the shared estimator),
-``classifier``, ``regressor``, ``reported`` (scikit-learn's multi-output squared error value).
+adam: learning rate and stopping rules), ``lbfgs``, ``class_weight``, ``features`` (transform),
+``_base`` (the shared estimator), ``classifier``, ``regressor``, ``reported`` (scikit-learn's
+multi-output squared error value).
 """
 
 # The extra's libraries are named with the install command when missing (as polynn names a

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from polynn.backend import BACKENDS, DTYPES, dtype_info
+from polynn.backend import BACKENDS, DTYPES, dtype_info, mesh_spec
 
 from . import backend_model, inputs
 from .backend_model import ModelCache
+from .features import HiddenFeatures
 from .lbfgs import fit_lbfgs, objective
 from .stochastic import STOCHASTIC_SOLVERS, fit_stochastic
 
@@ -26,11 +28,16 @@ ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "r
 # The parameters polynn adds to scikit-learn's ``_parameter_constraints`` (the one table the
 # estimators validate their parameters with, at fit).
 EXTRA_CONSTRAINTS = {
-    "activation": [StrOptions(set(ACTIVATIONS))],
+    # One name, or one per hidden layer (polynn.MLP's per-layer activations).
+    "activation": [StrOptions(set(ACTIVATIONS)), list, tuple],
     "backend": [None, StrOptions(set(BACKENDS))],
     "device": "no_validation",
     "dtype": [None, StrOptions(set(DTYPES))],
     "stream": ["boolean"],
+    "transform_layer": [Interval(Integral, None, None, closed="neither")],
+    "mesh": "no_validation",  # polynn.backend.resolve_mesh checks it when the model is built
+    # A rate in [0, 1) for every hidden layer, or one per hidden layer (polynn.MLP checks it).
+    "dropout": [Interval(Real, 0, 1, closed="left"), list, tuple],
 }
 
 # polynn's output/loss pair -> scikit-learn's ``out_activation_``.
@@ -42,7 +49,7 @@ LOSS_SCALES = {"softmax": lambda k: 1.0, "sigmoid": lambda k: 1.0 / k,
                "identity": lambda k: 2.0 / k, "poisson": lambda k: 1.0 / k}
 
 
-class BaseMLP(BaseEstimator):
+class BaseMLP(HiddenFeatures, BaseEstimator):
     """Parameters, training and prediction shared by the classifier and the regressor.
 
     Subclass hooks: ``_validate_input(X, y, incremental, reset) -> (X, Y (m, k))``;
@@ -56,7 +63,8 @@ class BaseMLP(BaseEstimator):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 backend=None, device=None, dtype=None, stream=False):
+                 backend=None, device=None, dtype=None, stream=False, transform_layer=-1,
+                 mesh=None, dropout=0.0):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -84,6 +92,9 @@ class BaseMLP(BaseEstimator):
         self.device = device
         self.dtype = dtype
         self.stream = stream
+        self.transform_layer = transform_layer
+        self.mesh = mesh
+        self.dropout = dropout
 
     # -- parameters ---------------------------------------------------------------------------
     def _loss_scale(self):
@@ -132,16 +143,38 @@ class BaseMLP(BaseEstimator):
         return backend_model.host_params(self.coefs_, self.intercepts_)
 
     def _placement(self):
-        """``(backend, device)`` the model computes on: the parameters when ``backend`` is
-        given, else the input's of the last fit with ``array_api_dispatch`` (or the default)."""
-        if self.backend is None and self.__dict__.get("_dispatched_on") is not None:
-            return self._dispatched_on
-        return self.backend, self.device
+        """``(backend, device, mesh)`` the model computes on: the parameters when ``backend``
+        or ``mesh`` is given, else the input's of the last fit with ``array_api_dispatch`` (or
+        the default)."""
+        if (self.backend is None and self.mesh is None
+                and self.__dict__.get("_dispatched_on") is not None):
+            return (*self._dispatched_on, None)
+        return self.backend, self.device, self.mesh
+
+    def _activations(self):
+        """polynn's activation: one name, or a tuple of names (one per hidden layer)."""
+        names = self.activation
+        if isinstance(names, str):
+            return ACTIVATIONS[names]
+        unknown = [a for a in names if not isinstance(a, str) or a not in ACTIVATIONS]
+        if unknown:
+            raise ValueError(f"activation={list(names)!r}: each entry must be one of "
+                             f"{sorted(ACTIVATIONS)}; got {unknown!r}")
+        return tuple(ACTIVATIONS[a] for a in names)
+
+    def _layer_activation(self, layer):
+        """scikit-learn's activation name that layer ``layer`` (0-based over all layers) feeds:
+        hidden layer ``layer``'s; the output layer takes the last hidden layer's (as
+        scikit-learn's one activation is used for every layer's initial weights)."""
+        if isinstance(self.activation, str):
+            return self.activation
+        return self.activation[min(layer, len(self.activation) - 1)] if self.activation else ""
 
     def _model_key(self, params):
-        backend, device = self._placement()
-        return backend_model.model_key(backend, device, self._weights_dtype(),
-                                       ACTIVATIONS[self.activation], self._output(), params)
+        backend, device, mesh = self._placement()
+        dropout = self.dropout if isinstance(self.dropout, numbers.Real) else tuple(self.dropout)
+        return backend_model.model_key(backend, device, mesh, self._weights_dtype(),
+                                       self._activations(), dropout, self._output(), params)
 
     def _model_for_weights(self):
         """The backend model derived from the current parameters and ``coefs_`` /
@@ -172,6 +205,10 @@ class BaseMLP(BaseEstimator):
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_backend_models", None)  # derived, and holds backend objects
+        if not isinstance(self.mesh, (type(None), numbers.Integral, str, tuple, list, dict)):
+            # A jax.sharding.Mesh holds devices, which do not pickle: its axis sizes do, and
+            # rebuild an equal mesh on the devices of the process that unpickles it.
+            state["mesh"] = mesh_spec(self.mesh)
         return state
 
     def __setstate__(self, state):
@@ -193,9 +230,9 @@ class BaseMLP(BaseEstimator):
         self.out_activation_ = OUT_ACTIVATIONS[self._output()]
         self._dtype_name = dtype
         host_dtype = dtype_info(dtype).host
-        factor = 2.0 if self.activation == "logistic" else 6.0
         self.coefs_, self.intercepts_ = [], []
-        for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):
+        for layer, (fan_in, fan_out) in enumerate(zip(layer_units[:-1], layer_units[1:])):
+            factor = 2.0 if self._layer_activation(layer) == "logistic" else 6.0
             bound = np.sqrt(factor / (fan_in + fan_out))
             W = rs.uniform(-bound, bound, (fan_in, fan_out))
             b = rs.uniform(-bound, bound, fan_out)
@@ -232,6 +269,10 @@ class BaseMLP(BaseEstimator):
                              "sum must be positive).")
         return sample_weight
 
+    def _class_weighted(self, Y, sample_weight, incremental):
+        """``sample_weight`` times the classifier's class weights (the regressor has none)."""
+        return sample_weight
+
     def _fit(self, X, y, sample_weight=None, incremental=False):
         self._validate_params()
         X, y, sample_weight = self._host_inputs(X, y, sample_weight)
@@ -242,6 +283,7 @@ class BaseMLP(BaseEstimator):
         X, Y = self._validate_input(X, y, incremental, reset=first_pass)
         X = inputs.dense(X, "X")
         sample_weight = self._checked_sample_weight(sample_weight, X)
+        sample_weight = self._class_weighted(Y, sample_weight, incremental)
         self.n_outputs_ = Y.shape[1]
         layer_units = [X.shape[1], *hidden, self.n_outputs_]
         rs = check_random_state(self.random_state)

@@ -26,10 +26,12 @@ from .inputs import host_array
 class ModelKey:
     """Everything a backend model depends on besides the weights' values."""
 
-    backend: str
+    backend: str | None  # None only with a mesh: get_backend chooses (JAX)
     device: Any  # as the user gave it, or a device spec of a dispatched input
+    mesh: Any  # as the user gave it (a count, "all", a pair, a dict, a jax Mesh) or None
     dtype: str  # "float32" | "float64" | "bfloat16"
-    activation: str  # polynn's name
+    activation: str | tuple  # polynn's name, or one per hidden layer
+    dropout: float | tuple  # one rate for every hidden layer, or one per hidden layer
     output: str  # polynn's output/loss pair
     shapes: tuple  # ((W.shape, b.shape), ...) per layer
 
@@ -44,16 +46,41 @@ def host_params(coefs, intercepts):
     return tuple((np.asarray(W), np.asarray(b)) for W, b in zip(coefs, intercepts))
 
 
-def model_key(backend, device, dtype, activation, output, params) -> ModelKey:
-    """The key of the model for host ``params`` (``backend`` None: the default backend)."""
-    return ModelKey(backend or default_backend_name(), device, dtype, activation, output,
+def model_key(backend, device, mesh, dtype, activation, dropout, output, params) -> ModelKey:
+    """The key of the model for host ``params`` (``backend`` None: the default backend, or
+    the one a mesh needs)."""
+    if backend is None and mesh is None:
+        backend = default_backend_name()
+    return ModelKey(backend, device, mesh, dtype, activation, dropout, output,
                     tuple((W.shape, b.shape) for W, b in params))
 
 
+def uses_dropout(dropout) -> bool:
+    """True when a rate (one, or one per hidden layer) is not 0."""
+    if isinstance(dropout, (list, tuple)):
+        return any(rate != 0 for rate in dropout)
+    return dropout != 0
+
+
 def build_model(key: ModelKey, params) -> MLP:
-    """A new :class:`polynn.MLP` holding host ``params`` (checked to chain there)."""
-    return MLP.from_params(params, activation=key.activation, output=key.output,
-                           backend=key.backend, device=key.device, dtype=key.dtype)
+    """A new :class:`polynn.MLP` holding host ``params`` (checked to chain there).
+
+    ``dropout`` and per-layer activations are passed to :class:`polynn.MLP` (dropout only when
+    a rate is not 0); a polynn whose MLP lacks them refuses with a message naming the
+    parameter."""
+    options = {"dropout": key.dropout} if uses_dropout(key.dropout) else {}
+    try:
+        return MLP.from_params(params, activation=key.activation, output=key.output,
+                               backend=key.backend, device=key.device, dtype=key.dtype,
+                               mesh=key.mesh, **options)
+    except (TypeError, ValueError) as err:
+        if options and "dropout" in str(err) and "unexpected keyword" in str(err):
+            raise ValueError(f"dropout={key.dropout!r} needs polynn.MLP(dropout=...), which "
+                             f"this version of polynn does not have ({err})") from err
+        if isinstance(key.activation, tuple) and "activation" in str(err):
+            raise ValueError(f"activation={list(key.activation)!r} (one per hidden layer) was "
+                             f"refused by polynn.MLP: {err}") from err
+        raise
 
 
 def _same_weights(a, b) -> bool:

@@ -15,8 +15,8 @@ from sklearn.exceptions import ConvergenceWarning
 
 from polynn.backend import to_host
 from polynn.nn import mlp as nn_mlp
-from polynn.nn.activations import get_activation
 
+from .backend_model import uses_dropout
 from .reported import mean_over_outputs, sklearn_value
 
 
@@ -41,14 +41,20 @@ def _flat_value_and_grad(backend, activation, output, l2, shapes):
     """``f(theta, X, T, sample_weight) -> (loss, grad)`` on flat vectors in scikit-learn's
     packing, around polynn's row-layout ``value_and_grad``: the vector is cut into ``(W, b)`` of
     ``shapes`` and the gradient packed back on the backend (compiled on JAX), so one evaluation
-    moves one vector to the backend and one back."""
-    act = get_activation(activation)
+    moves one vector to the backend and one back. ``activation``: the model's
+    ``activation_fn``."""
+    act = activation
     sizes = [math.prod(sW) for sW, _ in shapes] + [sb[0] for _, sb in shapes]
     starts = np.concatenate([[0], np.cumsum(sizes)]).tolist()
     L = len(shapes)
 
     def flat_value_and_grad(theta, X, T, sample_weight):
         xp = array_namespace(theta)
+        # On a mesh: the examples split over "data" (padded when they do not divide), so XLA
+        # runs each device's rows and all-reduces the gradient; the identity without one.
+        X, T = backend.constrain_batch(X), backend.constrain_batch(T)
+        if sample_weight is not None:
+            sample_weight = backend.constrain_batch(sample_weight)
         pieces = [theta[starts[i]:starts[i + 1]] for i in range(2 * L)]
         params = tuple((xp.reshape(pieces[i], shapes[i][0]), pieces[L + i]) for i in range(L))
         loss, grads = nn_mlp.value_and_grad(params, X, T, act, output, l2, sample_weight)
@@ -65,12 +71,14 @@ def objective(est, model, X, T, sample_weight):
     evaluation."""
     backend, dtype = model.backend, model.dtype
     shapes = tuple((tuple(W.shape), tuple(b.shape)) for W, b in model.params)
-    Xd = backend.asarray(X, dtype)
-    Td = backend.asarray(T, dtype)
-    swd = None if sample_weight is None else backend.asarray(sample_weight, dtype)
+    # Rows split over a mesh's "data" devices (replicated when they do not divide; without a
+    # mesh, one device copy): each evaluation is then data-parallel.
+    Xd = backend.place_rows(X, dtype)
+    Td = backend.place_rows(T, dtype)
+    swd = None if sample_weight is None else backend.place_rows(sample_weight, dtype)
     scale = est._loss_scale()
     n = X.shape[0] if sample_weight is None else float(np.sum(sample_weight))
-    flat_value_and_grad = _flat_value_and_grad(backend, model.activation, model.output,
+    flat_value_and_grad = _flat_value_and_grad(backend, model.activation_fn, model.output,
                                                float(est.alpha) * scale / n, shapes)
 
     k = T.shape[1] if mean_over_outputs(est) else 1
@@ -142,6 +150,9 @@ def minimize(est, f, theta0):
 def fit_lbfgs(est, X, Y, sample_weight):
     """Train ``est`` with L-BFGS-B on host ``X`` ``(m, n_features)`` and targets ``Y``
     ``(m, n_outputs)``."""
+    if uses_dropout(est.dropout):
+        raise ValueError(f"dropout={est.dropout!r} needs solver='sgd' or 'adam': L-BFGS "
+                         "minimises one deterministic objective")
     model = est._model_for_weights()
     params = est._host_params()
     result = minimize(est, objective(est, model, X, est._target_matrix(Y), sample_weight),

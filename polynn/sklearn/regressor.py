@@ -18,7 +18,37 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     """Multilayer perceptron regressor trained by polynn on any array API backend.
 
     Parameters and attributes as scikit-learn's ``MLPRegressor`` (``loss``: "squared_error" or
-    "poisson"), plus ``backend``, ``device``, ``dtype`` and ``stream`` as :class:`MLPClassifier`.
+    "poisson"), plus ``backend``, ``device``, ``dtype``, ``stream``, ``transform_layer``,
+    ``mesh``, ``dropout`` and per-layer ``activation`` as :class:`MLPClassifier` (which
+    documents them).
+
+    Parameters
+    ----------
+    transform_layer : int, default -1
+        The hidden layer :meth:`transform` returns (-1: the last).
+    mesh : None, int, "all", (data, model) pair, dict or jax.sharding.Mesh, default None
+        JAX only: many devices, as ``polynn.MLP(mesh=...)``.
+    dropout : float in [0, 1) or list of floats, default 0.0
+        Inverted dropout on the hidden activations while training ("sgd", "adam").
+
+    Examples
+    --------
+    The last hidden layer's activations as features for another model:
+
+    >>> import numpy as np
+    >>> from sklearn.linear_model import Ridge
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from polynn.sklearn import MLPRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.uniform(-2, 2, size=(200, 2))
+    >>> y = np.sin(X[:, 0]) + X[:, 1] ** 2
+    >>> reg = MLPRegressor(hidden_layer_sizes=(32, 8), max_iter=500, random_state=0).fit(X, y)
+    >>> reg.transform(X).shape, reg.set_params(transform_layer=0).transform(X).shape
+    ((200, 8), (200, 32))
+    >>> mlp = MLPRegressor(hidden_layer_sizes=(32,), max_iter=500, random_state=0)
+    >>> pipe = make_pipeline(mlp, Ridge()).fit(X, y)
+    >>> pipe.predict(X[:2]).shape
+    (2,)
     """
 
     _parameter_constraints = {**_SkMLPRegressor._parameter_constraints, **EXTRA_CONSTRAINTS}
@@ -29,7 +59,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 backend=None, device=None, dtype=None, stream=False):
+                 backend=None, device=None, dtype=None, stream=False, transform_layer=-1,
+                 mesh=None, dropout=0.0):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -38,7 +69,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
             warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun, backend=backend, device=device, dtype=dtype, stream=stream)
+            max_fun=max_fun, backend=backend, device=device, dtype=dtype, stream=stream,
+            transform_layer=transform_layer, mesh=mesh, dropout=dropout)
         self.loss = loss
 
     def _output(self):

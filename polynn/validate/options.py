@@ -47,6 +47,19 @@ def _pair_or_none(name, value):
     return value
 
 
+def _class_weight(name, value):
+    """None, "balanced", or a dict ``{class index (int >= 0): weight (finite, >= 0)}``; the
+    indices are checked against the model's classes where the weights are applied
+    (:mod:`polynn.model.class_weight`)."""
+    if value is None or (isinstance(value, str) and value == "balanced"):
+        return value
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} must be None, 'balanced' or a dict {{class index: weight}}, "
+                        f"got {value!r} ({type_name(value)})")
+    return {check_int(f"{name} key", index, 0): check_real(f"{name}[{index!r}]", weight, 0)
+            for index, weight in value.items()}
+
+
 #: ``MLP.fit``'s options: name -> rule ``(name, value) -> checked value`` (raises on a bad one).
 FIT_OPTIONS = {
     "lr": _real(0, low_open=True, none=True),
@@ -68,6 +81,7 @@ FIT_OPTIONS = {
     "callback": _callable_or_none("a callable"),
     "l2_per_weight": check_bool,
     "stream": check_bool,
+    "class_weight": _class_weight,
 }
 
 
