@@ -140,14 +140,26 @@ def test_ctrl_c_stops_within_a_second_and_keeps_a_usable_model(backend, batch_si
     X, y = pn.datasets.spiral(n_per_class=100, seed=0)
     model = pn.MLP([2, 64, 3], backend=backend.name, seed=0)
     model.fit(X, y, lr=0.05, epochs=2, batch_size=batch_size)  # compile outside the timing
-    sent = []
-    timer = threading.Timer(1.0, lambda: sent.append(time.perf_counter())
-                            or os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
+    sent, done = [], threading.Event()
+
+    def interrupt_once_training_runs():
+        # Wait for fit's own Ctrl-C handler: a signal sent before it is installed (a loaded
+        # machine can take longer than any fixed delay to get there) would interrupt pytest.
+        deadline = time.monotonic() + 60
+        while (signal.getsignal(signal.SIGINT) is signal.default_int_handler
+               and time.monotonic() < deadline and not done.is_set()):
+            time.sleep(0.005)
+        time.sleep(0.5)
+        if not done.is_set() and signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            sent.append(time.perf_counter())
+            os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=interrupt_once_training_runs, daemon=True)
+    thread.start()
     try:
         history = model.fit(X, y, lr=0.05, epochs=10_000_000, batch_size=batch_size)
     finally:
-        timer.cancel()
+        done.set()
     returned = time.perf_counter()
     assert history.stopped == "interrupted"
     assert sent and returned - sent[0] < 5.0
