@@ -20,7 +20,7 @@ import pytest
 import polynn as pn
 import polynn.placement
 import polynn.train
-from polynn.validate import encode_targets
+from polynn.datasets.labels import encode_targets
 
 BATCH = 256
 FIT_BOUND = 0.10  # extra peak of a fit epoch per byte of X

@@ -9,6 +9,7 @@ import numpy as np
 from polynn import io
 from polynn.backend import BACKENDS, DTYPES, Backend, get_backend, to_host
 from polynn.datasets import split_indices
+from polynn.datasets.labels import encode_targets
 from polynn.distributed import is_main_process
 from polynn.init import INITIALIZERS, init_params
 from polynn.model import inference, record
@@ -29,7 +30,6 @@ from polynn.validate import (
     check_rows,
     check_sample_weight,
     check_seed,
-    encode_targets,
 )
 
 
@@ -100,6 +100,7 @@ class MLP:
         return model
 
     to_record = record.to_record
+    classes = record.classes  # the class values (None: the indices 0..k-1)
     from_record = classmethod(record.from_record)
     __getstate__ = record.getstate
     __setstate__ = record.setstate
@@ -472,10 +473,12 @@ class MLP:
     def to(self, backend=None, device=None, dtype=None, mesh=None) -> MLP:
         """A copy of this model (same weights) on another backend, device, dtype or mesh; the
         model's own backend unless ``backend`` is given."""
-        return MLP.from_params(self.params, activation=self.activation, output=self.output,
+        copy = MLP.from_params(self.params, activation=self.activation, output=self.output,
                                backend=self.backend if backend is None else backend,
                                device=device, dtype=self.dtype if dtype is None else dtype,
                                seed=self.seed, negative_slope=self.negative_slope, mesh=mesh)
+        copy.classes = self.classes
+        return copy
 
     def host_params(self):
         """The parameters as host NumPy arrays in the model's host dtype: a tuple of
