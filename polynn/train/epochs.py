@@ -25,10 +25,11 @@ def batch_plan(m, batch_size, rng, shuffle, rows=None):
     return plan
 
 
-def run_epoch(spec, batches, carry, data, decay, chunker, interrupted):
+def run_epoch(spec, batches, carry, data, decay, chunker, interrupted, tick=None):
     """One pass over the rows of ``data`` (a :class:`polynn.placement.Placement`) in
     mini-batches of ``spec.batch_size``, run in chunks of batches; stops early on Ctrl-C or at
-    the first non-finite loss.
+    the first non-finite loss. ``tick(n)`` (optional) is told of every chunk's ``n`` steps as
+    it completes, so that progress moves during the epoch.
 
     Returns ``(carry, losses, correct, sizes)``: host arrays of the per-batch losses (float64)
     and correct counts of the batches run, and their sizes."""
@@ -36,20 +37,20 @@ def run_epoch(spec, batches, carry, data, decay, chunker, interrupted):
     plan = batch_plan(data.m, b, spec.rng, spec.shuffle, data.rows)
     if data.stream:
         carry, losses, correct, sizes = streamed_batches(batches, carry, data, plan, decay, b,
-                                                         interrupted)
+                                                         interrupted, tick)
     else:
         if not data.host:
             # The batch rows travel to the device once per epoch (m integers); the batches
             # themselves are gathered from X when used.
             plan = [(data.backend.asarray(rows, copy=False), n) for rows, n in plan]
         carry, losses, correct, sizes = _chunks_of_batches(data, batches, carry, plan, decay,
-                                                           chunker, interrupted)
+                                                           chunker, interrupted, tick)
     if not losses:
         return carry, np.zeros(0), np.zeros(0), []
     return carry, np.concatenate(losses), np.concatenate(correct), sizes
 
 
-def _chunks_of_batches(data, batches, carry, plan, decay, chunker, interrupted):
+def _chunks_of_batches(data, batches, carry, plan, decay, chunker, interrupted, tick=None):
     """Run the batches of ``plan`` in chunks sized by ``chunker``; returns ``(carry, losses,
     correct, sizes)`` (lists per chunk, per batch)."""
     to_host = data.backend.to_host
@@ -67,6 +68,8 @@ def _chunks_of_batches(data, batches, carry, plan, decay, chunker, interrupted):
             correct.append(to_host(chunk_correct)[:done])
             sizes.extend([rows.shape[1]] * done)
             position += done
+            if tick is not None:
+                tick(done)
             if finite_prefix(chunk_losses) < done:
                 break
         if interrupted() or (losses and finite_prefix(losses[-1]) < len(losses[-1])):
