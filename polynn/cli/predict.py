@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from polynn.cli.common import UsageError, check_outputs, load_dataset
-from polynn.datasets.labels import encode_labels, label_text
 from polynn.cli.options import add_backend_options
+from polynn.datasets.labels import encode_labels, label_text
 from polynn.nn.losses import CLASSIFIERS
 
 DESCRIPTION = (

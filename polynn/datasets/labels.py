@@ -77,9 +77,14 @@ def _value_kind(values: np.ndarray, name: str) -> np.ndarray:
         items = values.tolist()
         if all(isinstance(v, str) for v in items):
             return np.array(items, dtype=str) if items else np.zeros(0, str)
+        if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in items):
+            big = [v for v in items if not -(2**63) <= v < 2**63]
+            if big:
+                raise ValueError(f"{name} has a label outside the int64 range: {big[0]}")
+            return np.array(items, dtype=np.int64)
         if all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
                for v in items):
-            return _value_kind(np.array(items), name)
+            return _value_kind(np.array(items, dtype=np.float64), name)
     raise TypeError(f"{name} must hold labels: integers, real numbers or strings, got dtype "
                     f"{values.dtype}")
 
