@@ -111,6 +111,7 @@ def line(history, epoch: int) -> str:
     return text
 
 
-def as_progress(progress) -> Progress:
-    """``fit``'s ``progress`` option as a :class:`Progress`: True/False as a bar or none."""
-    return progress if isinstance(progress, Progress) else Progress(bool(progress))
+def as_progress(progress):
+    """``fit``'s ``progress`` option as a :class:`Progress`: True/False as a bar or none; a
+    Progress (or an object with its four methods) as it is."""
+    return Progress(progress) if isinstance(progress, bool) else progress
