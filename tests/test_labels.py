@@ -114,7 +114,8 @@ def test_label_values_refuses(cells, match):
     ([1, 1], "distinct"), ([1, 2.5], "mixes"), ([1, "a"], "mixes"), ([], "non-empty"),
     ([[1, 2]], "mixes|1-D"), ("ab", "single string"), ([math.nan, 1.0], "NaN"),
     (["a\nb", "c"], "line break"), (["x" * (MAX_LABEL_CHARS + 1)], "characters"),
-    ([object()], "labels"), ([2**63], "int64|labels"),
+    ([object()], "labels"), ([2**63], "int64|labels"), (np.array([b"a", b"b"]), "bytes"),
+    (["a\tb", "c"], "control character"), (np.array(["a\x00", "a"]), "control character|distinct"),
 ])
 def test_check_classes_refuses(classes, match):
     with pytest.raises((TypeError, ValueError, OverflowError), match=match):

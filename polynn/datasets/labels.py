@@ -16,6 +16,7 @@ Regression targets are numbers, not labels: :func:`encode_targets` passes them t
 from __future__ import annotations
 
 import math
+import unicodedata
 
 import numpy as np
 
@@ -71,8 +72,10 @@ def _value_kind(values: np.ndarray, name: str) -> np.ndarray:
     if kind == "f":
         check_finite(values, name)
         return values.astype(np.float64)
-    if kind in "US":
-        return values.astype(str)
+    if kind == "U":
+        return values
+    if kind == "S":
+        raise TypeError(f"{name} holds bytes; give labels as text (decode them)")
     if kind == "O":
         items = values.tolist()
         if all(isinstance(v, str) for v in items):
@@ -100,7 +103,8 @@ def _kind(value) -> str:
 def check_classes(classes, name="classes") -> np.ndarray:
     """A model's class values checked: a 1-D sequence of distinct integers (int64), finite
     real numbers (float64) or strings (at most :data:`MAX_LABEL_CHARS` characters, no line
-    breaks), at least 1 and at most :data:`MAX_CLASSES` of them, all of one kind.
+    breaks or other control characters), at least 1 and at most :data:`MAX_CLASSES` of them,
+    all of one kind.
 
     Returns the classes as a 1-D NumPy array of that kind, in the given order (index i of the
     output layer is class ``classes[i]``). Raises TypeError/ValueError naming ``name``."""
@@ -123,9 +127,10 @@ def check_classes(classes, name="classes") -> np.ndarray:
         if long:
             raise ValueError(f"{name} has a label of {len(long[0])} characters; at most "
                              f"{MAX_LABEL_CHARS}")
-        broken = [v for v in values.tolist() if "\n" in v or "\r" in v]
+        broken = [v for v in values.tolist() if any(unicodedata.category(c) == "Cc" for c in v)]
         if broken:
-            raise ValueError(f"{name} has a label with a line break: {_shown(broken)}")
+            raise ValueError(f"{name} has a label with a line break or another control "
+                             f"character: {_shown(broken)}")
     distinct, counts = np.unique(values, return_counts=True)
     if distinct.size != values.size:
         raise ValueError(f"{name} must be distinct; repeated: {_shown(distinct[counts > 1])}")
