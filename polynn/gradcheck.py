@@ -18,11 +18,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from polynn.init import init_params
+from polynn.init import dropout_key, init_params
 from polynn.nn import mlp as nn_mlp
-from polynn.nn.activations import get_activation
+from polynn.nn.activations import layer_activations
+from polynn.nn.dropout import dropout_masks
 from polynn.nn.losses import get_output
-from polynn.validate import check_int, check_l2, check_layer_sizes, check_seed
+from polynn.validate import (
+    check_activations,
+    check_dropout,
+    check_int,
+    check_l2,
+    check_layer_sizes,
+    check_seed,
+)
 
 # What each judge can resolve in float64: autodiff agrees to rounding, central differences to
 # about eps**2 (truncation) + 1e-16/eps (cancellation) relative to the gradient's scale.
@@ -51,9 +59,11 @@ def jax_float64():
             yield
 
 
-def jax_gradients(params, X, T, activation="relu", output="softmax", l2=0.0):
+def jax_gradients(params, X, T, activation="relu", output="softmax", l2=0.0, masks=None):
     """``jax.grad`` of ``polynn.nn.mlp.loss`` in float64: a tuple of ``(dW, db)`` NumPy float64
-    arrays shaped like ``params``. Raises ImportError when JAX is not installed."""
+    arrays shaped like ``params``; ``masks``: None or per hidden layer a host dropout mask
+    ``(n_l, m)`` (or None), the same masks the loss applies. Raises ImportError when JAX is not
+    installed."""
     try:
         import jax
         import jax.numpy as jnp
@@ -64,24 +74,27 @@ def jax_gradients(params, X, T, activation="relu", output="softmax", l2=0.0):
                   for W, b in _host64(params))
         Xj = jnp.asarray(X, dtype=jnp.float64)
         Tj = jnp.asarray(T, dtype=jnp.float64)
-        grads = jax.grad(nn_mlp.loss)(p, Xj, Tj, activation, output, float(l2))
+        Dj = None if masks is None else tuple(
+            None if D is None else jnp.asarray(D, dtype=jnp.float64) for D in masks)
+        grads = jax.grad(nn_mlp.loss)(p, Xj, Tj, activation, output, float(l2), None, Dj)
         return tuple((np.asarray(dW), np.asarray(db)) for dW, db in grads)
 
 
 def finite_difference_gradients(params, X, T, activation="relu", output="softmax", l2=0.0,
-                                eps=1e-5):
+                                eps=1e-5, masks=None):
     """Central differences ``(L(θ + eps·e_i) − L(θ − eps·e_i)) / 2eps`` of ``polynn.nn.mlp.loss``
     on NumPy float64, one parameter at a time (meant for small networks: 2 losses per parameter).
     ``eps=1e-5`` balances truncation (~eps²) against cancellation (~1e-16/eps): measured on deep
     narrow sigmoid nets, whose small early-layer gradients suffer most, it is ~20x closer than 1e-6.
-    Returns a tuple of ``(dW, db)`` NumPy float64 arrays shaped like ``params``."""
+    ``masks`` as in :func:`jax_gradients`. Returns a tuple of ``(dW, db)`` NumPy float64 arrays
+    shaped like ``params``."""
     params = _host64(params)
     X, T = np.asarray(X, np.float64), np.asarray(T, np.float64)
     flat = [a.copy() for pair in params for a in pair]  # perturbed in place, one entry at a time
 
     def loss():
         pairs = tuple(zip(flat[0::2], flat[1::2]))
-        return float(nn_mlp.loss(pairs, X, T, activation, output, l2))
+        return float(nn_mlp.loss(pairs, X, T, activation, output, l2, None, masks))
 
     grads = []
     for a in flat:
@@ -99,11 +112,11 @@ def finite_difference_gradients(params, X, T, activation="relu", output="softmax
     return tuple(zip(grads[0::2], grads[1::2]))
 
 
-def _jax_judge(params, X, T, activation, output, l2, eps):
-    return jax_gradients(params, X, T, activation, output, l2)  # exact: no step size
+def _jax_judge(params, X, T, activation, output, l2, eps, masks):
+    return jax_gradients(params, X, T, activation, output, l2, masks)  # exact: no step size
 
 
-# judge name -> (its gradients(params, X, T, activation, output, l2, eps) of the same loss,
+# judge name -> (its gradients(params, X, T, activation, output, l2, eps, masks) of the same loss,
 # what a result says when the judge's library is missing)
 _JUDGES = {
     "jax": (_jax_judge, 'unavailable: install polynn[jax] (pip install "polynn[jax]")'),
@@ -128,13 +141,14 @@ class GradcheckResult:
     saying why the judge could not run (e.g. ``"unavailable: install polynn[jax]"``)."""
 
     layer_sizes: tuple
-    activation: str
+    activation: object  # a name, or a tuple of names (one per hidden layer)
     output: str
     l2: float
     m: int
     seed: int
     loss: float
     errors: dict = field(default_factory=dict)
+    dropout: object = 0.0  # a rate, or a tuple of rates (one per hidden layer)
 
     def available(self) -> list:
         return [j for j, e in self.errors.items() if not isinstance(e, str)]
@@ -159,8 +173,12 @@ class GradcheckResult:
         """A text table: one row per parameter array, one column per judge."""
         judges = list(self.errors)
         sizes = self.layer_sizes
-        head = (f"gradcheck {list(sizes)} activation={self.activation} output={self.output} "
-                f"l2={self.l2:g} m={self.m} seed={self.seed} loss={self.loss:.6g}")
+        activation = (self.activation if isinstance(self.activation, str)
+                      else ",".join(self.activation))
+        dropout = (f" dropout={self.dropout:g}" if isinstance(self.dropout, float)
+                   else f" dropout={list(self.dropout)}") if self.dropout else ""
+        head = (f"gradcheck {list(sizes)} activation={activation} output={self.output} "
+                f"l2={self.l2:g}{dropout} m={self.m} seed={self.seed} loss={self.loss:.6g}")
         lines = [head, f"{'param':<8}{'shape':<12}" + "".join(f"{'vs ' + j:>14}" for j in judges)]
         for layer in range(len(sizes) - 1):
             for k, (name, shape) in enumerate(
@@ -201,22 +219,42 @@ _TARGETS = {
 
 
 def gradcheck(layer_sizes=(3, 5, 4, 3), activation="tanh", output="softmax", l2=1e-3, m=8,
-              seed=0, methods=JUDGES, negative_slope=0.01, eps=1e-5) -> GradcheckResult:
+              seed=0, methods=JUDGES, negative_slope=0.01, eps=1e-5,
+              dropout=0.0) -> GradcheckResult:
     """Compare polynn's hand-derived gradients with each judge in ``methods`` on a random
-    float64 problem (see :func:`random_problem`); returns a :class:`GradcheckResult`."""
+    float64 problem (see :func:`random_problem`); returns a :class:`GradcheckResult`.
+
+    ``activation`` is one name for every hidden layer or one per hidden layer; ``dropout`` a
+    rate for every hidden layer or one per hidden layer: polynn's backward and every judge see
+    the same masks (:mod:`polynn.nn.dropout`, drawn from ``seed`` at step 0).
+
+    Examples
+    --------
+    >>> from polynn.gradcheck import gradcheck
+    >>> result = gradcheck((3, 5, 4, 2), activation=["relu", "tanh"], dropout=0.5, methods=["fd"])
+    >>> result.ok()
+    True
+    """
     sizes = tuple(check_layer_sizes(layer_sizes))
     m, l2, seed = check_int("m", m, 1), check_l2(l2), check_seed(seed)
     unknown = [j for j in methods if j not in JUDGES]
     if unknown:
         raise ValueError(f"unknown gradcheck method(s) {unknown}; choose from {list(JUDGES)}")
-    act = get_activation(activation, negative_slope=negative_slope)
+    activation = check_activations(activation, len(sizes) - 2)
+    rates = check_dropout(dropout, len(sizes) - 2)
+    act = layer_activations(activation, negative_slope=negative_slope)
     params, X, T = random_problem(sizes, output, m, seed)
-    value, mine = nn_mlp.value_and_grad(params, X, T, act, output, l2)
-    result = GradcheckResult(sizes, activation, output, float(l2), int(m), seed, float(value))
+    masks = None
+    if any(rates):
+        masks = dropout_masks(dropout_key(seed), 0, np.arange(m), sizes[1:-1], rates,
+                              np.float64)
+    value, mine = nn_mlp.value_and_grad(params, X, T, act, output, l2, masks=masks)
+    result = GradcheckResult(sizes, activation, output, float(l2), int(m), seed, float(value),
+                             dropout=dropout if isinstance(dropout, float) else rates)
     for judge in methods:
         gradients, unavailable = _JUDGES[judge]
         try:
-            theirs = gradients(params, X, T, act, output, l2, eps)
+            theirs = gradients(params, X, T, act, output, l2, eps, masks)
         except ImportError:
             result.errors[judge] = unavailable
             continue

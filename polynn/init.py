@@ -35,3 +35,10 @@ def init_params(layer_sizes, init: str = "he", seed=0):
         (draw(rng, n_in, n_out), np.zeros(n_out))
         for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:])
     )
+
+
+def dropout_key(seed) -> int:
+    """The 32-bit key of the dropout masks (:mod:`polynn.nn.dropout`) for ``seed`` (an int or a
+    sequence of ints, as ``init_params`` takes it), derived on the host with NumPy's
+    ``SeedSequence`` so that nearby seeds give unrelated masks, the same on every backend."""
+    return int(np.random.SeedSequence(seed).generate_state(1, np.uint32)[0])

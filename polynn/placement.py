@@ -27,7 +27,13 @@ import numpy as np
 from array_api_compat import to_device
 
 from polynn.backend import Backend
-from polynn.validate import check_int, check_resident_X, check_validation_split, check_X
+from polynn.validate import (
+    check_int,
+    check_resident_X,
+    check_validation_split,
+    check_X,
+    normalize_sample_weight,
+)
 
 # Evaluation (validation, predict): rows per chunk such that one chunk's activations (every
 # layer's width, once) take about this many bytes.
@@ -56,6 +62,7 @@ class Placement:
     T: Any = None
     weights: Any = None
     rows: Any = None
+    weight_exponent: int = 0  # the weights as given are ``weights * 2**weight_exponent``
 
     @property
     def m(self) -> int:
@@ -64,8 +71,13 @@ class Placement:
 
     def with_targets(self, T, weights=None, rows=None) -> Placement:
         """This placement with host targets ``T`` ``(k, m)`` (in :func:`target_dtype`), host
-        example ``weights`` ``(m,)`` (float64) or None, and the rows used, placed like X."""
+        example ``weights`` ``(m,)`` (float64, checked) or None, and the rows used, placed like
+        X. The weights are normalised in float64 before they are cast
+        (:func:`polynn.validate.normalize_sample_weight`)."""
         backend, name = self.backend, self.dtype.name
+        exponent = 0
+        if weights is not None:
+            weights, exponent = normalize_sample_weight(weights)
         if self.host:
             weights = None if weights is None else weights.astype(T.dtype)
         elif self.split:
@@ -74,7 +86,7 @@ class Placement:
         else:
             T = backend.asarray(T, name, copy=False)
             weights = None if weights is None else backend.asarray(weights, name)
-        return replace(self, T=T, weights=weights, rows=rows)
+        return replace(self, T=T, weights=weights, rows=rows, weight_exponent=exponent)
 
 
 def target_dtype(dtype) -> np.dtype:

@@ -222,9 +222,9 @@ def test_predict_prints_one_line_per_data_row(capsys, tmp_path, spiral_model, te
 
 
 @pytest.mark.parametrize("text,message", [
-    ("1,2x\n3,4\n", r"line 1, column 1: '2x' is not a number"),  # a typo is not a header
-    ("x,0.2\n3,4\n", r"line 1, column 0: 'x' is not a number"),
-    ("0.1,0.2\n3,nan\n", r"line 2, column 1: 'nan' is not a number"),
+    ("1,2x\n3,4\n", r"line 1, column 2: '2x' is not a number"),  # a typo is not a header
+    ("x,0.2\n3,4\n", r"line 1, column 1: 'x' is not a number"),
+    ("0.1,0.2\n3,nan\n", r"line 2, column 2: 'nan' is not a number"),
     ("a,b\n1,2\n3\n", "line 3 has 1 fields, expected 2"),
     ("a,b\n1,2,3,4\n", "has 4 columns; the model takes 2 features"),
     ("a,b\n", "no data rows"),
@@ -256,7 +256,7 @@ def test_predict_csv_limits_and_encoding(capsys, tmp_path, spiral_model):
     data.write_bytes("x\u00e9,y\n1,2\n".encode("latin-1"))
     code, out, err = run(capsys, "predict", str(path), str(data))
     assert code == 2 and out == ""
-    assert err.strip() == (f"polynn: error: {data}: line 1, column 0: byte 0xe9 is not UTF-8 "
+    assert err.strip() == (f"polynn: error: {data}: line 1, column 1: byte 0xe9 is not UTF-8 "
                            "text; save the file as UTF-8")
 
 

@@ -423,7 +423,7 @@ def test_csv_label_column_index_and_delimiter(tmp_path):
 
 def test_csv_non_numeric_cell_names_line_and_column(tmp_path):
     path = write_text(tmp_path / "d.csv", "a,b,label\n1,2,0\n3,oops,1\n")
-    with pytest.raises(ValueError, match=r"line 3, column 1 \('b'\): 'oops' is not a number"):
+    with pytest.raises(ValueError, match=r"line 3, column 2 \('b'\): 'oops' is not a number"):
         ds.load_csv(path)
 
 
@@ -469,10 +469,10 @@ def test_csv_bad_options(tmp_path, kw, match):
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("1,2x,0\n3,4,1\n", r"line 1, column 1: '2x' is not a number"),  # a typo, not a header
-        ("x,2,label\n3,4,1\n", r"line 1, column 0: 'x' is not a number"),
-        ("a,b,label\n1,2,0\n3,,1\n", r"line 3, column 1 \('b'\): '' is not a number"),
-        ("1,2,0\n3,inf,1\n", r"line 2, column 1: 'inf' is not a number"),
+        ("1,2x,0\n3,4,1\n", r"line 1, column 2: '2x' is not a number"),  # a typo, not a header
+        ("x,2,label\n3,4,1\n", r"line 1, column 1: 'x' is not a number"),
+        ("a,b,label\n1,2,0\n3,,1\n", r"line 3, column 2 \('b'\): '' is not a number"),
+        ("1,2,0\n3,inf,1\n", r"line 2, column 2: 'inf' is not a number"),
     ],
 )
 def test_csv_header_only_when_no_cell_of_the_first_row_is_a_number(tmp_path, text, match):
@@ -510,9 +510,9 @@ def test_csv_unterminated_quote_names_the_line(tmp_path):
 @pytest.mark.parametrize(
     ("blob", "where"),
     [
-        (b"1,2,0\n3,\xe94,1\n", "line 2, column 1: byte 0xe9"),  # Latin-1
-        ("caf\u00e9,b,label\n1,2,0\n".encode("latin-1"), "line 1, column 0: byte 0xe9"),
-        ("a,b\n1,2\n".encode("utf-16"), "line 1, column 0: byte 0xff"),
+        (b"1,2,0\n3,\xe94,1\n", "line 2, column 2: byte 0xe9"),  # Latin-1
+        ("caf\u00e9,b,label\n1,2,0\n".encode("latin-1"), "line 1, column 1: byte 0xe9"),
+        ("a,b\n1,2\n".encode("utf-16"), "line 1, column 1: byte 0xff"),
     ],
 )
 def test_csv_not_utf8_names_file_line_and_column(tmp_path, blob, where):
@@ -548,8 +548,8 @@ def test_csv_features_with_and_without_labels(tmp_path):
         ("a,b\n", "no data rows"),
         ("1,2,3,4\n", "has 4 columns; the model takes 2 features"),
         ("1,2\n3,4,5\n", "line 2 has 3 fields, expected 2"),
-        ("1,2\n3,oops\n", r"line 2, column 1: 'oops' is not a number"),
-        ("1,2\n3,nan\n", r"line 2, column 1: 'nan' is not a number"),
+        ("1,2\n3,oops\n", r"line 2, column 2: 'oops' is not a number"),
+        ("1,2\n3,nan\n", r"line 2, column 2: 'nan' is not a number"),
     ],
 )
 def test_csv_features_errors(tmp_path, text, match):

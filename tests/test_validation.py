@@ -119,7 +119,13 @@ CONSTRUCTOR_BAD = {
                  min_size=2, max_size=3).filter(
             lambda v: not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1
                               for n in v))),
-    "activation": bad_choice({"relu", "leaky_relu", "tanh", "sigmoid", "identity"}),
+    # One name, or one per hidden layer: ["relu"] is right for the one hidden layer here.
+    "activation": bad_choice({"relu", "leaky_relu", "tanh", "sigmoid", "identity"}).filter(
+        lambda v: v != ["relu"]) | st.sampled_from([["relu", "tanh"], [], ["bogus"], [3],
+                                                     ("relu", None)]),
+    # One rate in [0, 1), or one per hidden layer: [0] is right for the one hidden layer here.
+    "dropout": bad_real(0.0, 1.0).filter(lambda v: v != [0]) | st.sampled_from(
+        [1.0, [0.1, 0.2], [], [1.0], ["0.1"], [math.nan]]),
     "output": bad_choice({"softmax", "sigmoid", "identity", "poisson"}),
     "init": bad_choice({"he", "glorot"}),
     "dtype": bad_choice({"float32", "float64", "bfloat16"}),

@@ -13,10 +13,14 @@ from typing import Any
 
 import numpy as np
 
-DTYPES = ("float32", "float64", "bfloat16")
+DTYPES = ("float32", "float64", "bfloat16", "mixed_bfloat16")
 
 # Backends whose library has bfloat16 arithmetic.
 _BFLOAT16_BACKENDS = ("jax", "torch")
+
+# Mixed-precision policies (Keras's): name -> (the dtype parameters, optimizer state and data
+# are kept in, the dtype the step's matmuls and activations compute in).
+MIXED = {"mixed_bfloat16": ("float32", "bfloat16")}
 
 # name -> (host storage dtype, bytes per element when computing, largest finite value)
 _HOST = {
@@ -25,6 +29,7 @@ _HOST = {
     # 8 exponent bits as float32, 8 significand bits: (2 - 2**-7) * 2**127.
     "bfloat16": (np.dtype(np.float32), 2, (2 - 2.0**-7) * 2.0**127),
 }
+_HOST["mixed_bfloat16"] = _HOST["float32"]  # what it stores: float32
 
 
 @dataclass(frozen=True)
@@ -34,16 +39,20 @@ class DType:
     Attributes
     ----------
     name : str
-        "float32", "float64" or "bfloat16".
+        "float32", "float64", "bfloat16" or "mixed_bfloat16".
     native : object or None
-        The backend's dtype object (``jnp.bfloat16``, ``torch.float32``, ...); None in a
-        host-only record (:func:`dtype_info`).
+        The backend's dtype object (``jnp.bfloat16``, ``torch.float32``, ...) of the
+        parameters and data (float32 for "mixed_bfloat16"); None in a host-only record
+        (:func:`dtype_info`).
     host : numpy.dtype
         The NumPy dtype data of this dtype is stored in on the host (float32 for bfloat16).
     itemsize : int
         Bytes per element when computing (2 for bfloat16).
     max : float
         The largest finite value.
+    compute : object or None
+        For a mixed-precision policy, the backend's dtype object the training step computes in
+        (``bfloat16``); None when it computes in ``native``.
     """
 
     name: str
@@ -51,6 +60,18 @@ class DType:
     host: np.dtype
     itemsize: int
     max: float
+    compute: Any = None
+
+    @property
+    def mixed(self) -> bool:
+        """True for a mixed-precision policy (parameters in ``native``, steps in ``compute``)."""
+        return self.name in MIXED
+
+    @property
+    def compute_name(self) -> str:
+        """The name of the dtype the training step computes in ("bfloat16" for
+        "mixed_bfloat16")."""
+        return MIXED[self.name][1] if self.name in MIXED else self.name
 
 
 def _check_name(name) -> None:
@@ -84,8 +105,10 @@ def cast_on_device(name: str) -> bool:
 
 
 def supports(backend_name: str, name: str) -> bool:
-    """True when backend ``backend_name`` computes in dtype ``name`` (bfloat16: JAX, PyTorch)."""
-    return name in DTYPES and (name != "bfloat16" or backend_name in _BFLOAT16_BACKENDS)
+    """True when backend ``backend_name`` computes in dtype ``name`` (bfloat16 and
+    mixed_bfloat16: JAX, PyTorch)."""
+    return name in DTYPES and (name not in ("bfloat16", *MIXED)
+                               or backend_name in _BFLOAT16_BACKENDS)
 
 
 def native_record(backend_name: str, xp, name: str) -> DType:
@@ -94,10 +117,15 @@ def native_record(backend_name: str, xp, name: str) -> DType:
     the backend lacks."""
     _check_name(name)
     if not supports(backend_name, name):
-        raise ValueError(f"dtype {name!r} is not supported by backend {backend_name!r}")
+        why = ": it computes in bfloat16, which only JAX and PyTorch have (use float32 here)" \
+            if name in MIXED else ""
+        raise ValueError(f"dtype {name!r} is not supported by backend {backend_name!r}{why}")
     if name == "float64" and backend_name == "jax":
         _enable_jax_x64()
     host, itemsize, largest = _HOST[name]
+    if name in MIXED:
+        store, compute = MIXED[name]
+        return DType(name, getattr(xp, store), host, itemsize, largest, getattr(xp, compute))
     return DType(name, getattr(xp, name), host, itemsize, largest)
 
 

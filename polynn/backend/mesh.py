@@ -62,13 +62,30 @@ def _mesh_devices(mesh):
     names = tuple(name for name, size in zip(MESH_AXES, shape) if name == "data" or size > 1)
     shape = shape[: len(names)]
     all_devices = jax.devices()
-    wanted = int(np.prod(shape))
+    # Each size is bounded before they are multiplied, and in Python ints: NumPy's int64
+    # product made (2**32, 2**32) a mesh of 0 devices and (10**10, 10**10) a wrong count.
+    for name, size in zip(names, shape):
+        if size > len(all_devices):
+            _too_few(f"mesh={_short(mesh)} needs {_short(size)} devices along {name!r}",
+                     all_devices)
+    wanted = shape[0] * (shape[1] if len(shape) > 1 else 1)
     if wanted > len(all_devices):
-        raise ValueError(f"mesh={mesh!r} needs {wanted} devices but JAX has "
-                         f"{len(all_devices)} ({all_devices[0].platform}); on a CPU, force "
-                         f"more with JAX_NUM_CPU_DEVICES=N before JAX starts (polynn train "
-                         f"--cpu-devices N)")
+        _too_few(f"mesh={_short(mesh)} needs {wanted} devices", all_devices)
     return names, np.asarray(all_devices[:wanted], dtype=object).reshape(shape)
+
+
+def _too_few(what: str, devices) -> None:
+    raise ValueError(f"{what} but JAX has {len(devices)} ({devices[0].platform}); on a CPU, "
+                     f"force more with JAX_NUM_CPU_DEVICES=N before JAX starts (polynn train "
+                     f"--cpu-devices N)")
+
+
+def _short(value) -> str:
+    try:
+        text = repr(value)
+    except ValueError:  # an int of more than 4,300 digits has no repr
+        return "a very large number"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _mesh_shape(mesh) -> tuple[int, int]:
@@ -78,7 +95,7 @@ def _mesh_shape(mesh) -> tuple[int, int]:
         if mesh == "all":
             return (jax.device_count(), 1)
         data, sep, model = mesh.lower().partition("x")  # "4" or "2x2" (CLI spelling)
-        if data.strip().isdigit() and (not sep or model.strip().isdigit()):
+        if _digits(data) and (not sep or _digits(model)):
             return _mesh_shape((int(data), int(model) if sep else 1))
     elif isinstance(mesh, dict) and set(mesh) <= set(MESH_AXES) and "data" in mesh:
         return _mesh_shape((mesh["data"], mesh.get("model", 1)))
@@ -87,10 +104,18 @@ def _mesh_shape(mesh) -> tuple[int, int]:
     elif isinstance(mesh, (tuple, list)) and len(mesh) == 2 and all(
             isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in mesh):
         if min(mesh) < 1:
-            raise ValueError(f"mesh sizes must be positive, got {tuple(mesh)}")
+            raise ValueError(f"mesh sizes must be positive, got {_short(tuple(mesh))}")
         return int(mesh[0]), int(mesh[1])
     raise ValueError(f"mesh must be a device count N, 'all', a (data, model) pair, "
-                     f"{{'data': d, 'model': k}} or a jax.sharding.Mesh; got {mesh!r}")
+                     f"{{'data': d, 'model': k}} or a jax.sharding.Mesh; got {_short(mesh)}")
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only ("²" and "٣" are digits to ``str.isdigit`` but not to ``int``), at
+    most 18 of them (an int64; no mesh is larger, and ``int`` refuses 4,300 digits with its own
+    message)."""
+    text = text.strip()
+    return 0 < len(text) <= 18 and text.isascii() and text.isdigit()
 
 
 def mesh_spec(mesh):

@@ -42,7 +42,8 @@ def cmd_gradcheck(args, out, err) -> int:
     for activation, output in pairs:
         outputs = args.outputs or (1 if output == "sigmoid" else 3)
         result = gradcheck([args.inputs, *args.layers, outputs], activation, output,
-                           l2=args.l2, m=args.m, seed=args.seed, methods=tuple(args.method))
+                           l2=args.l2, m=args.m, seed=args.seed, methods=tuple(args.method),
+                           dropout=args.dropout)
         tol = {j: DEFAULT_TOL[j] if args.tol is None else args.tol for j in args.method}
         ok = result.ok(tol)
         failed += not ok

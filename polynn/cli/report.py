@@ -99,7 +99,9 @@ def _plot(args, model, history, X, y, score, out):
         print(f"wrote training curves to {args.plot} (data is not 2-D)", file=out)
         return
     kind = "accuracy" if args.output in CLASSIFIERS else "R^2"
+    activation = args.activation if isinstance(args.activation, str) else ",".join(
+        args.activation)
     title = (f"{args.dataset}: {'-'.join(map(str, model.layer_sizes))} "
-             f"{args.activation}/{args.output}, {kind} {score:.3f}")
+             f"{activation}/{args.output}, {kind} {score:.3f}")
     plot.decision_boundary(model, X, y, args.plot, title=title)
     print(f"wrote decision boundary to {args.plot}", file=out)

@@ -185,7 +185,8 @@ def build_model(args, X, classes, n_outputs):
             warnings.filterwarnings("ignore", message=_X64_WARNING)
         model = MLP([X.shape[1], *args.layers, n_outputs], activation=args.activation,
                     output=args.output, backend=args.backend, device=args.device,
-                    dtype=args.dtype or "float64", seed=args.seed, mesh=args.mesh)
+                    dtype=args.dtype or "float64", seed=args.seed, mesh=args.mesh,
+                    dropout=args.dropout)
     model.classes = classes
     return model
 
@@ -224,6 +225,7 @@ def cmd_train(args, out, err) -> int:
     seconds = time.perf_counter() - tic
     score = report(args, model, history, (X_train, y_train), validation, test, seconds,
                    every, batch_size, out)
+    print(model.summary(), file=out)
     if main_process:
         write_outputs(args, model, history, X, y, score, out)
     elif args.save:

@@ -1,16 +1,17 @@
-"""CSV tables: UTF-8 rows read with errors that name the file, line and column; a header
-inferred from the first row; classification tables and prediction data."""
+"""CSV tables: UTF-8 rows read with errors that name the file, line and column (both counted
+from 1, as editors and spreadsheets count them); a header inferred from the first row;
+classification tables and prediction data."""
 
 from __future__ import annotations
 
 import csv
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 
 from polynn.datasets.labels import encode_labels, label_values
+from polynn.datasets.paths import regular_file
 from polynn.validate import check_int
 
 # Undecodable bytes, kept by errors="surrogateescape" as lone surrogates, so that the error can
@@ -21,12 +22,11 @@ _UNDECODED = re.compile("[\udc80-\udcff]")
 def _read_rows(path, delimiter=","):
     """Non-blank rows of a UTF-8 CSV file as (line number, stripped cells) pairs.
 
-    Raises FileNotFoundError naming the file, and ValueError naming the file and line for an
+    Raises FileNotFoundError, IsADirectoryError or ValueError naming a file that is missing, a
+    directory or not a regular file, and ValueError naming the file and line for an
     empty file, bytes that are not UTF-8, a field longer than Python's csv limit or a
     malformed quote."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"CSV file not found: {path}")
+    path = regular_file(path, "CSV file")
     rows = []
     with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
         reader = csv.reader(f, delimiter=delimiter, strict=True)
@@ -40,7 +40,8 @@ def _read_rows(path, delimiter=","):
                 if not joined.isascii() and _UNDECODED.search(joined):
                     column = next(i for i, c in enumerate(cells) if _UNDECODED.search(c))
                     byte = ord(_UNDECODED.search(cells[column]).group()) - 0xDC00
-                    raise ValueError(f"{path}: line {line}, column {column}: byte 0x{byte:02x} "
+                    raise ValueError(f"{path}: line {line}, column {column + 1}: byte "
+                                     f"0x{byte:02x} "
                                      "is not UTF-8 text; save the file as UTF-8")
                 rows.append((line, cells))
         except csv.Error as err:
@@ -51,7 +52,41 @@ def _read_rows(path, delimiter=","):
             raise ValueError(f"{path}: line {line}: {detail}") from None
     if not rows:
         raise ValueError(f"{path}: empty file (no rows)")
+    _check_delimiter(path, rows, delimiter)
     return rows
+
+
+_DELIMITER_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "vertical bars"}
+
+
+def _check_delimiter(path, rows, delimiter):
+    """Refuse, naming it, a file whose fields are separated by another delimiter than
+    ``delimiter``: each of its first rows is then one field holding the same number of, say,
+    semicolons (a file that would otherwise be read as one column of text)."""
+    head = rows[:5]
+    if any(len(cells) != 1 for _, cells in head):
+        return
+    for other, name in _DELIMITER_NAMES.items():
+        counts = {cells[0].count(other) for _, cells in head}
+        if other != delimiter and len(counts) == 1 and counts != {0}:
+            expected = _DELIMITER_NAMES.get(delimiter, repr(delimiter))
+            raise ValueError(
+                f"{path}: line {head[0][0]} has no {expected} but {counts.pop()} {name}: the "
+                f"file's fields look separated by {name} ({other!r}), not {expected}; save it "
+                f"with {expected}, or read it with load_csv(..., delimiter={other!r})")
+
+
+def _shown(cell, limit=60) -> str:
+    """A cell as a message quotes it: its repr, cut to about ``limit`` characters (a field can
+    hold 131,072)."""
+    text = repr(cell)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(cell)} characters)"
+
+
+def _listed(names, most=10) -> str:
+    """Column names as a message lists them: at most ``most``, each :func:`_shown`."""
+    more = f", ... ({len(names) - most} more)" if len(names) > most else ""
+    return "[" + ", ".join(_shown(n) for n in names[:most]) + more + "]"
 
 
 def _is_number(cell):
@@ -77,7 +112,8 @@ def _label_index(path, label_column, names, width):
             )
         if names.count(label_column) != 1:
             problem = "is not a column" if label_column not in names else "names several columns"
-            raise ValueError(f"{path}: label column {label_column!r} {problem}; columns: {names}")
+            raise ValueError(f"{path}: label column {_shown(label_column)} {problem}; "
+                             f"columns: {_listed(names)}")
         return names.index(label_column)
     index = check_int("label_column", label_column, -width)
     if index >= width:
@@ -106,8 +142,9 @@ def _parse_features(path, rows, label, names):
             except ValueError:
                 X[r, c] = np.nan
             if not math.isfinite(X[r, c]):
-                where = f"column {col}" + (f" ({names[col]!r})" if names else "")
-                raise ValueError(f"{path}: line {line}, {where}: {row[col]!r} is not a number")
+                where = f"column {col + 1}" + (f" ({_shown(names[col])})" if names else "")
+                raise ValueError(f"{path}: line {line}, {where}: {_shown(row[col])} is not a "
+                                 "number")
     return X
 
 
@@ -178,7 +215,8 @@ def load_csv_features(path, n_features, *, delimiter=","):
         for c in range(n_features):
             value = float(row[c]) if _is_number(row[c]) else math.nan
             if not math.isfinite(value):
-                raise ValueError(f"{path}: line {line}, column {c}: {row[c]!r} is not a number")
+                raise ValueError(f"{path}: line {line}, column {c + 1}: {_shown(row[c])} is not a "
+                                 "number")
             X[r, c] = value
     labels = None
     if width == n_features + 1:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
+import zlib
 from pathlib import Path
 
 import numpy as np
 
+from polynn.datasets.paths import regular_file
 from polynn.validate import check_choice
 
 _IDX_DTYPES = {
@@ -21,25 +24,54 @@ _IDX_DTYPES = {
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _read_bytes(path):
-    """The file's bytes, gunzipped when it starts with the gzip magic (whatever its name)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"IDX file not found: {path}")
-    raw = path.read_bytes()
-    if raw[:2] != _GZIP_MAGIC:
-        return raw
+#: Most dimensions an IDX file may declare: NumPy's limit on an array's dimensions.
+MAX_IDX_DIMS = 64
+#: Bytes decompressed at a time from a gzip IDX file.
+GZIP_PIECE = 1 << 20
+
+
+def _read_exactly(f, n, path, what):
+    """``n`` bytes of the (decompressing) file ``f``; ValueError naming the file when fewer."""
     try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError) as err:
-        raise ValueError(f"{path}: corrupt or truncated gzip data ({err})") from err
+        data = f.read(n)
+    except (OSError, EOFError, zlib.error) as err:
+        raise ValueError(f"{path}: corrupt or truncated gzip data ({err})") from None
+    if len(data) < n:
+        raise ValueError(f"{path}: truncated IDX header ({what}: {len(data)} bytes, need {n})")
+    return data
 
 
-def _idx_header(path, head, data_bytes):
+def _read_data(f, path, dims, expected):
+    """The ``expected`` bytes after the header of the open (decompressing) file ``f``, read in
+    pieces of at most :data:`GZIP_PIECE`: memory grows with what the file really holds and
+    reading stops as soon as it holds more than the header promises (a small gzip can inflate
+    to gigabytes)."""
+    buf = bytearray()
+    try:
+        while len(buf) <= expected:
+            piece = f.read(min(GZIP_PIECE, expected + 1 - len(buf)))
+            if not piece:
+                break
+            buf += piece
+    except (OSError, EOFError, zlib.error) as err:
+        raise ValueError(f"{path}: corrupt or truncated gzip data ({err})") from None
+    if len(buf) < expected:
+        raise ValueError(
+            f"{path}: truncated data: header promises shape {dims} ({expected} bytes), "
+            f"file holds {len(buf)} bytes"
+        )
+    if len(buf) > expected:
+        raise ValueError(f"{path}: unexpected bytes after the data for shape {dims} (the "
+                         f"header promises {expected} bytes)")
+    return buf
+
+
+def _parse_header(path, head):
     """Parse an IDX header from its first bytes ``head`` (at least 4, up to the full header).
 
-    Returns ``(dims, big-endian dtype, header length)``; ``data_bytes(header_len)`` gives the
-    number of bytes after the header, checked against what the header promises."""
+    Returns ``(dims, big-endian dtype, header length)``. Raises ValueError naming the file for
+    a bad magic number, an unknown type code, 0 or more than :data:`MAX_IDX_DIMS` dimensions,
+    or a truncated header."""
     if len(head) < 4:
         raise ValueError(f"{path}: truncated IDX header ({len(head)} bytes, need at least 4)")
     if head[0] != 0 or head[1] != 0:
@@ -50,15 +82,19 @@ def _idx_header(path, head, data_bytes):
     if code not in _IDX_DTYPES:
         known = ", ".join(f"0x{c:02X}" for c in _IDX_DTYPES)
         raise ValueError(f"{path}: unknown IDX data type code 0x{code:02X} (known: {known})")
-    if ndim == 0:
-        raise ValueError(f"{path}: IDX header declares 0 dimensions")
+    if not 1 <= ndim <= MAX_IDX_DIMS:
+        raise ValueError(f"{path}: IDX header declares {ndim} dimensions (polynn reads 1 to "
+                         f"{MAX_IDX_DIMS}, NumPy's limit)")
     header_len = 4 + 4 * ndim
     if len(head) < header_len:
         raise ValueError(f"{path}: truncated IDX header ({len(head)} bytes, need {header_len})")
     dims = tuple(int(d) for d in np.frombuffer(head, dtype=">u4", count=ndim, offset=4))
-    dtype = np.dtype(_IDX_DTYPES[code])
-    expected = math.prod(dims) * dtype.itemsize
-    got = data_bytes(header_len)
+    return dims, np.dtype(_IDX_DTYPES[code]), header_len
+
+
+def _check_size(path, dims, expected, got):
+    """ValueError naming the file unless the ``got`` bytes after the header are the
+    ``expected`` ones of shape ``dims``."""
     if got < expected:
         raise ValueError(
             f"{path}: truncated data: header promises shape {dims} ({expected} bytes), "
@@ -68,7 +104,37 @@ def _idx_header(path, head, data_bytes):
         raise ValueError(
             f"{path}: {got - expected} unexpected bytes after the data for shape {dims}"
         )
+
+
+def _idx_header(path, head, data_bytes):
+    """``(dims, big-endian dtype, header length)`` of the header ``head``, the
+    ``data_bytes(header_len)`` bytes after it checked against what the header promises."""
+    dims, dtype, header_len = _parse_header(path, head)
+    _check_size(path, dims, math.prod(dims) * dtype.itemsize, data_bytes(header_len))
     return dims, dtype, header_len
+
+
+def _read_idx(path):
+    """The IDX file at ``path`` (plain or gzip) read into memory: ``(dims, big-endian dtype,
+    data bytes)``. The header is read first, and no more data than it promises (plus one
+    byte, to tell that there is more) is ever held."""
+    with path.open("rb") as raw:
+        compressed = raw.read(2) == _GZIP_MAGIC  # (gzip whatever the file's name)
+        raw.seek(0)
+        with gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw as f:
+            return _read_open_idx(f, path, compressed)
+
+
+def _read_open_idx(f, path, compressed):
+    """:func:`_read_idx` of the open (decompressing) file ``f``."""
+    head = _read_exactly(f, 4, path, "its first bytes")
+    if head[:2] == b"\0\0" and 1 <= head[3] <= MAX_IDX_DIMS:
+        head += _read_exactly(f, 4 * head[3], path, "the dimensions")
+    dims, dtype, header_len = _parse_header(path, head)
+    expected = math.prod(dims) * dtype.itemsize
+    if not compressed:  # a plain file's size says at once whether the data fits
+        _check_size(path, dims, expected, os.fstat(f.fileno()).st_size - header_len)
+    return dims, dtype, _read_data(f, path, dims, expected)
 
 
 # numpy.memmap's modes that open an existing file ("w+" would create or overwrite it).
@@ -88,9 +154,7 @@ def check_mmap_mode(mmap_mode):
 
 def _map_idx(path, mmap_mode):
     """An uncompressed IDX file memory-mapped: a numpy.memmap over the data after the header."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"IDX file not found: {path}")
+    path = regular_file(path, "IDX file")
     with path.open("rb") as f:
         head = f.read(4 + 4 * 255)  # the longest possible header
     if head[:2] == _GZIP_MAGIC:
@@ -112,8 +176,10 @@ def read_idx(path, *, mmap_mode=None):
     Header: two zero bytes, a type code (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32,
     0x0D float32, 0x0E float64), the number of dimensions, then each dimension as a big-endian
     uint32; the data follows, big-endian, row-major. Returns a native-byte-order ndarray of shape
-    ``dims``. Raises ValueError naming the file for a bad magic number, an unknown type code, or
-    a data size that differs from what the header promises.
+    ``dims``. Raises ValueError naming the file for a bad magic number, an unknown type code,
+    more than 64 dimensions, or a data size that differs from what the header promises (a gzip
+    file is decompressed piece by piece and refused as soon as it holds more);
+    FileNotFoundError, IsADirectoryError or ValueError naming it when it is not a regular file.
 
     ``mmap_mode`` ("r", "r+" or "c", as :class:`numpy.memmap`) maps an *uncompressed* file
     instead of reading it: nothing is loaded until rows are used, so a file larger than memory
@@ -123,12 +189,9 @@ def read_idx(path, *, mmap_mode=None):
     """
     if check_mmap_mode(mmap_mode) is not None:
         return _map_idx(path, mmap_mode)
-    path = Path(path)
-    buf = _read_bytes(path)
-    dims, dtype, header_len = _idx_header(path, buf[: 4 + 4 * 255],
-                                          lambda header_len: len(buf) - header_len)
-    data = np.frombuffer(buf, dtype=dtype, count=math.prod(dims), offset=header_len)
-    return data.astype(dtype.newbyteorder("=")).reshape(dims)
+    dims, dtype, buf = _read_idx(regular_file(path, "IDX file"))
+    data = np.frombuffer(buf, dtype=dtype, count=math.prod(dims))
+    return data.astype(dtype.newbyteorder("="), copy=False).reshape(dims)
 
 
 def load_idx(images_path, labels_path=None, *, mmap_mode=None):
@@ -136,7 +199,8 @@ def load_idx(images_path, labels_path=None, *, mmap_mode=None):
 
     Returns the images as stored (ndarray of shape ``(m, ...)``, native dtype) when
     ``labels_path`` is None, else ``(images, labels)`` with labels int64 of shape ``(m,)``.
-    Raises ValueError naming both files when the counts differ or the labels are not 1-D.
+    Raises ValueError naming both files when the counts differ, naming the labels file when
+    they are not 1-D or are floats that are not whole numbers (never truncated).
     ``mmap_mode`` maps the (uncompressed) images file, as :func:`read_idx`; the labels, small,
     are always read into memory (plain or gzip).
     See :func:`load_mnist` for flattened float64 features in [0, 1].
@@ -152,7 +216,19 @@ def load_idx(images_path, labels_path=None, *, mmap_mode=None):
             f"count mismatch: {images_path} holds {images.shape[0]} images but "
             f"{labels_path} holds {labels.shape[0]} labels"
         )
-    return images, labels.astype(np.int64)
+    return images, _whole_labels(labels, labels_path)
+
+
+def _whole_labels(labels, path):
+    """Labels as int64, refusing float labels that are not whole (1.5, NaN, inf) or beyond
+    int64 rather than truncating them."""
+    if labels.dtype.kind == "f":
+        bad = ~np.isfinite(labels) | (labels != np.round(labels)) | (np.abs(labels) >= 2.0**63)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"{path}: labels must be whole numbers; label {i} is "
+                             f"{labels[i]!r} (polynn does not round or truncate labels)")
+    return labels.astype(np.int64)
 
 
 _MNIST_PREFIX = {"train": "train", "test": "t10k"}

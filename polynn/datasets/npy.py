@@ -2,14 +2,55 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
 
 from polynn.datasets.idx import check_mmap_mode
-from polynn.validate import check_int
+from polynn.datasets.paths import regular_file
+from polynn.validate import check_int, check_real
+
+
+def _npy_header(path):
+    """``(shape, dtype)`` of the ``.npy`` file at ``path``, its declared size checked against
+    the file's before anything is allocated or mapped (a 900-byte file can declare 80 TB)."""
+    size = os.stat(path).st_size
+    if size == 0:
+        raise ValueError(f"{path}: the file is empty (0 bytes), not a .npy array")
+    with open(path, "rb") as f:
+        if f.read(4) == b"PK\x03\x04":
+            raise ValueError(f"{path} is an .npz archive of several arrays, not one .npy array")
+        f.seek(0)
+        try:
+            version = np.lib.format.read_magic(f)
+            reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                      else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = reader(f)
+        except (ValueError, EOFError, SyntaxError, TypeError) as err:
+            raise ValueError(f"{path}: not a .npy array, or its header is damaged "
+                             f"({_bounded(str(err))})") from None
+        data_start = f.tell()
+    if dtype.hasobject:
+        raise ValueError(f"{path}: holds Python objects (dtype {dtype}); polynn never "
+                         "unpickles: expected numbers")
+    if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
+        raise ValueError(f"{path}: expected numbers, got dtype {dtype}")
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > size - data_start:
+        raise ValueError(f"{path}: truncated or damaged: its header declares shape "
+                         f"{_bounded(str(shape))} of "
+                         f"{dtype} ({declared} bytes) but the file holds {size - data_start} "
+                         "bytes of data")
+    return shape, dtype
+
+
+def _bounded(text: str, limit: int = 300) -> str:
+    """``text`` cut to ``limit`` characters (a header's text can be long)."""
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 def load_npy(path, *, mmap_mode="r"):
@@ -19,13 +60,14 @@ def load_npy(path, *, mmap_mode="r"):
     one batch at a time). Never unpickles: object arrays are refused.
 
     Returns the array (a ``numpy.memmap`` when mapped) with its stored shape and dtype. Raises
-    FileNotFoundError or ValueError naming the file (an ``.npz`` archive, object or non-numeric
-    data). ``numpy.load(path, mmap_mode="r")`` works as well; this adds the checks.
+    FileNotFoundError, IsADirectoryError or ValueError naming the file (not a regular file, an
+    empty file, an ``.npz`` archive, object or non-numeric data, a header declaring more data
+    than the file holds, checked before anything is allocated).
+    ``numpy.load(path, mmap_mode="r")`` works as well; this adds the checks.
     """
     check_mmap_mode(mmap_mode)
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f".npy file not found: {path}")
+    path = regular_file(path, ".npy file")
+    _npy_header(path)
     try:
         data = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except ValueError as err:  # object arrays need pickle; a corrupt header
@@ -38,6 +80,37 @@ def load_npy(path, *, mmap_mode="r"):
     return data
 
 
+def _numeric_dtype(dtype, name="dtype") -> np.dtype:
+    """``dtype`` as a NumPy dtype of numbers (or bool), else TypeError naming ``name``."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError as err:
+        raise TypeError(f"{name} must be a NumPy dtype of numbers such as 'float32', got "
+                        f"{dtype!r} ({err})") from None
+    if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
+        raise TypeError(f"{name} must be a numeric dtype, got {dtype}")
+    return dtype
+
+
+def _check_replaceable(path: Path) -> None:
+    """Refuse, as ``open(path, "wb")`` (and so ``numpy.save``) would, to replace what the user
+    may not write: the rename of a temporary would otherwise replace a read-only file."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"{path}: not a regular file (a FIFO, device or socket); write_npy "
+                         "will not replace it")
+    try:  # opening for writing (no truncation) is exactly the permission test open() applies
+        os.close(os.open(path, os.O_WRONLY | getattr(os, "O_NONBLOCK", 0)))
+    except PermissionError:
+        raise PermissionError(errno.EACCES, "Permission denied (write_npy does not replace a "
+                              "read-only file)", str(path)) from None
+
+
 def write_npy(path, X, *, dtype=None, scale=None, chunk_rows=None):
     """Write ``X`` (any array NumPy can slice by rows, a memmap included) to a ``.npy`` file
     chunk by chunk, cast to ``dtype`` (default: X's) and multiplied by ``scale`` when given, so
@@ -45,13 +118,25 @@ def write_npy(path, X, *, dtype=None, scale=None, chunk_rows=None):
     default about 64 MiB of output). The write is atomic (a temporary file in the target's
     directory, renamed at the end). Returns the new file memory-mapped read-only
     (:func:`load_npy`).
+
+    Raises, before anything is written: TypeError for an ``X`` or ``dtype`` that is not
+    numeric, ParameterError (a TypeError) for a ``scale`` that is not a real number, ValueError
+    for a NaN or infinite ``scale`` or one with an integer ``dtype``; as ``numpy.save`` does,
+    PermissionError naming ``path`` when it exists and may not be written (it is not
+    replaced), IsADirectoryError for a directory.
     """
     path = Path(path)
-    dtype = np.dtype(dtype if dtype is not None else X.dtype)
-    if scale is not None and not np.issubdtype(dtype, np.inexact):
-        raise ValueError(f"scale needs a floating dtype, got dtype {dtype}")
+    if not hasattr(X, "shape") or not hasattr(X, "dtype"):
+        X = np.asarray(X)  # a Python list or the like: small, since it is in memory already
     if X.ndim < 1:
         raise ValueError(f"X must have at least one dimension, got shape {X.shape}")
+    x_dtype = _numeric_dtype(X.dtype, "X's dtype")
+    dtype = _numeric_dtype(dtype if dtype is not None else x_dtype)
+    if scale is not None:
+        if not np.issubdtype(dtype, np.inexact):
+            raise ValueError(f"scale needs a floating dtype, got dtype {dtype}")
+        scale = check_real("scale", scale)
+    _check_replaceable(path)
     m = X.shape[0]
     row_bytes = max(1, math.prod(X.shape[1:]) * dtype.itemsize)
     if chunk_rows is None:
@@ -59,7 +144,11 @@ def write_npy(path, X, *, dtype=None, scale=None, chunk_rows=None):
     chunk_rows = check_int("chunk_rows", chunk_rows, 1)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=X.shape)
+        try:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=X.shape)
+        except OSError as err:  # name the file asked for, not the temporary
+            raise type(err)(err.errno, f"{err.strerror} (writing a temporary file next to "
+                            "it)", str(path)) from None
         for start in range(0, m, chunk_rows):
             block = np.asarray(X[start : start + chunk_rows])
             if scale is not None:

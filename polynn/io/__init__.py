@@ -54,6 +54,7 @@ from polynn.io.schema import (
     TRAINING_KEY,
     checksum,
 )
+from polynn.io.shuffle_state import generator as shuffle_generator
 
 __all__ = [
     "CHECKSUM_KEY",
@@ -71,6 +72,7 @@ __all__ = [
     "TrainingRecord",
     "checksum",
     "read",
+    "shuffle_generator",
     "write",
 ]
 

@@ -19,11 +19,33 @@ class Refused(Exception):
         self.detail, self.corrupt, self.unsaveable = detail, corrupt, unsaveable
 
 
+#: Longest detail a message quotes from a file (a file controls its names and values; a
+#: message the size of the file helps no one).
+MAX_DETAIL_CHARS = 1000
+#: Most names a message lists.
+MAX_LISTED = 10
+
+
+def bounded(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    """``text`` cut to about ``limit`` characters, saying how many were left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def listed(names) -> str:
+    """A sorted list of names as text, at most :data:`MAX_LISTED` of them (each bounded)."""
+    names = sorted(names)
+    shown = [bounded(repr(n), 100) for n in names[:MAX_LISTED]]
+    more = f", ... and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else ""
+    return f"[{', '.join(shown)}{more}]"
+
+
 def differences(present, expected) -> str:
-    """'lacks [...]; has unknown [...]' for two collections of names."""
+    """'lacks [...]; has unknown [...]' for two collections of names (a few of each named)."""
     parts = []
     if set(expected) - set(present):
-        parts.append(f"lacks {sorted(set(expected) - set(present))}")
+        parts.append(f"lacks {listed(set(expected) - set(present))}")
     if set(present) - set(expected):
-        parts.append(f"has unknown {sorted(set(present) - set(expected))}")
+        parts.append(f"has unknown {listed(set(present) - set(expected))}")
     return "; ".join(parts)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 
-import safetensors
 import safetensors.numpy
 
-from polynn.io.errors import ModelFileError, Refused
+from polynn.io.errors import ModelFileError, Refused, bounded
 from polynn.io.record import ModelRecord, from_contents, to_contents
-from polynn.io.safetensors_file import MAX_HEADER_BYTES, read_header, write_atomically
+from polynn.io.safetensors_file import (
+    MAX_HEADER_BYTES,
+    read_header,
+    read_tensor,
+    write_atomically,
+)
 from polynn.io.schema import CHECKSUM_KEY, check_finite, checksum, natural, plan
 
 
@@ -47,32 +53,44 @@ def write(path, record: ModelRecord) -> None:
         blob = _encode(record)
     except Refused as err:
         why = "" if err.unsaveable else " (polynn.load would refuse the file)"
-        raise ValueError(f"cannot save to {name!r}: {err.detail}{why}") from None
+        raise ValueError(f"cannot save to {name!r}: {bounded(err.detail)}{why}") from None
     write_atomically(name, blob)
 
 
+def open_regular(name: str):
+    """``name`` opened for reading in binary, refused (``Refused``) unless it is a regular
+    file: a FIFO, a device or a socket would block or never end. The open itself does not
+    block (O_NONBLOCK, cleared once the file is known to be regular)."""
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+    fd = os.open(name, flags | getattr(os, "O_NONBLOCK", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", name)
+        if not stat.S_ISREG(mode):
+            raise Refused("not a regular file (a FIFO, device or socket); polynn reads model "
+                          "files only from regular files")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _read(name: str, checkpoint: bool):
-    """``(plan, {tensor: host array})`` of the file at ``name``, every check passed."""
-    with open(name, "rb") as f:
+    """``(plan, {tensor: host array})`` of the file at ``name``, every check passed.
+
+    The file is opened once: its header and its tensors come from the same open file, so that
+    a file replaced (atomically, by a rename) meanwhile is seen whole, old or new."""
+    with open_regular(name) as f:
         size = os.fstat(f.fileno()).st_size
         if size == 0:
             raise Refused("the file is empty", corrupt=True)
-        metadata, described = read_header(f, size)
-    checked = plan(metadata, described, checkpoint=checkpoint)
-    arrays = {}
-    try:
-        # safetensors maps the file and checks the header again; a file replaced since the
-        # header was read is caught by comparing its metadata and each tensor's dtype/shape.
-        with safetensors.safe_open(name, framework="numpy") as f:
-            if (f.metadata() or {}) != metadata or set(f.keys()) != set(described):
-                raise Refused("the file changed while it was read", corrupt=True)
-            for key in sorted(checked.shapes, key=natural):
-                array = f.get_tensor(key)
-                if array.dtype != checked.dtype or array.shape != tuple(checked.shapes[key]):
-                    raise Refused("the file changed while it was read", corrupt=True)
-                arrays[key] = array
-    except safetensors.SafetensorError as err:
-        raise Refused(f"safetensors refuses it ({err})", corrupt=True) from err
+        metadata, described, starts = read_header(f, size)
+        checked = plan(metadata, described, checkpoint=checkpoint)
+        arrays = {key: read_tensor(f, starts[key], *described[key])
+                  for key in sorted(checked.shapes, key=natural)}
     if checksum(metadata, arrays) != metadata[CHECKSUM_KEY]:
         raise Refused(f"its {CHECKSUM_KEY} does not match its content", corrupt=True)
     for key in sorted(arrays, key=natural):
@@ -95,7 +113,8 @@ def read(path, *, checkpoint: bool = False) -> ModelRecord:
     try:
         checked, arrays = _read(name, checkpoint)
     except Refused as err:
+        detail = bounded(err.detail)
         if err.corrupt:
-            raise ModelFileError(f"{name!r} is truncated or corrupted: {err.detail}") from None
-        raise ModelFileError(f"{name!r}: {err.detail}") from None
+            raise ModelFileError(f"{name!r} is truncated or corrupted: {detail}") from None
+        raise ModelFileError(f"{name!r}: {detail}") from None
     return from_contents(checked, arrays, checkpoint=checkpoint)

@@ -28,6 +28,7 @@ from polynn.io.schema import (
     leaves,
     model_config,
     rebuild,
+    recorded_config,
 )
 from polynn.io.training import encode_training
 from polynn.nn.optim import state_fields
@@ -91,7 +92,7 @@ def to_contents(record: ModelRecord):
         raise Refused(f"expected a polynn.io.ModelRecord, got {type(record).__name__}",
                       unsaveable=True)
     config = {"format": FORMAT, "format_version": FORMAT_VERSION,
-              "polynn_version": __version__, **model_config(record.config)}
+              "polynn_version": __version__, **recorded_config(model_config(record.config))}
     metadata = {CONFIG_KEY: dumps(config)}
     if record.classes is not None:
         try:

@@ -39,8 +39,10 @@ HOST_TAG = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
 
 # --- reading ----------------------------------------------------------------------------------
 def sniff(prefix: bytes) -> str | None:
-    """What a file that is not safetensors is, from its first bytes, when that is telling."""
-    if prefix[:1] == b"\x80":
+    """What a file that is not safetensors is, from its first bytes, when that is telling
+    (asked only of a file whose first 8 bytes are no plausible header length)."""
+    if prefix[:1] == b"\x80" and prefix[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        # PROTO opcode and a protocol number: what every pickle since protocol 2 starts with.
         return f"{PICKLE_MESSAGE} (it is a pickle)"
     if prefix.startswith(b"\x93NUMPY"):
         return "it is a NumPy .npy array, not a polynn model file (a safetensors file)"
@@ -60,9 +62,10 @@ def _header_text(f, size: int) -> str:
     against :data:`MAX_HEADER_BYTES` and the file before a byte of it is read."""
     prefix = f.read(8)
     n = int.from_bytes(prefix, "little")
-    if len(prefix) < 8 or n > MAX_HEADER_BYTES or n > size - 8 or f.read(1) != b"{":
-        # Not a safetensors file: say what it is when its first bytes tell. (Only now: the
-        # length of a genuine header may well start with a pickle's 0x80.)
+    if len(prefix) < 8 or n > MAX_HEADER_BYTES or n > size - 8:
+        # Not a safetensors file: say what it is when its first bytes tell. (Only when the
+        # length does not fit the file: a genuine header's length may well start with a
+        # pickle's 0x80, and a damaged byte after it is damage, not a pickle.)
         known = sniff(prefix)
         if known is not None:
             raise Refused(known)
@@ -111,9 +114,11 @@ def _described(key, info):
 
 
 def read_header(f, size: int):
-    """``(metadata, {tensor: (dtype, shape)})`` from the header of the open file ``f`` of
-    ``size`` bytes, checked: its length, its JSON, each tensor's dtype, shape and byte range,
-    and that the ranges tile the data exactly."""
+    """``(metadata, {tensor: (dtype, shape)}, {tensor: absolute byte offset})`` from the header
+    of the open file ``f`` of ``size`` bytes, checked: its length, its JSON, each tensor's
+    dtype, shape and byte range, and that the ranges tile the data exactly. The offsets are
+    where each tensor's bytes start in ``f`` (read them from the same open file: a file
+    replaced by a rename since is not seen)."""
     # root object, tensor object, shape/offsets list: a safetensors header is 3 deep.
     header = loads(_header_text(f, size), "the safetensors header", max_depth=3)
     if not isinstance(header, dict):
@@ -122,11 +127,13 @@ def read_header(f, size: int):
     if not (isinstance(metadata, dict)
             and all(isinstance(v, str) for v in metadata.values())):
         raise Refused("the header's __metadata__ is not an object of strings", corrupt=True)
-    data_size = size - f.tell()  # (f is just past the header)
-    tensors, ranges = {}, []
+    data_start = f.tell()  # (f is just past the header)
+    data_size = size - data_start
+    tensors, ranges, starts = {}, [], {}
     for key, info in header.items():
         dtype, shape, offsets = _described(key, info)
         tensors[key] = (dtype, shape)
+        starts[key] = data_start + offsets[0]
         ranges.append((offsets[0], offsets[1], key))
     end = 0
     for begin, stop, key in sorted(ranges):
@@ -137,7 +144,23 @@ def read_header(f, size: int):
     if end != data_size:
         raise Refused(f"the header declares {end} bytes of tensor data but the file holds "
                       f"{data_size}", corrupt=True)
-    return metadata, tensors
+    return metadata, tensors, starts
+
+
+def read_tensor(f, start: int, dtype: np.dtype, shape: tuple) -> np.ndarray:
+    """The tensor of ``dtype`` and ``shape`` whose bytes start at ``start`` in the open file
+    ``f``, read into a new native-order array (one copy, no mapping of the file)."""
+    array = np.empty(shape, dtype=dtype)
+    view = memoryview(array.reshape(-1).view(np.uint8))
+    f.seek(start)
+    done = 0
+    while done < len(view):
+        got = f.readinto(view[done:])
+        if not got:
+            raise Refused(f"the file ended {len(view) - done} bytes before the end of its "
+                          "data", corrupt=True)
+        done += got
+    return array.astype(dtype.newbyteorder("="), copy=False)
 
 
 # --- writing ----------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from polynn.io.bounded_json import loads
 from polynn.io.errors import Refused, differences
 from polynn.io.training import check_training
 from polynn.nn import optim
-from polynn.validate import MODEL_CONFIG_KEYS, check_model_config
+from polynn.validate import MODEL_CONFIG_KEYS, OPTIONAL_CONFIG, check_model_config, dropout_value
 
 FORMAT = "polynn"
 FORMAT_VERSION = 1
@@ -87,21 +87,37 @@ def check_config(config) -> dict:
         raise Refused(f"format version {version}, written by a newer polynn "
                       f"({config.get('polynn_version')}); this polynn reads format version "
                       f"{FORMAT_VERSION}: upgrade polynn")
-    if config.keys() != CONFIG_KEYS:
-        raise Refused(f"config {differences(config.keys(), CONFIG_KEYS)}")
+    # Keys added after format version 1 (dropout) are optional: older files lack them.
+    keys = config.keys() - OPTIONAL_CONFIG.keys()
+    if keys != CONFIG_KEYS:
+        raise Refused(f"config {differences(keys, CONFIG_KEYS)}")
     if not isinstance(config["polynn_version"], str):
         raise Refused(f"config polynn_version={config['polynn_version']!r} is not a string")
+    model_keys = [key for key in (*MODEL_CONFIG_KEYS, *OPTIONAL_CONFIG) if key in config]
     return {**{key: config[key] for key in FILE_KEYS},
-            **model_config({key: config[key] for key in MODEL_CONFIG_KEYS})}
+            **model_config({key: config[key] for key in model_keys})}
 
 
 def model_config(config) -> dict:
-    """A model's configuration (exactly :data:`~polynn.validate.MODEL_CONFIG_KEYS`), checked
-    as ``MLP(...)`` checks its arguments."""
+    """A model's configuration (exactly :data:`~polynn.validate.MODEL_CONFIG_KEYS`, and any of
+    :data:`~polynn.validate.OPTIONAL_CONFIG`), checked as ``MLP(...)`` checks its arguments."""
     try:
         return check_model_config(config)
     except (TypeError, ValueError) as err:
         raise Refused(f"config: {err}") from None
+
+
+def recorded_config(config: dict) -> dict:
+    """A checked model configuration as a file records it: a per-layer ``activation`` as a
+    list, ``dropout`` as one rate or a list, and left out when it is 0 everywhere (so that a
+    file of a model without dropout is the file earlier versions wrote and read)."""
+    out = dict(config)
+    if not isinstance(out["activation"], str):
+        out["activation"] = list(out["activation"])
+    rates = out.pop("dropout", ())
+    if any(rates):
+        out["dropout"] = dropout_value(rates)
+    return out
 
 
 # --- the plan of a file -----------------------------------------------------------------------
@@ -192,10 +208,19 @@ def check_file_classes(value, config: dict):
 
 # --- values -----------------------------------------------------------------------------------
 def check_finite(key: str, array: np.ndarray) -> None:
-    """Refuse a tensor holding NaN or infinity."""
+    """Refuse a tensor holding NaN or infinity, or a negative value in an optimizer state's
+    field that holds none (:data:`polynn.nn.optim.NONNEGATIVE_STATE_FIELDS`: Adam's
+    ``second`` moments, whose square root the next step takes)."""
+    if not array.size:
+        return
     # min/max propagate NaN and ±inf without a mask the size of the array.
-    if array.size and not (np.isfinite(array.min()) and np.isfinite(array.max())):
+    low, high = array.min(), array.max()
+    if not (np.isfinite(low) and np.isfinite(high)):
         raise Refused(f"tensor {key!r} contains NaN or infinity")
+    parts = key.split(".")
+    if parts[0] == "optimizer" and parts[1] in optim.NONNEGATIVE_STATE_FIELDS and low < 0:
+        raise Refused(f"tensor {key!r} holds negative values (the smallest is {low:.3g}); "
+                      f"the optimizer's {parts[1]!r} moments are >= 0")
 
 
 def checksum(metadata: dict, tensors: dict) -> str:

@@ -3,9 +3,10 @@ its learning-rate schedule nested the same way), its step count, and the shuffli
 
 ``polynn.training`` is ``{"optimizer", "step", "shuffle_rng"}``: ``optimizer`` is
 ``{"class": "Adam", "fields": {...}}`` or null before the first ``fit``; ``step`` is the state's
-count (null with no optimizer); ``shuffle_rng`` is NumPy's ``bit_generator.state``. Only the
-classes of :data:`polynn.nn.optim.OPTIMIZER_CLASSES` and :data:`~polynn.nn.optim.SCHEDULE_CLASSES`
-are named or constructed: a file carries no Python objects.
+count (null with no optimizer); ``shuffle_rng`` is NumPy's ``bit_generator.state``, checked
+field by field by :func:`polynn.io.shuffle_state.check_shuffle`. Only the classes of
+:data:`polynn.nn.optim.OPTIMIZER_CLASSES` and :data:`~polynn.nn.optim.SCHEDULE_CLASSES` are
+named or constructed: a file carries no Python objects.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ import operator
 import numpy as np
 
 from polynn.io.errors import Refused, differences
+from polynn.io.shuffle_state import check_shuffle
 from polynn.nn import optim
 
 TRAINING_KEYS = frozenset({"optimizer", "step", "shuffle_rng"})
-_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
+#: The largest step count a checkpoint holds: JAX keeps the count in an int32 inside its
+#: compiled loop, and a file must load on every backend.
+MAX_STEP = 2**31 - 1
 _KINDS = {"optimizer": optim.OPTIMIZER_CLASSES, "learning-rate schedule": optim.SCHEDULE_CLASSES}
 
 
@@ -117,19 +121,6 @@ def decode_dataclass(spec, what: str):
         raise Refused(f"the saved {what} {spec['class']} is invalid ({err})") from err
 
 
-def check_shuffle(state) -> dict:
-    """A ``bit_generator.state`` of one of NumPy's bit generators, checked by loading it into
-    a new generator; returns that generator's state (a fresh dict)."""
-    try:
-        if not isinstance(state, dict) or state.get("bit_generator") not in _BIT_GENERATORS:
-            raise ValueError(f"unknown bit generator in {state!r}"[:200])
-        bit_generator = getattr(np.random, state["bit_generator"])()
-        bit_generator.state = state
-    except (ValueError, TypeError, KeyError, OverflowError) as err:
-        raise Refused(f"the shuffling generator's state is invalid ({err})") from err
-    return bit_generator.state
-
-
 def check_training(training):
     """``(optimizer or None, step or None, shuffle state)`` from the training JSON."""
     if not isinstance(training, dict):
@@ -143,6 +134,7 @@ def check_training(training):
         raise Refused("training state has an optimizer without its step count or a step "
                       "count without its optimizer")
     if step is not None and not (isinstance(step, int) and not isinstance(step, bool)
-                                 and step >= 0):
-        raise Refused(f"the optimizer's step count is {step!r}; expected an integer >= 0")
+                                 and 0 <= step <= MAX_STEP):
+        raise Refused(f"the optimizer's step count is {step!r:.60} (field 'step'); expected "
+                      f"an integer in [0, {MAX_STEP}] (JAX counts steps in int32)")
     return optimizer, step, check_shuffle(training["shuffle_rng"])

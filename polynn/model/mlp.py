@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from polynn import io
 from polynn.backend import BACKENDS, DTYPES, Backend, get_backend, to_host
-from polynn.datasets import split_indices
 from polynn.datasets.labels import encode_targets
 from polynn.distributed import is_main_process
 from polynn.init import INITIALIZERS, init_params
-from polynn.model import inference, record
+from polynn.model import fitting, inference, record
+from polynn.model import summary as summary_module
 from polynn.nn import mlp as nn_mlp
-from polynn.nn.activations import ACTIVATIONS, get_activation
+from polynn.nn.activations import layer_activations
 from polynn.nn.layout import params_to_columns
 from polynn.nn.losses import CLASSIFIERS, OUTPUTS
-from polynn.nn.optim import make_optimizer
 from polynn.placement import place, row_chunks, take_columns, take_rows, target_dtype
-from polynn.train import DivergenceError, History, TrainSpec, run
 from polynn.validate import (
+    check_activations,
     check_choice,
-    check_fit_options,
+    check_dropout,
     check_l2,
     check_layer_sizes,
     check_layers,
@@ -30,6 +27,8 @@ from polynn.validate import (
     check_rows,
     check_sample_weight,
     check_seed,
+    dropout_value,
+    normalize_sample_weight,
 )
 
 
@@ -41,8 +40,10 @@ class MLP:
     layer_sizes : sequence of int, length >= 2
         ``[n_features, hidden..., n_outputs]``. Layer l has ``W`` ``(n_{l-1}, n_l)`` and ``b``
         ``(n_l,)``.
-    activation : "relu" | "leaky_relu" | "tanh" | "sigmoid" | "identity"
-        Hidden-layer activation (``negative_slope`` configures leaky_relu; default 0.01).
+    activation : "relu" | "leaky_relu" | "tanh" | "sigmoid" | "identity", or a list of them
+        Hidden-layer activation: one name for every hidden layer, or one per hidden layer (the
+        first hidden layer's first; kept as a tuple). ``negative_slope`` configures leaky_relu
+        (default 0.01).
     output : "softmax" | "sigmoid" | "identity" | "poisson"
         Output/loss pair: softmax + cross-entropy (integer labels 0..k-1), sigmoid + binary
         cross-entropy (one output unit and 0/1 labels ``(m,)``; or k units and a multilabel 0/1
@@ -51,8 +52,20 @@ class MLP:
     backend : "numpy" | "jax" | "cupy" | "torch" | "array_api_strict", default ``$POLYNN_BACKEND``
         or "numpy" (JAX when ``mesh`` is given).
     device : backend-specific device ("cpu", "gpu:0", "cuda:1", ...) or None for the default.
-    dtype : "float32" | "float64" | "bfloat16" (JAX and PyTorch only). Host outputs of a
-        bfloat16 model (``predict``, ``predict_proba``, ``host_params``) are float32.
+    dtype : "float32" | "float64" | "bfloat16" | "mixed_bfloat16" (the last two JAX and
+        PyTorch only). Host outputs of a bfloat16 model (``predict``, ``predict_proba``,
+        ``host_params``) are float32. "mixed_bfloat16" is Keras's mixed-precision policy: the
+        parameters, optimizer state and data are float32 and each training step computes in
+        bfloat16 (:mod:`polynn.nn.mixed`); inference and evaluation use the float32
+        parameters, and every output is float32.
+    dropout : float in [0, 1) or a list of them (one per hidden layer), default 0
+        Inverted dropout on the hidden layers' activations while ``fit`` trains (never in
+        ``predict``, ``score``, ``loss``, validation, or ``value_and_grad`` without
+        ``training=True``). The masks come from a counter-based hash of (seed, step, layer,
+        example, unit) (:mod:`polynn.nn.dropout`): one seed gives the same masks, bit for bit,
+        on every backend. The key is the model's ``seed`` (``fit(seed=...)`` when given), the
+        step the optimizer's step count, the example its row in ``X``. Kept as ``dropout``, a
+        tuple of one rate per hidden layer.
     init : "he" (N(0, 2/n_in)) | "glorot" (uniform); drawn on the host, so a seed gives the same
         initial weights, bit for bit, on every backend.
     seed : int; fixes the initial weights and the shuffling of every later ``fit``.
@@ -61,13 +74,27 @@ class MLP:
         over the "data" devices (and split wide hidden layers over "model"); see
         :func:`polynn.backend.resolve_mesh` and :mod:`polynn.distributed`. Results equal the
         one-device run up to rounding.
+
+    Examples
+    --------
+    >>> import polynn as pn
+    >>> model = pn.MLP([2, 64, 32, 3], activation=["relu", "tanh"], dropout=[0.2, 0.1],
+    ...                backend="numpy", seed=0)
+    >>> model.activation, model.dropout
+    (('relu', 'tanh'), (0.2, 0.1))
+    >>> X, y = pn.datasets.spiral(100, 3, seed=0)
+    >>> history = model.fit(X, y, epochs=5, batch_size=50, optimizer="adam", lr=0.01)
+    >>> model.predict(X).shape
+    (300,)
     """
 
     def __init__(self, layer_sizes, *, activation="relu", output="softmax", backend=None,
                  device=None, dtype="float32", init="he", seed=0, negative_slope=0.01,
-                 mesh=None):
+                 mesh=None, dropout=0.0):
         self.layer_sizes = check_layer_sizes(layer_sizes)
-        check_choice("activation", activation, ACTIVATIONS)
+        n_hidden = len(self.layer_sizes) - 2
+        activation = check_activations(activation, n_hidden)
+        self.dropout = check_dropout(dropout, n_hidden)
         check_choice("output", output, OUTPUTS)
         check_choice("init", init, INITIALIZERS)
         if not isinstance(backend, Backend) and backend is not None:
@@ -85,7 +112,8 @@ class MLP:
     # -- construction ----------------------------------------------------------------------------
     @classmethod
     def from_params(cls, params, *, activation="relu", output="softmax", backend=None,
-                    device=None, dtype=None, seed=0, negative_slope=0.01, mesh=None):
+                    device=None, dtype=None, seed=0, negative_slope=0.01, mesh=None,
+                    dropout=0.0):
         """Build a model around existing parameters: a sequence of ``(W, b)`` pairs as NumPy or
         any backend's arrays (copied to the chosen backend). ``dtype`` defaults to W's dtype."""
         host = tuple((to_host(W), to_host(b)) for W, b in params)
@@ -95,7 +123,7 @@ class MLP:
             dtype = dtype if dtype in DTYPES else "float32"
         model = cls(sizes, activation=activation, output=output, backend=backend,
                     device=device, dtype=dtype, seed=seed, negative_slope=negative_slope,
-                    mesh=mesh)
+                    mesh=mesh, dropout=dropout)
         model.params = model._to_backend(host)
         return model
 
@@ -143,8 +171,9 @@ class MLP:
     @property
     def activation_fn(self):
         """The hidden layers' activation: a :mod:`polynn.nn.activations` pair (forward,
-        backward) with the model's ``negative_slope``, as ``polynn.nn.mlp`` takes it."""
-        return get_activation(self.activation, negative_slope=self.negative_slope)
+        backward) with the model's ``negative_slope`` (a tuple of them, one per hidden layer,
+        for per-layer activations), as ``polynn.nn.mlp`` takes it."""
+        return layer_activations(self.activation, negative_slope=self.negative_slope)
 
 
     @property
@@ -156,9 +185,14 @@ class MLP:
         return self.layer_sizes[-1]
 
     def __repr__(self) -> str:
-        return (f"MLP({self.layer_sizes}, activation={self.activation!r}, output={self.output!r}, "
+        activation = self.activation if isinstance(self.activation, str) else list(
+            self.activation)
+        dropout = f", dropout={dropout_value(self.dropout)!r}" if any(self.dropout) else ""
+        return (f"MLP({self.layer_sizes}, activation={activation!r}, output={self.output!r}, "
                 f"backend={self.backend.name!r}, device={self.backend.device_name!r}, "
-                f"dtype={self.dtype!r})")
+                f"dtype={self.dtype!r}{dropout})")
+
+    summary = summary_module.summary
 
     # -- data ------------------------------------------------------------------------------------
     def _columns(self, y, m, name="y"):
@@ -218,18 +252,25 @@ class MLP:
             part = take_rows(self.backend, data.X, slice(start, stop), self._dtype)
             yield start, stop, infer(params_t, part)
 
-    def value_and_grad(self, X, y, *, l2=0.0, sample_weight=None):
+    def value_and_grad(self, X, y, *, l2=0.0, sample_weight=None, training=False):
         """The regularised loss (float) and the hand-derived gradients: a tuple of ``(dW, db)``
         backend arrays per layer, shaped like ``params``. ``sample_weight`` ``(m,)``: the data
-        loss is Σ wᵢ lᵢ / Σ wᵢ."""
+        loss is Σ wᵢ lᵢ / Σ wᵢ. ``training=True`` applies the model's dropout as a full-batch
+        ``fit`` step would at the optimizer's current step count (0 before any ``fit``), the
+        rows of ``X`` being examples 0..m-1; without it nothing is dropped."""
         data = self._placed(X, y, sample_weight=sample_weight)  # as a full-batch step
         every, dtype = slice(None), self._dtype
         Xd = take_rows(self.backend, data.X, every, dtype)
         T = take_columns(self.backend, data.T, every, dtype)
         weights = None if data.weights is None else take_rows(self.backend, data.weights,
                                                               every, dtype)
+        masks = None
+        dropout = fitting.dropout_for(self, None)
+        if training and dropout is not None:
+            step = 0 if self._opt_state is None else int(to_host(self._opt_state[0]))
+            masks = self.backend.call(dropout.masks, step, np.arange(data.m), Xd)
         loss, grads = self.backend.call(
-            nn_mlp.value_and_grad, self.params, Xd, T.T, sample_weight=weights,
+            nn_mlp.value_and_grad, self.params, Xd, T.T, sample_weight=weights, masks=masks,
             static=dict(activation=self.activation_fn, output=self.output, l2=check_l2(l2)))
         return float(to_host(loss)), grads
 
@@ -240,7 +281,8 @@ class MLP:
         X = self._placed(X, purpose="infer").X
         m = X.shape[0]
         T = encode_targets(y, self.output, self.n_outputs, m, "y", self._dtype)
-        w = None if sample_weight is None else check_sample_weight(sample_weight, m)
+        w = None if sample_weight is None else normalize_sample_weight(
+            check_sample_weight(sample_weight, m))[0]  # (as fit: in float64, then cast)
         l2 = check_l2(l2)
         backend, total = self.backend, 0.0
         for start, stop in row_chunks(m, batch_size, self.layer_sizes, self._dtype):
@@ -257,120 +299,13 @@ class MLP:
         penalty = backend.call(inference.penalty, self.params, static=dict(l2=l2))
         return total / (m if w is None else float(w.sum())) + float(to_host(penalty))
 
-    # -- training --------------------------------------------------------------------------------
-    def fit(self, X, y, *, lr=None, l2=0.0, epochs=100, batch_size=None, shuffle=True, seed=None,
-            optimizer="sgd", momentum=0.9, schedule=None, validation_split=None,
-            validation_data=None, patience=None, min_delta=0.0, restore_best_weights=True,
-            progress=False, callback=None, sample_weight=None, l2_per_weight=False,
-            stream=False) -> History:
-        """Train on ``X`` ``(m, n_features)`` and labels/targets ``y``; returns a :class:`History`.
-
-        Full batch when ``batch_size`` is None (each step is an epoch; ``history.loss[k]`` is the
-        loss of step k's forward pass, before its update), mini-batches otherwise (per-epoch mean
-        loss). Calling ``fit`` again continues from the current weights, and from the optimizer
-        state and shuffling stream when the optimizer settings are unchanged.
-
-        ``optimizer``: "sgd", "momentum", "nesterov" or "adam"; ``lr`` defaults to
-        ``polynn.nn.optim.DEFAULT_LEARNING_RATES`` (0.1 for sgd, 0.01 for momentum/nesterov,
-        0.001 for adam); ``schedule`` is None (constant) or a schedule object from
-        ``polynn.nn.optim``; ``optimizer`` may also be an optimizer object from
-        ``polynn.nn.optim`` (e.g. ``Adam(Constant(1e-3), eps=1e-7)``), learning rate included.
-        ``validation_split`` (a fraction: a seeded, stratified split) or
-        ``validation_data=(X_val, y_val)`` add validation loss/accuracy per epoch; ``patience``
-        stops after that many epochs without improvement of the validation loss by more than
-        ``min_delta`` and restores the best weights. ``seed`` reseeds the shuffling; Ctrl-C
-        stops after the current step and keeps the weights. ``callback(info)`` runs after every
-        epoch with a :class:`polynn.train.EpochInfo` (epoch count, history, current row-layout
-        params) and stops training by returning True; during the callback the model itself
-        holds the current parameters and optimizer state (``predict``, ``loss``,
-        ``save_checkpoint`` see them). A loss that becomes NaN/inf raises
-        :class:`DivergenceError` and keeps the weights from before the divergence.
-
-        ``sample_weight`` ``(m,)``: non-negative example weights; each batch's data loss becomes
-        its weighted mean Σ wᵢ lᵢ / Σ wᵢ (as ``numpy.average``; uniform weights change nothing).
-        ``l2_per_weight=True`` also divides the L2 term by the batch's mean weight, which is
-        scikit-learn's convention (its alpha is normalised by the batch's sum of weights).
-
-        Memory (see :mod:`polynn.placement`): no copy of ``X`` is made where the backend
-        computes in host memory (NumPy, array-api-strict, PyTorch on the CPU): each mini-batch
-        is gathered (and cast to the model's dtype) when it is used, also from a
-        ``numpy.memmap``. Other backends hold one device copy of the data in the model's dtype;
-        ``stream=True`` keeps host data on the host instead and moves the batches as they are
-        needed (on JAX, chunks of batches moved while the previous chunk trains), for data
-        larger than device memory; it gives the same parameters as the resident path and needs
-        mini-batches (``batch_size`` < the number of rows). ``validation_split`` takes its rows
-        by index (no copy) and validation is evaluated in chunks of rows.
-        """
-        options = check_fit_options(dict(
-            lr=lr, l2=l2, epochs=epochs, batch_size=batch_size, shuffle=shuffle, seed=seed,
-            optimizer=optimizer, momentum=momentum, schedule=schedule,
-            validation_split=validation_split, validation_data=validation_data,
-            patience=patience, min_delta=min_delta, restore_best_weights=restore_best_weights,
-            progress=progress, callback=callback, l2_per_weight=l2_per_weight, stream=stream))
-        data, validation = self._place_fit(X, y, sample_weight, options)
-        return self._train(data, validation, options)
-
-    def _place_fit(self, X, y, sample_weight, options):
-        """The training data and the validation data (or None), placed."""
-        split, val_data = options["validation_split"], options["validation_data"]
-        if split is not None and val_data is not None:
-            raise ValueError("give validation_split or validation_data, not both")
-        if options["patience"] is not None and split is None and val_data is None:
-            raise ValueError("early stopping (patience=...) needs validation_split or "
-                             "validation_data")
-        data = self._placed(X, y, sample_weight=sample_weight,
-                            batch_size=options["batch_size"], validation_split=split,
-                            stream=options["stream"])
-        if split is not None:
-            # A seeded random (stratified for classifiers) split, not the last rows: data sets
-            # often come sorted by class. The same seed gives the same split on every fit call.
-            # Rows are split by index (X, y and the sample weights alike): no copy.
-            y = check_rows(y, data.m)
-            stratify = self.output in CLASSIFIERS and y.ndim == 1 and np.issubdtype(
-                y.dtype, np.integer)
-            seed = self.seed if options["seed"] is None else options["seed"]
-            rows, val_rows = split_indices(y, test_size=split, stratify=stratify, seed=seed)
-            return (dataclasses.replace(data, rows=rows),
-                    dataclasses.replace(data, rows=val_rows, weights=None))
-        if val_data is not None:
-            val_data = self._placed(val_data[0], val_data[1], name="X_val", purpose="evaluate",
-                                    stream=options["stream"])
-        return data, val_data
-
-    def _train(self, data, validation, options) -> History:
-        """Run the loop on placed data; the model holds the current state during callbacks and
-        the last finite one after a divergence."""
-        opt = self._optimizer_for(options["optimizer"], options["lr"], options["momentum"],
-                                  options["schedule"])
-        if options["seed"] is not None:
-            self._shuffle_rng = np.random.default_rng(options["seed"])
-        callback = options["callback"]
-        spec = TrainSpec(self.backend, self.activation_fn, self.output, options["l2"], opt,
-                         options["epochs"], options["batch_size"], options["shuffle"],
-                         self._shuffle_rng, self._dtype, patience=options["patience"],
-                         min_delta=options["min_delta"],
-                         restore_best=options["restore_best_weights"],
-                         progress=options["progress"], callback=callback,
-                         l2_per_weight=options["l2_per_weight"],
-                         publish=None if callback is None else self._publish)
-        try:
-            self.params, self._opt_state, history = run(spec, self.params, self._opt_state,
-                                                        data, validation)
-        except DivergenceError as err:
-            self._publish(err.params, err.opt_state)
-            raise
-        return history
-
-    def _publish(self, params, opt_state):
-        """The training loop's current state, held by the model (row layout)."""
-        self.params, self._opt_state = params, opt_state
-
-    def partial_fit(self, X, y, **fit_options) -> History:
-        """One epoch over (X, y) that continues the weights, optimizer state and shuffling
-        stream: for data that arrives in pieces. Takes ``fit``'s options except ``epochs``."""
-        if "epochs" in fit_options:
-            raise TypeError("partial_fit runs exactly one epoch; use fit(epochs=...) for more")
-        return self.fit(X, y, epochs=1, **fit_options)
+    # -- training (polynn.model.fitting) ---------------------------------------------------------
+    fit = fitting.fit
+    partial_fit = fitting.partial_fit
+    _place_fit = fitting.place_fit
+    _train = fitting.train
+    _publish = fitting.publish
+    _optimizer_for = fitting.optimizer_for
 
     def save(self, path) -> None:
         """Write weights and configuration to one ``.safetensors`` file (no pickle),
@@ -388,26 +323,6 @@ class MLP:
         model_record = self.to_record(checkpoint=checkpoint)  # every process: collective
         if is_main_process():
             io.write(path, model_record)
-
-    def _optimizer_for(self, name, lr, momentum, schedule):
-        if not isinstance(name, str):
-            # An optimizer object from polynn.nn.optim: it carries its own learning rate.
-            if lr is not None or schedule is not None:
-                raise ValueError("optimizer is an object with its own learning rate: give lr "
-                                 "and schedule only with an optimizer name")
-            opt = name
-        else:
-            options = {"momentum": momentum} if name in ("momentum", "nesterov") else {}
-            opt = make_optimizer(name, schedule if schedule is not None else lr, **options)
-        previous = self._optimizer
-        same_kind = previous is not None and dataclasses.replace(
-            previous, learning_rate=opt.learning_rate) == opt
-        if not same_kind or self._opt_state is None:
-            # A new optimizer (or new hyper-parameters) starts from a fresh state; a changed
-            # learning rate alone keeps the momentum / moment buffers and the step count.
-            self._opt_state = opt.init(self.params)
-        self._optimizer = opt
-        return opt
 
     # -- inference -------------------------------------------------------------------------------
     @property
@@ -476,7 +391,8 @@ class MLP:
         copy = MLP.from_params(self.params, activation=self.activation, output=self.output,
                                backend=self.backend if backend is None else backend,
                                device=device, dtype=self.dtype if dtype is None else dtype,
-                               seed=self.seed, negative_slope=self.negative_slope, mesh=mesh)
+                               seed=self.seed, negative_slope=self.negative_slope, mesh=mesh,
+                               dropout=self.dropout)
         copy.classes = self.classes
         return copy
 

@@ -15,9 +15,6 @@ from polynn.datasets.labels import check_model_classes
 from polynn.io import ModelRecord, TrainingRecord
 from polynn.model.inference import host_output
 
-# NumPy's bit generators a shuffling stream may name (nothing else is constructed).
-_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
-
 
 def _host_tree(tree, dtype):
     return tuple((host_output(W, dtype), host_output(b, dtype)) for W, b in tree)
@@ -34,7 +31,8 @@ def to_record(self, *, checkpoint: bool = False) -> ModelRecord:
     config = {"layer_sizes": list(self.layer_sizes), "activation": self.activation,
               "output": self.output, "negative_slope": float(self.negative_slope),
               "init": self.init, "dtype": dtype.name,
-              "seed": list(seed) if isinstance(seed, (list, tuple)) else seed}
+              "seed": list(seed) if isinstance(seed, (list, tuple)) else seed,
+              "dropout": tuple(self.dropout)}
     training = None
     if checkpoint:
         state = self.opt_state
@@ -60,7 +58,8 @@ def from_record(cls, record: ModelRecord, *, backend=None, device=None, dtype=No
                              "dtype='float32'")
     model = cls(config["layer_sizes"], activation=config["activation"], output=config["output"],
                 backend=target, dtype=dtype, init=config["init"], seed=config["seed"],
-                negative_slope=config["negative_slope"])
+                negative_slope=config["negative_slope"],
+                dropout=config.get("dropout", 0.0))
     model.params = model._to_backend(record.params)
     model.classes = record.classes
     training = record.training
@@ -69,7 +68,8 @@ def from_record(cls, record: ModelRecord, *, backend=None, device=None, dtype=No
         if training.optimizer is not None and state is not None:
             count, *trees = state
             state = _same_kind(state, count, [model._to_backend(tree) for tree in trees])
-        model._set_training_state(training.optimizer, state, _generator(training.shuffle))
+        shuffle = io.shuffle_generator(training.shuffle)
+        model._set_training_state(training.optimizer, state, shuffle)
     return model
 
 
@@ -92,15 +92,6 @@ labels through it. Checked when set (:func:`polynn.datasets.labels.check_model_c
 def _same_kind(state, count, trees):
     """``(count, *trees)`` as the type of ``state`` (an optimizer's NamedTuple, or a tuple)."""
     return type(state)(count, *trees) if hasattr(state, "_fields") else (count, *trees)
-
-
-def _generator(state: dict) -> np.random.Generator:
-    name = state["bit_generator"]
-    if name not in _BIT_GENERATORS:
-        raise ValueError(f"unknown bit generator {name!r}; polynn restores {_BIT_GENERATORS}")
-    bit_generator = getattr(np.random, name)()
-    bit_generator.state = state
-    return np.random.Generator(bit_generator)
 
 
 # --- pickling: the record and the backend's spec, never a module or a Backend ----------------

@@ -9,6 +9,8 @@ The math runs in the training ("columns") layout (see ``polynn.nn.mlp``); ``forw
 
 from polynn.nn.activations import ACTIVATIONS, Activation, get_activation
 from polynn.nn.layout import params_to_columns, params_to_rows, state_to_columns, state_to_rows
+from polynn.nn.layout import params_to_columns as to_columns
+from polynn.nn.layout import params_to_rows as to_rows
 from polynn.nn.losses import OUTPUTS, OutputLoss
 from polynn.nn.mlp import (
     augment,
@@ -17,8 +19,6 @@ from polynn.nn.mlp import (
     forward_columns,
     loss,
     predict_output,
-    to_columns,
-    to_rows,
     value_and_grad,
     value_and_grad_columns,
 )

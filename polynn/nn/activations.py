@@ -9,12 +9,10 @@ All arrays keep the shape and floating dtype of their input.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from polynn.nn.namespace import namespace
-
-Array = object
+from polynn.nn.namespace import Array, namespace
 
 
 class Activation(NamedTuple):
@@ -22,40 +20,40 @@ class Activation(NamedTuple):
     backward: Callable[[Array, Array], Array]
 
 
-def _relu(Z):
+def _relu(Z: Array) -> Array:
     return namespace(Z).maximum(Z, 0.0)
 
 
-def _relu_backward(A, dA):
+def _relu_backward(A: Array, dA: Array) -> Array:
     # A 0/1 mask times dA, as the reference program writes it: on NumPy a multiply by the mask
     # is ~8x faster than ``where`` (measured on 256x256 float32).
     xp = namespace(A)
     return dA * xp.astype(A > 0, dA.dtype)
 
 
-def _tanh(Z):
+def _tanh(Z: Array) -> Array:
     return namespace(Z).tanh(Z)
 
 
-def _tanh_backward(A, dA):
+def _tanh_backward(A: Array, dA: Array) -> Array:
     return dA * (1.0 - A * A)
 
 
-def sigmoid(Z):
+def sigmoid(Z: Array) -> Array:
     """Logistic function, overflow-free: 1/(1+e^-z) = (1 + tanh(z/2)) / 2."""
     xp = namespace(Z)
     return 0.5 * (1.0 + xp.tanh(0.5 * Z))
 
 
-def _sigmoid_backward(A, dA):
+def _sigmoid_backward(A: Array, dA: Array) -> Array:
     return dA * A * (1.0 - A)
 
 
-def _identity(Z):
+def _identity(Z: Array) -> Array:
     return Z
 
 
-def _identity_backward(A, dA):
+def _identity_backward(A: Array, dA: Array) -> Array:
     return dA
 
 
@@ -68,10 +66,10 @@ def leaky_relu(negative_slope: float = 0.01) -> Activation:
     # max(z, s·z) is leaky ReLU for s <= 1 (min for s > 1), without a slow ``where``.
     pick = "maximum" if negative_slope <= 1 else "minimum"
 
-    def forward(Z):
+    def forward(Z: Array) -> Array:
         return getattr(namespace(Z), pick)(Z, negative_slope * Z)
 
-    def backward(A, dA):
+    def backward(A: Array, dA: Array) -> Array:
         xp = namespace(A)
         return dA * (negative_slope + (1.0 - negative_slope) * xp.astype(A > 0, dA.dtype))
 
@@ -94,3 +92,13 @@ def get_activation(name: str, *, negative_slope: float = 0.01) -> Activation:
     if name == "leaky_relu" and negative_slope != 0.01:
         return leaky_relu(negative_slope)
     return ACTIVATIONS[name]
+
+
+def layer_activations(activation: str | Sequence[str], *, negative_slope: float = 0.01
+                      ) -> Activation | tuple[Activation, ...]:
+    """The hidden layers' activations as :mod:`polynn.nn.mlp` takes them: one
+    :class:`Activation` for a name (every hidden layer), a tuple of them for a sequence of
+    names (one per hidden layer, the first hidden layer's first)."""
+    if isinstance(activation, str):
+        return get_activation(activation, negative_slope=negative_slope)
+    return tuple(get_activation(name, negative_slope=negative_slope) for name in activation)

@@ -33,25 +33,24 @@ from typing import NamedTuple
 from array_api_compat import device as device_of
 
 from polynn.nn.activations import sigmoid
-from polynn.nn.namespace import namespace
-
-Array = object
+from polynn.nn.namespace import Array, Namespace, namespace
 
 
 class OutputLoss(NamedTuple):
     output: Callable[[Array], Array]
     terms: Callable[..., tuple[Array, Array, Array]]
 
-    def value(self, Z, T, w=None):
+    def value(self, Z: Array, T: Array, w: Array | None = None) -> Array:
         """The mean data loss alone (0-d); for evaluation and autodiff."""
         return self.terms(Z, T, w)[0]
 
-    def value_and_delta(self, Z, T, w=None):
+    def value_and_delta(self, Z: Array, T: Array, w: Array | None = None
+                        ) -> tuple[Array, Array]:
         value, delta, _ = self.terms(Z, T, w)
         return value, delta
 
 
-def _mean(xp, per_example, w):
+def _mean(xp: Namespace, per_example: Array, w: Array | None) -> Array:
     """Σ_i w_i · per_example_i, with w_i = 1/m when ``w`` is None; ``per_example`` is (1, m) or
     (k, m) (then summed over k as well)."""
     if w is None:
@@ -59,11 +58,11 @@ def _mean(xp, per_example, w):
     return xp.sum(per_example * w)
 
 
-def _scale(delta, w):
+def _scale(delta: Array, w: Array | None) -> Array:
     return delta / delta.shape[1] if w is None else delta * w
 
 
-def _softmax_parts(Z):
+def _softmax_parts(Z: Array) -> tuple[Array, Array, Array]:
     """Shifted scores S = Z − max over classes (exactly 0 at each column's maximum), E = exp(S)
     and Σ_k E, shape (1, m): no overflow possible."""
     xp = namespace(Z)
@@ -72,12 +71,12 @@ def _softmax_parts(Z):
     return S, E, xp.sum(E, axis=0, keepdims=True)
 
 
-def softmax(Z):
+def softmax(Z: Array) -> Array:
     _, E, sum_E = _softmax_parts(Z)
     return E / sum_E
 
 
-def _softmax_ce(Z, T, w=None):
+def _softmax_ce(Z: Array, T: Array, w: Array | None = None) -> tuple[Array, Array, Array]:
     xp = namespace(Z)
     S, E, sum_E = _softmax_parts(Z)
     # -log p_y = log Σ exp(S) − S_y, picked out by the one-hot columns of T.
@@ -88,13 +87,13 @@ def _softmax_ce(Z, T, w=None):
     return value, _scale(E / sum_E - T, w), xp.astype(correct, xp.int32)
 
 
-def _softplus(Z):
+def _softplus(Z: Array) -> Array:
     """log(1 + e^z) without overflow: max(z, 0) + log1p(e^-|z|)."""
     xp = namespace(Z)
     return xp.maximum(Z, 0.0) + xp.log1p(xp.exp(-xp.abs(Z)))
 
 
-def _sigmoid_bce(Z, T, w=None):
+def _sigmoid_bce(Z: Array, T: Array, w: Array | None = None) -> tuple[Array, Array, Array]:
     # -[t log σ(z) + (1-t) log(1-σ(z))] = softplus(z) − t·z, averaged over all k·m elements.
     xp = namespace(Z)
     k = Z.shape[0]
@@ -105,11 +104,11 @@ def _sigmoid_bce(Z, T, w=None):
     return value, _scale(sigmoid(Z) - T, w) / k, xp.sum(xp.astype(hits, xp.int32))
 
 
-def _identity(Z):
+def _identity(Z: Array) -> Array:
     return Z
 
 
-def _mse(Z, T, w=None):
+def _mse(Z: Array, T: Array, w: Array | None = None) -> tuple[Array, Array, Array]:
     xp = namespace(Z)
     k = Z.shape[0]
     R = Z - T
@@ -117,11 +116,11 @@ def _mse(Z, T, w=None):
     return _mean(xp, R * R, w) / k, _scale((2.0 / k) * R, w), none
 
 
-def _exp(Z):
+def _exp(Z: Array) -> Array:
     return namespace(Z).exp(Z)
 
 
-def _poisson(Z, T, w=None):
+def _poisson(Z: Array, T: Array, w: Array | None = None) -> tuple[Array, Array, Array]:
     # Half Poisson deviance with a log link, ŷ = e^z:
     # y·log(y/ŷ) − y + ŷ = (y·log y − y) − y·z + e^z, with 0·log 0 = 0; zero at a perfect fit,
     # as scikit-learn's poisson_loss. e^z overflows only where the model has already diverged

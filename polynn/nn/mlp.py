@@ -22,32 +22,54 @@ Loss = mean data loss + ``0.5 * l2 * Σ‖W‖²`` (weights only, never the bias
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from array_api_compat import device as device_of
 
 from polynn.nn.activations import Activation, get_activation
+from polynn.nn.layout import ColumnParams, RowParams
 from polynn.nn.layout import params_to_columns as to_columns
 from polynn.nn.layout import params_to_rows as to_rows
 from polynn.nn.losses import OutputLoss, get_output
-from polynn.nn.namespace import namespace
+from polynn.nn.namespace import Array, namespace
+
+# One activation for every hidden layer (a name or a pair), or one per hidden layer.
+Activations = str | Activation | Sequence[str | Activation]
+# None, or per hidden layer a dropout mask (n_l, m) or None.
+Masks = Sequence[Array | None] | None
 
 
-def _as_activation(activation) -> Activation:
+def _as_activation(activation: str | Activation) -> Activation:
     return activation if isinstance(activation, Activation) else get_activation(activation)
 
 
-def _as_output(output) -> OutputLoss:
+def hidden_activations(activation: str | Activation | Sequence[str | Activation],
+                       n_hidden: int) -> tuple[Activation, ...]:
+    """One :class:`Activation` per hidden layer: ``activation`` is one (a name or a pair) for
+    every layer, or a sequence of exactly ``n_hidden`` of them, the first hidden layer's first."""
+    if isinstance(activation, (str, Activation)):
+        return (_as_activation(activation),) * n_hidden
+    activations = tuple(_as_activation(a) for a in activation)
+    if len(activations) != n_hidden:
+        raise ValueError(f"activation: {len(activations)} activations for {n_hidden} hidden "
+                         "layers; give one per hidden layer, or one name for all")
+    return activations
+
+
+def _as_output(output: str | OutputLoss) -> OutputLoss:
     return output if isinstance(output, OutputLoss) else get_output(output)
 
 
 # --- the augmented batch -------------------------------------------------------------------
-def augment(X):
+def augment(X: Array) -> Array:
     """Rows ``X`` ``(m, n)`` -> columns with a ones row, ``(n + 1, m)``, same dtype (a copy)."""
     xp = namespace(X)
     ones = xp.ones((1, X.shape[0]), dtype=X.dtype, device=device_of(X))
     return xp.concat([X.T, ones], axis=0)
 
 
-def weight_decay(params_t, l2):
+def weight_decay(params_t: ColumnParams, l2: float | Array) -> tuple[Array, ...] | None:
     """Per-layer ``(1, n_in + 1)`` rows holding ``l2`` for the weights and 0 for the bias column,
     to multiply each ``Wb`` by; None when ``l2`` is 0 (no decay work at all)."""
     if isinstance(l2, (int, float)) and l2 == 0:
@@ -63,46 +85,67 @@ def weight_decay(params_t, l2):
 
 
 # --- the math, in columns ------------------------------------------------------------------------
-def forward_columns(params_t, Xa, activation="relu"):
-    """Run the network on ``Xa`` ``(n_0 + 1, m)`` (see :func:`augment`).
+def forward_columns(params_t: ColumnParams, Xa: Array, activation: Activations = "relu",
+                    masks: Masks = None) -> tuple[Array, tuple[Array, ...]]:
+    """Run the network on ``Xa`` ``(n_0 + 1, m)`` (see :func:`augment`). ``activation``: one
+    for every hidden layer or one per hidden layer (:func:`hidden_activations`); ``masks``:
+    None, or per hidden layer an ``(n_l, m)`` dropout mask (:mod:`polynn.nn.dropout`) or None,
+    multiplied into that layer's activations before the next layer reads them.
 
     Returns ``(Z_out, cache)``: the output pre-activation ``(n_L, m)`` and the tuple of
-    augmented layer inputs ``(Â_0 = Xa, Â_1, ..., Â_{L-1})`` that ``backward_columns`` needs."""
+    augmented layer inputs ``(Â_0 = Xa, Â_1, ..., Â_{L-1})`` that ``backward_columns`` needs
+    (before the masks: the activations' derivatives are read from them)."""
     xp = namespace(Xa)
-    g = _as_activation(activation).forward
+    gs = hidden_activations(activation, len(params_t) - 1)
     ones = Xa[-1:, ...]  # the ones row, reused by every layer
     A = Xa
     cache = [Xa]
-    for Wb in params_t[:-1]:
-        A = xp.concat([g(Wb @ A), ones], axis=0)
+    for layer, Wb in enumerate(params_t[:-1]):
+        A = xp.concat([gs[layer].forward(Wb @ _dropped(A, masks, layer)), ones], axis=0)
         cache.append(A)
-    return params_t[-1] @ A, tuple(cache)
+    return params_t[-1] @ _dropped(A, masks, len(params_t) - 1), tuple(cache)
 
 
-def backward_columns(params_t, cache, delta, activation="relu", decay=None):
+def _dropped(A: Array, masks: Masks, layer: int) -> Array:
+    """Layer ``layer``'s augmented input ``Â`` with the previous hidden layer's mask applied
+    (the ones row and the input ``Xa`` are never dropped)."""
+    if masks is None or layer == 0 or masks[layer - 1] is None:
+        return A
+    return namespace(A).concat([A[:-1, ...] * masks[layer - 1], A[-1:, ...]], axis=0)
+
+
+def backward_columns(params_t: ColumnParams, cache: tuple[Array, ...], delta: Array,
+                     activation: Activations = "relu",
+                     decay: tuple[Array, ...] | None = None, masks: Masks = None) -> ColumnParams:
     """Hand-derived backpropagation in columns.
 
     ``delta`` is dLoss/dZ_out ``(n_L, m)`` (from an output/loss pair, already divided by m);
-    ``cache`` comes from ``forward_columns``; ``decay`` from :func:`weight_decay` (or None).
+    ``cache`` comes from ``forward_columns``; ``decay`` from :func:`weight_decay` (or None);
+    ``masks`` the dropout masks the forward pass used (or None). With a mask D on layer l,
+    ``Â_l = [D ⊙ g(Z_l); 1]`` is what the next layer reads, so ``dWb_{l+1} = dZ · Â_lᵀ`` and
+    ``dZ_l = g'(Z_l) ⊙ D ⊙ (W_{l+1}ᵀ dZ)``.
     Returns a tuple of ``dWb`` with the shapes and dtype of ``params_t``: one matmul gives each
     layer's weight and bias gradients together (the bias column meets the ones row). dÂ_0 (the
     gradient w.r.t. the input) is never formed: nothing needs it."""
-    g_backward = _as_activation(activation).backward
+    gs = hidden_activations(activation, len(params_t) - 1)
     grads = []
     dZ = delta
     for layer in range(len(params_t) - 1, -1, -1):
         Wb = params_t[layer]
         A_prev = cache[layer]
-        dWb = dZ @ A_prev.T
+        dWb = dZ @ _dropped(A_prev, masks, layer).T
         if decay is not None:
             dWb = dWb + decay[layer] * Wb
         grads.append(dWb)
         if layer > 0:
-            dZ = g_backward(A_prev[:-1, ...], Wb[:, :-1].T @ dZ)
+            dA = Wb[:, :-1].T @ dZ
+            if masks is not None and masks[layer - 1] is not None:
+                dA = dA * masks[layer - 1]
+            dZ = gs[layer - 1].backward(A_prev[:-1, ...], dA)
     return tuple(reversed(grads))
 
 
-def l2_penalty_columns(params_t, decay):
+def l2_penalty_columns(params_t: ColumnParams, decay: tuple[Array, ...] | None) -> Any:
     """``0.5 * l2 * Σ‖W‖²`` over the weights (not the bias column); a 0-d array, or 0.0."""
     if decay is None:
         return 0.0
@@ -112,25 +155,30 @@ def l2_penalty_columns(params_t, decay):
     return 0.5 * sum(d[0, 0] * xp.sum(Wb[:, :-1] * Wb[:, :-1]) for Wb, d in zip(params_t, decay))
 
 
-def value_and_grad_columns(params_t, Xa, T, activation="relu", output="softmax", decay=None,
-                           w=None):
+def value_and_grad_columns(params_t: ColumnParams, Xa: Array, T: Array,
+                           activation: Activations = "relu",
+                           output: str | OutputLoss = "softmax",
+                           decay: tuple[Array, ...] | None = None,
+                           w: Array | None = None,
+                           masks: Masks = None) -> tuple[Array, ColumnParams, Array]:
     """Regularised loss (0-d), its gradient (a tuple of ``dWb``) and the correct count (0-d
     int32), all in columns: ``Xa`` ``(n_0 + 1, m)``, ``T`` ``(n_L, m)``, ``w`` None or
-    ``(1, m)`` example weights summing to 1."""
-    Z, cache = forward_columns(params_t, Xa, activation)
+    ``(1, m)`` example weights summing to 1, ``masks`` None or dropout masks (see
+    :func:`forward_columns`)."""
+    Z, cache = forward_columns(params_t, Xa, activation, masks)
     data_loss, delta, correct = _as_output(output).terms(Z, T, w)
-    grads = backward_columns(params_t, cache, delta, activation, decay)
+    grads = backward_columns(params_t, cache, delta, activation, decay, masks)
     return data_loss + l2_penalty_columns(params_t, decay), grads, correct
 
 
 # --- the public row layout, over the same math ---------------------------------------------------
-def forward(params, X, activation="relu"):
+def forward(params: RowParams, X: Array, activation: str | Activation = "relu") -> Array:
     """The output layer's pre-activation ``(m, n_L)`` for rows ``X`` ``(m, n_0)``."""
     Z, _ = forward_columns(to_columns(params), augment(X), activation)
     return Z.T
 
 
-def example_weights(sample_weight):
+def example_weights(sample_weight: Array | None) -> Array | None:
     """Non-negative weights ``(m,)`` -> the ``(1, m)`` row summing to 1 that the loss pairs take
     (None stays None: every example weighs 1/m)."""
     if sample_weight is None:
@@ -139,28 +187,35 @@ def example_weights(sample_weight):
     return xp.reshape(sample_weight / xp.sum(sample_weight), (1, -1))
 
 
-def loss(params, X, T, activation="relu", output="softmax", l2=0.0, sample_weight=None):
+def loss(params: RowParams, X: Array, T: Array, activation: Activations = "relu",
+         output: str | OutputLoss = "softmax", l2: float = 0.0,
+         sample_weight: Array | None = None, masks: Masks = None) -> Array:
     """Regularised loss (0-d array) of row-layout ``params`` on ``X`` ``(m, n_0)`` and targets
-    ``T`` ``(m, n_L)``; with ``sample_weight`` ``(m,)`` the data loss is Σ wᵢ lᵢ / Σ wᵢ."""
+    ``T`` ``(m, n_L)``; with ``sample_weight`` ``(m,)`` the data loss is Σ wᵢ lᵢ / Σ wᵢ;
+    ``masks``: None or per hidden layer a dropout mask ``(n_l, m)`` (columns) or None."""
     params_t = to_columns(params)
-    Z, _ = forward_columns(params_t, augment(X), activation)
+    Z, _ = forward_columns(params_t, augment(X), activation, masks)
     decay = weight_decay(params_t, l2)
     data_loss = _as_output(output).value(Z, T.T, example_weights(sample_weight))
     return data_loss + l2_penalty_columns(params_t, decay)
 
 
-def value_and_grad(params, X, T, activation="relu", output="softmax", l2=0.0, sample_weight=None):
+def value_and_grad(params: RowParams, X: Array, T: Array, activation: Activations = "relu",
+                   output: str | OutputLoss = "softmax", l2: float = 0.0,
+                   sample_weight: Array | None = None,
+                   masks: Masks = None) -> tuple[Array, RowParams]:
     """The regularised loss (0-d array) and its gradient: a tuple of ``(dW (n_in, n_out),
-    db (n_out,))`` per layer, for row-layout ``params``, ``X`` ``(m, n_0)``, ``T`` ``(m, n_L)``
-    and optional ``sample_weight`` ``(m,)``."""
+    db (n_out,))`` per layer, for row-layout ``params``, ``X`` ``(m, n_0)``, ``T`` ``(m, n_L)``,
+    optional ``sample_weight`` ``(m,)`` and dropout ``masks`` (as :func:`loss`)."""
     params_t = to_columns(params)
     value, grads_t, _ = value_and_grad_columns(params_t, augment(X), T.T, activation, output,
                                                weight_decay(params_t, l2),
-                                               example_weights(sample_weight))
+                                               example_weights(sample_weight), masks)
     return value, to_rows(grads_t)
 
 
-def predict_output(params, X, activation="relu", output="softmax"):
+def predict_output(params: RowParams, X: Array, activation: str | Activation = "relu",
+                   output: str | OutputLoss = "softmax") -> Array:
     """Probabilities (softmax/sigmoid) or predictions (identity), ``(m, n_L)``."""
     Z = forward(params, X, activation)
     return _as_output(output).output(Z.T).T

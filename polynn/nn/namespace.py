@@ -8,12 +8,21 @@ arrays, JAX arrays and tracers), so one lookup per type is enough.
 
 from __future__ import annotations
 
+from typing import Any, TypeAlias
+
 from array_api_compat import array_namespace
 
-_BY_TYPE: dict[type, object] = {}
+# An array of any backend (NumPy, CuPy, PyTorch, JAX, array-api-strict): the array API standard
+# has no static type that all of them satisfy, so the math is typed against ``Any``-valued
+# aliases that name the role of each argument.
+Array: TypeAlias = Any
+# An array API namespace (``numpy``'s compat wrapper, ``jax.numpy``, ...), a module-like object.
+Namespace: TypeAlias = Any
+
+_BY_TYPE: dict[type, Namespace] = {}
 
 
-def namespace(x):
+def namespace(x: Array) -> Namespace:
     """The array API namespace of ``x`` (an array of any supported backend)."""
     kind = type(x)
     xp = _BY_TYPE.get(kind)

@@ -16,18 +16,65 @@ can be cached per configuration and reused across ``fit`` calls.
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from polynn.nn.namespace import namespace
+from polynn.nn import scalars
+from polynn.nn.namespace import Array, namespace
+
+# A step count: a Python int in eager loops, a 0-d integer array inside a compiled JAX loop.
+Count = Any
+# Nested tuples of arrays shaped like the parameters (``((W, b), ...)`` or ``(Wb, ...)``).
+Tree = Any
+
+
+def _checked(obj: object, **values: Any) -> None:
+    """Store the checked ``values`` on the frozen dataclass ``obj`` (its ``__post_init__``):
+    every optimizer and schedule refuses bad numbers when it is built, so a file's fields,
+    rebuilt through these constructors, are refused by the same rules."""
+    for name, value in values.items():
+        object.__setattr__(obj, name, value)
+
+
+def _learning_rate(owner: str, lr: object) -> float:
+    return scalars.positive(owner, "lr", lr)
+
+
+def _schedule(owner: str, learning_rate: object) -> Callable[[Count], Any]:
+    """An optimizer's ``learning_rate``: a schedule (any callable ``t -> rate``; polynn's own
+    checked their numbers when built) or a real number, which becomes :class:`Constant`."""
+    if callable(learning_rate):
+        return learning_rate
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
+        raise TypeError(f"{owner}: learning_rate must be a schedule (e.g. Constant(0.01)) or a "
+                        f"positive number, got {learning_rate!r:.60}")
+    return Constant(_learning_rate(owner, learning_rate))
+
+
+def _momentum(owner: str, momentum: object) -> float:
+    # scikit-learn's range for its momentum (0 <= momentum <= 1).
+    return scalars.real(owner, "momentum", momentum, low=0.0, high=1.0)
+
+
+def _gamma(owner: str, gamma: object) -> float:
+    # A decay: 0 <= gamma <= 1 (gamma = 0 stops learning after ``every`` steps, which is
+    # harmless; gamma > 1 grows without bound, a negative one alternates into ascent).
+    return scalars.real(owner, "gamma", gamma, low=0.0, high=1.0)
 
 
 # --- learning-rate schedules: callables t -> learning rate --------------------------------------
 @dataclass(frozen=True)
 class Constant:
+    """``lr`` at every step (a finite float > 0)."""
+
     lr: float
 
-    def __call__(self, t):
+    def __post_init__(self) -> None:
+        _checked(self, lr=_learning_rate("Constant", self.lr))
+
+    def __call__(self, t: Count) -> Any:
         return self.lr
 
 
@@ -38,7 +85,11 @@ class InverseScaling:
     lr: float
     power: float = 0.5
 
-    def __call__(self, t):
+    def __post_init__(self) -> None:
+        _checked(self, lr=_learning_rate("InverseScaling", self.lr),
+                 power=scalars.real("InverseScaling", "power", self.power, low=0.0))
+
+    def __call__(self, t: Count) -> Any:
         return self.lr / (t + 1) ** self.power
 
 
@@ -50,7 +101,12 @@ class StepDecay:
     gamma: float = 0.5
     every: int = 1000
 
-    def __call__(self, t):
+    def __post_init__(self) -> None:
+        _checked(self, lr=_learning_rate("StepDecay", self.lr),
+                 gamma=_gamma("StepDecay", self.gamma),
+                 every=scalars.integer("StepDecay", "every", self.every, low=1))
+
+    def __call__(self, t: Count) -> Any:
         return self.lr * self.gamma ** (t // self.every)
 
 
@@ -62,7 +118,12 @@ class ExponentialDecay:
     gamma: float = 0.5
     every: int = 1000
 
-    def __call__(self, t):
+    def __post_init__(self) -> None:
+        _checked(self, lr=_learning_rate("ExponentialDecay", self.lr),
+                 gamma=_gamma("ExponentialDecay", self.gamma),
+                 every=scalars.positive("ExponentialDecay", "every", self.every))
+
+    def __call__(self, t: Count) -> Any:
         return self.lr * self.gamma ** (t / self.every)
 
 
@@ -79,7 +140,16 @@ class EpochInverseScaling:
     steps_per_epoch: int
     t0: int = 0
 
-    def __call__(self, t):
+    def __post_init__(self) -> None:
+        owner = "EpochInverseScaling"
+        _checked(self, lr=_learning_rate(owner, self.lr),
+                 power=scalars.real(owner, "power", self.power, low=0.0),
+                 n_samples=scalars.integer(owner, "n_samples", self.n_samples, low=1),
+                 steps_per_epoch=scalars.integer(owner, "steps_per_epoch",
+                                                 self.steps_per_epoch, low=1),
+                 t0=scalars.integer(owner, "t0", self.t0, low=0))
+
+    def __call__(self, t: Count) -> Any:
         epoch = t // self.steps_per_epoch
         after_first = 1 - 1 // (epoch + 1)  # 0 in the first epoch, 1 afterwards
         seen = after_first * (self.t0 + epoch * self.n_samples)
@@ -95,10 +165,10 @@ SCHEDULES = {
 }
 
 
-def as_schedule(learning_rate) -> Schedule:
+def as_schedule(learning_rate: float | Schedule | Callable[[Count], Any]) -> Schedule:
     """A float becomes a constant schedule; a schedule is returned as is."""
     if callable(learning_rate):
-        return learning_rate
+        return learning_rate  # type: ignore[return-value]  # any t -> rate callable is a schedule
     lr = float(learning_rate)
     if not (math.isfinite(lr) and lr > 0):
         raise ValueError(f"learning rate must be a positive finite number, got {learning_rate!r}")
@@ -106,7 +176,7 @@ def as_schedule(learning_rate) -> Schedule:
 
 
 # --- optimizers ---------------------------------------------------------------------------------
-def tree_map(fn, *trees):
+def tree_map(fn: Callable[..., Any], *trees: Tree) -> Tree:
     """Apply ``fn`` leaf by leaf to nested tuples of arrays of one structure (row-layout
     ``((W, b), ...)`` pairs or the training layout's flat ``(Wb, ...)``)."""
     if isinstance(trees[0], tuple):
@@ -114,7 +184,7 @@ def tree_map(fn, *trees):
     return fn(*trees)
 
 
-def _count_in_dtype_of(t, params):
+def _count_in_dtype_of(t: Count, params: Tree) -> Count:
     """The step count ``t`` for computing step sizes: a Python int as it is (eager loops), an
     array count (a compiled JAX loop) cast to the parameters' dtype. Otherwise JAX would compute
     schedules and Adam's bias corrections in its default float dtype, which is float64 once any
@@ -129,7 +199,7 @@ def _count_in_dtype_of(t, params):
     return xp.astype(t, like.dtype)
 
 
-def _descend(p, step, inplace: bool):
+def _descend(p: Array, step: Array, inplace: bool) -> Array:
     """``p - step``. With ``inplace`` it is ``p -= step``, the array API's in-place operator:
     it overwrites mutable arrays (NumPy, CuPy, PyTorch) instead of allocating new ones, and
     simply rebinds immutable ones (JAX), so the result is the same everywhere."""
@@ -139,8 +209,8 @@ def _descend(p, step, inplace: bool):
     return p - step
 
 
-def _zeros_like(params):
-    def zeros(p):
+def _zeros_like(params: Tree) -> Tree:
+    def zeros(p: Array) -> Array:
         return namespace(p).zeros_like(p)
 
     return tree_map(zeros, params)
@@ -168,7 +238,7 @@ class AdamState(NamedTuple):
     second: Any
 
 
-def state_fields(optimizer_or_state) -> tuple[str, ...]:
+def state_fields(optimizer_or_state: Any) -> tuple[str, ...]:
     """The names of the parameter-shaped trees of an optimizer's state (an optimizer object or
     a state): ``()`` for SGD, ``("velocity",)`` for the momentum methods, ``("first",
     "second")`` for Adam. Files name their tensors after them."""
@@ -183,10 +253,14 @@ class SGD:
     learning_rate: Schedule
     State = SGDState
 
-    def init(self, params):
+    def __post_init__(self) -> None:
+        _checked(self, learning_rate=_schedule("SGD", self.learning_rate))
+
+    def init(self, params: Tree) -> SGDState:
         return SGDState(0)
 
-    def update(self, grads, state, params, inplace=False):
+    def update(self, grads: Tree, state: SGDState, params: Tree, inplace: bool = False
+               ) -> tuple[Tree, SGDState]:
         (t,) = state
         eta = self.learning_rate(_count_in_dtype_of(t, params))
         new = tree_map(lambda p, g: _descend(p, eta * g, inplace), params, grads)
@@ -203,10 +277,16 @@ class Momentum:
     nesterov: bool = False
     State = MomentumState
 
-    def init(self, params):
+    def __post_init__(self) -> None:
+        _checked(self, learning_rate=_schedule("Momentum", self.learning_rate),
+                 momentum=_momentum("Momentum", self.momentum),
+                 nesterov=scalars.flag("Momentum", "nesterov", self.nesterov))
+
+    def init(self, params: Tree) -> MomentumState:
         return MomentumState(0, _zeros_like(params))
 
-    def update(self, grads, state, params, inplace=False):
+    def update(self, grads: Tree, state: MomentumState, params: Tree, inplace: bool = False
+               ) -> tuple[Tree, MomentumState]:
         t, velocity = state
         eta, mu = self.learning_rate(_count_in_dtype_of(t, params)), self.momentum
         velocity = tree_map(lambda v, g: mu * v + g, velocity, grads)
@@ -228,10 +308,16 @@ class VelocityMomentum:
     nesterov: bool = True
     State = MomentumState
 
-    def init(self, params):
+    def __post_init__(self) -> None:
+        _checked(self, learning_rate=_schedule("VelocityMomentum", self.learning_rate),
+                 momentum=_momentum("VelocityMomentum", self.momentum),
+                 nesterov=scalars.flag("VelocityMomentum", "nesterov", self.nesterov))
+
+    def init(self, params: Tree) -> MomentumState:
         return MomentumState(0, _zeros_like(params))
 
-    def update(self, grads, state, params, inplace=False):
+    def update(self, grads: Tree, state: MomentumState, params: Tree, inplace: bool = False
+               ) -> tuple[Tree, MomentumState]:
         t, velocity = state
         eta, mu = self.learning_rate(_count_in_dtype_of(t, params)), self.momentum
         velocity = tree_map(lambda v, g: mu * v - eta * g, velocity, grads)
@@ -254,10 +340,19 @@ class Adam:
     eps: float = 1e-8
     State = AdamState
 
-    def init(self, params):
+    def __post_init__(self) -> None:
+        _checked(self, learning_rate=_schedule("Adam", self.learning_rate),
+                 beta1=scalars.real("Adam", "beta1", self.beta1, low=0.0, high=1.0,
+                                    high_open=True),
+                 beta2=scalars.real("Adam", "beta2", self.beta2, low=0.0, high=1.0,
+                                    high_open=True),
+                 eps=scalars.positive("Adam", "eps", self.eps))
+
+    def init(self, params: Tree) -> AdamState:
         return AdamState(0, _zeros_like(params), _zeros_like(params))
 
-    def update(self, grads, state, params, inplace=False):
+    def update(self, grads: Tree, state: AdamState, params: Tree, inplace: bool = False
+               ) -> tuple[Tree, AdamState]:
         t, first, second = state
         b1, b2, eps = self.beta1, self.beta2, self.eps
         # Fold both bias corrections into the step size: η·sqrt(1−β2^t)/(1−β1^t).
@@ -266,7 +361,7 @@ class Adam:
         first = tree_map(lambda m, g: b1 * m + (1 - b1) * g, first, grads)
         second = tree_map(lambda v, g: b2 * v + (1 - b2) * (g * g), second, grads)
 
-        def descend(p, m, v):
+        def descend(p: Array, m: Array, v: Array) -> Array:
             return _descend(p, eta * m / (namespace(v).sqrt(v) + eps), inplace)
 
         new = tree_map(descend, params, first, second)
@@ -274,10 +369,14 @@ class Adam:
 
 
 # --- the registry --------------------------------------------------------------------------------
-OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Momentum, "adam": Adam}
+OPTIMIZERS: dict[str, type[SGD] | type[Momentum] | type[Adam]] = {
+    "sgd": SGD, "momentum": Momentum, "nesterov": Momentum, "adam": Adam}
 # VelocityMomentum has no name here: polynn.sklearn builds it for solver="sgd" and passes the
 # object to MLP.fit(optimizer=...). Every optimizer polynn ships, by class name (files store it):
 OPTIMIZER_CLASSES = {cls.__name__: cls for cls in (SGD, Momentum, VelocityMomentum, Adam)}
+# The state fields that hold no negative value (Adam's second moments: averages of g * g); a
+# file's are checked against it.
+NONNEGATIVE_STATE_FIELDS = frozenset({"second"})
 # Every schedule polynn ships, by class name (files store it); EpochInverseScaling is what
 # polynn.sklearn builds for learning_rate="invscaling".
 SCHEDULE_CLASSES = {cls.__name__: cls for cls in (*SCHEDULES.values(), EpochInverseScaling)}
@@ -285,7 +384,8 @@ SCHEDULE_CLASSES = {cls.__name__: cls for cls in (*SCHEDULES.values(), EpochInve
 DEFAULT_LEARNING_RATES = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adam": 0.001}
 
 
-def make_optimizer(name: str = "sgd", learning_rate=None, **options):
+def make_optimizer(name: str = "sgd", learning_rate: float | Schedule | None = None,
+                   **options: Any) -> SGD | Momentum | Adam:
     """Build an optimizer by name: "sgd", "momentum", "nesterov" (momentum with Nesterov), "adam".
     ``learning_rate`` is a float, a schedule or None (``DEFAULT_LEARNING_RATES[name]``);
     ``options`` are the optimizer's own fields."""

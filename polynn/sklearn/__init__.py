@@ -16,10 +16,14 @@ any polynn backend. How scikit-learn's definitions map onto polynn's math (sciki
   and ``1 / k`` (Poisson). The estimator trains polynn's objective with ``l2 = s * alpha /
   batch_size`` and a learning rate ``learning_rate_init / s`` for "sgd" (Adam gets
   ``learning_rate_init`` and ``epsilon * s``): every update equals scikit-learn's. The loss
-  reported (``loss_``, ``loss_curve_``) is polynn's divided by ``s``: scikit-learn's value
-  (for squared error with k > 1 outputs scikit-learn reports the *mean* over outputs while its
-  gradient is that of the sum; polynn reports the value whose gradient it follows, k/1 times
-  larger). ``sample_weight`` makes each batch's data loss ``Σ wᵢ lᵢ / Σ wᵢ`` and divides the
+  reported (``loss_``, ``loss_curve_``) is polynn's divided by ``s``: scikit-learn's value.
+  Squared error with k > 1 outputs is the exception scikit-learn makes: it reports, stops on
+  and hands L-BFGS the *mean* over outputs while its gradient is that of the sum; the estimator
+  does the same (``reported.py``: ``(G + (k - 1) P) / k`` from the value G its gradient
+  follows and the penalty P; exact with one batch per epoch and for L-BFGS, the penalty of
+  mini-batches taken as the mean of the epoch's first and last weights'), while ``pn.MLP``'s
+  loss stays the mean squared error whose gradient it is. ``sample_weight`` makes each
+  batch's data loss ``Σ wᵢ lᵢ / Σ wᵢ`` and divides the
   penalty by the batch's mean weight (``MLP.fit(l2_per_weight=True)``), so alpha is divided by
   the batch's sum of weights, as in scikit-learn. Differences that stay: scikit-learn divides
   alpha by the size of each batch, polynn by ``batch_size`` for every batch, so the last,
@@ -74,15 +78,31 @@ any polynn backend. How scikit-learn's definitions map onto polynn's math (sciki
   True)``, an ``X`` of PyTorch / JAX / CuPy / array-api-strict trains on its own backend and
   device (validated on a host copy; unless ``backend`` is given) and predictions come back in
   the input's namespace and device (non-numeric labels stay NumPy); ``y`` and ``sample_weight``
-  of any library are host data. Without dispatch every output is NumPy.
+  of any library are host data. Without dispatch every output is NumPy. Dispatch needs SciPy's
+  array API support: set the environment variable ``SCIPY_ARRAY_API=1`` before Python imports
+  scipy or scikit-learn (``SCIPY_ARRAY_API=1 python script.py``); without it scikit-learn's
+  ``set_config`` / ``config_context(array_api_dispatch=True)`` raises a RuntimeError that says
+  so (tested in ``tests/test_sklearn_extra.py``).
 
 Modules: ``inputs`` (dispatch, dense/sparse, host copies), ``backend_model`` (the backend model
 derived from an estimator's state, the optimizer's state as host data), ``stochastic`` (sgd and
 adam: learning rate and stopping rules), ``lbfgs``, ``_base`` (the shared estimator),
-``classifier``, ``regressor``.
+``classifier``, ``regressor``, ``reported`` (scikit-learn's multi-output squared error value).
 """
 
-from polynn.sklearn.classifier import MLPClassifier
-from polynn.sklearn.regressor import MLPRegressor
+# The extra's libraries are named with the install command when missing (as polynn names a
+# missing backend), not left as a bare ModuleNotFoundError from deep inside an import.
+EXTRA_PROJECTS = {"sklearn": "scikit-learn", "scipy": "scipy"}
+
+try:
+    from polynn.sklearn.classifier import MLPClassifier
+    from polynn.sklearn.regressor import MLPRegressor
+except ModuleNotFoundError as error:
+    missing = (error.name or "").partition(".")[0]
+    if missing not in EXTRA_PROJECTS:
+        raise
+    raise ModuleNotFoundError(
+        f"polynn.sklearn needs {EXTRA_PROJECTS[missing]}, which is not installed: "
+        'pip install "polynn[sklearn]"', name=error.name) from error
 
 __all__ = ["MLPClassifier", "MLPRegressor"]

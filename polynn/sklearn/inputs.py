@@ -12,7 +12,10 @@ from polynn.backend import backend_of, dtype_info, get_backend, to_host
 
 # Sparse X is densified for training; above this many elements it is refused (2 GiB of float64).
 MAX_DENSE_ELEMENTS = 2**28
-PREDICT_CHUNK_ROWS = 4096  # sparse X is densified this many rows at a time for predict
+#: Sparse X is densified for predict in blocks of rows of at most this many bytes (and at most
+#: PREDICT_CHUNK_ROWS rows), whatever its width: 4096 rows of 2**20 features would be 32 GiB.
+DENSE_BLOCK_BYTES = 32 << 20
+PREDICT_CHUNK_ROWS = 4096
 
 
 def foreign(x) -> bool:
@@ -65,12 +68,20 @@ def dense(X, name):
     return X.toarray()
 
 
+def block_rows(n_features: int, itemsize: int) -> int:
+    """Rows per dense block of a sparse matrix ``n_features`` wide with ``itemsize``-byte
+    values: at most :data:`DENSE_BLOCK_BYTES` (one row at least) and PREDICT_CHUNK_ROWS."""
+    return max(1, min(PREDICT_CHUNK_ROWS, DENSE_BLOCK_BYTES // max(1, n_features * itemsize)))
+
+
 def dense_blocks(X):
-    """``X`` as dense row blocks: itself when dense, ``PREDICT_CHUNK_ROWS`` rows at a time when
-    sparse (never the whole matrix densified at once)."""
+    """``X`` as dense row blocks: itself when dense; when sparse, blocks of
+    :func:`block_rows` rows, each at most DENSE_BLOCK_BYTES (never the whole matrix densified
+    at once, whatever its width)."""
     if not scipy.sparse.issparse(X):
         yield X
         return
     X = X.tocsr()
-    for i in range(0, X.shape[0], PREDICT_CHUNK_ROWS):
-        yield X[i:i + PREDICT_CHUNK_ROWS].toarray()
+    rows = block_rows(X.shape[1], X.dtype.itemsize)
+    for i in range(0, X.shape[0], rows):
+        yield X[i:i + rows].toarray()

@@ -17,6 +17,8 @@ from polynn.backend import to_host
 from polynn.nn import mlp as nn_mlp
 from polynn.nn.activations import get_activation
 
+from .reported import mean_over_outputs, sklearn_value
+
 
 def pack(params):
     """scikit-learn's flat parameter vector of host ``(W, b)`` pairs: every W raveled, then
@@ -71,9 +73,17 @@ def objective(est, model, X, T, sample_weight):
     flat_value_and_grad = _flat_value_and_grad(backend, model.activation, model.output,
                                                float(est.alpha) * scale / n, shapes)
 
+    k = T.shape[1] if mean_over_outputs(est) else 1
+    n_weights = sum(math.prod(W) for W, _ in shapes)  # the packed weights come first
+    penalty = 0.5 * float(est.alpha) / n
+
     def f(theta):
         loss, grad = flat_value_and_grad(backend.asarray(theta, dtype), Xd, Td, swd)
-        return float(to_host(loss)) / scale, to_host(grad).astype(np.float64) / scale
+        value = float(to_host(loss)) / scale
+        if k > 1:  # scikit-learn's value (the mean over outputs) next to its gradient
+            coefs = np.asarray(theta[:n_weights], dtype=np.float64)
+            value = sklearn_value(value, penalty * float(coefs @ coefs), k)
+        return value, to_host(grad).astype(np.float64) / scale
 
     return f
 

@@ -102,4 +102,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
+        # Poisson targets are counts: negative ones are refused (scikit-learn 1.9.1 accepts
+        # them and trains to NaN), so check_estimator must feed non-negative targets.
+        tags.target_tags.positive_only = self.loss == "poisson"
         return tags

@@ -16,6 +16,7 @@ from polynn.nn.optim import Adam, Constant, EpochInverseScaling, VelocityMomentu
 
 from .backend_model import training_state, with_training_state
 from .inputs import host_array
+from .reported import EpochValue, mean_over_outputs
 
 STOCHASTIC_SOLVERS = ("sgd", "adam")
 
@@ -103,8 +104,12 @@ class EpochEnd:
     says whether scikit-learn's rules ended training, ``max_iter_reached`` whether it ran out of
     epochs, and ``best`` holds the host weights of the best validation score (or None)."""
 
-    def __init__(self, est, model, *, scale, n_samples, validation, incremental):
+    def __init__(self, est, model, *, scale, n_samples, validation, incremental,
+                 reported=None):
         self.est, self.scale, self.n_samples = est, scale, n_samples
+        # scikit-learn's value of the epoch's loss (reported.EpochValue: the mean over
+        # outputs of squared error with k > 1), or polynn's loss over the scale as it is.
+        self.reported = reported
         self.incremental = incremental
         self.validation = None
         if validation is not None:
@@ -118,7 +123,8 @@ class EpochEnd:
 
     def __call__(self, info) -> bool:
         est = self.est
-        self.record(float(info.history.loss[-1]) / self.scale)
+        loss = float(info.history.loss[-1]) / self.scale
+        self.record(loss if self.reported is None else self.reported(loss, info.params))
         if self.validation is not None:
             if self.update_validation(self.score(info.params)):
                 self.best = tuple((host_array(W, self.dtype), host_array(b, self.dtype))
@@ -219,8 +225,10 @@ def fit_stochastic(est, X, Y, sample_weight, incremental, rs):
     batch_size = est._batch_size(n_samples)
     scale = est._loss_scale()
     model = with_training_state(est._model_for_weights(), est.__dict__.get("_training_state"))
+    reported = EpochValue(est, model, batch_size=batch_size, n_samples=n_samples,
+                          sample_weight=sample_weight) if mean_over_outputs(est) else None
     epoch_end = EpochEnd(est, model, scale=scale, n_samples=n_samples, validation=validation,
-                         incremental=incremental)
+                         incremental=incremental, reported=reported)
     # scikit-learn divides alpha by each batch's weight sum: l2 per unit weight, divided by the
     # batch's mean weight (l2_per_weight) when there are weights.
     options = dict(l2=float(est.alpha) * scale / batch_size, batch_size=batch_size,

@@ -9,6 +9,7 @@ import numpy as np
 
 from polynn.train.divergence import finite_prefix
 from polynn.train.streaming import streamed_batches
+from polynn.train.weights import counted_rows
 
 
 def batch_plan(m, batch_size, rng, shuffle, rows=None):
@@ -25,19 +26,26 @@ def batch_plan(m, batch_size, rng, shuffle, rows=None):
     return plan
 
 
-def run_epoch(spec, batches, carry, data, decay, chunker, interrupted, tick=None):
+def run_epoch(spec, batches, carry, data, decay, chunker, interrupted, positive=None,
+              tick=None):
     """One pass over the rows of ``data`` (a :class:`polynn.placement.Placement`) in
     mini-batches of ``spec.batch_size``, run in chunks of batches; stops early on Ctrl-C or at
-    the first non-finite loss. ``tick(n)`` (optional) is told of every chunk's ``n`` steps as
-    it completes, so that progress moves during the epoch.
+    the first non-finite loss. ``positive``: the host mask of rows of positive weight (None
+    without weights): a batch with none is skipped (:mod:`polynn.train.weights`). ``tick(n)``
+    (optional) is told of every chunk's ``n`` steps as it completes, so that progress moves
+    during the epoch.
 
-    Returns ``(carry, losses, correct, sizes)``: host arrays of the per-batch losses (float64)
-    and correct counts of the batches run, and their sizes."""
+    Returns ``(carry, losses, correct, sizes, counted)``: host arrays of the per-batch losses
+    (float64) and correct counts of the batches run, their sizes, and the number of rows of
+    those batches that count in the epoch's means (all, but skipped batches')."""
     b = int(spec.batch_size)
     plan = batch_plan(data.m, b, spec.rng, spec.shuffle, data.rows)
+    host_plan = plan
     if data.stream:
         carry, losses, correct, sizes = streamed_batches(batches, carry, data, plan, decay, b,
-                                                         interrupted, tick)
+                                                         interrupted,
+                                                         ids=spec.dropout is not None,
+                                                         tick=tick)
     else:
         if not data.host:
             # The batch rows travel to the device once per epoch (m integers); the batches
@@ -46,8 +54,9 @@ def run_epoch(spec, batches, carry, data, decay, chunker, interrupted, tick=None
         carry, losses, correct, sizes = _chunks_of_batches(data, batches, carry, plan, decay,
                                                            chunker, interrupted, tick)
     if not losses:
-        return carry, np.zeros(0), np.zeros(0), []
-    return carry, np.concatenate(losses), np.concatenate(correct), sizes
+        return carry, np.zeros(0), np.zeros(0), [], 0
+    counted = counted_rows(host_plan, positive, sizes)
+    return carry, np.concatenate(losses), np.concatenate(correct), sizes, counted
 
 
 def _chunks_of_batches(data, batches, carry, plan, decay, chunker, interrupted, tick=None):

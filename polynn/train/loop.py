@@ -14,6 +14,7 @@ state (:mod:`polynn.train.divergence`); Ctrl-C stops after the current step
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ from polynn.train.interrupt import InterruptFlag
 from polynn.train.progress import as_progress
 from polynn.train.steps import normalized_weights, owned, runners
 from polynn.train.validation import Validation
+from polynn.train.weights import weighted_rows
 
 
 @dataclass
@@ -40,8 +42,9 @@ class TrainSpec:
     ``DType`` record that batches are cast to; ``callback(EpochInfo) -> bool | None`` runs after
     every epoch and stops training when it returns True; ``publish(params, opt_state)`` (row
     layout) runs just before it, so that the model holds the current state during the callback;
-    ``l2_per_weight``: see :func:`polynn.train.steps.normalized_weights`; ``progress``: a bool
-    (a tqdm bar) or a :class:`polynn.train.progress.Progress`."""
+    ``l2_per_weight``: see :func:`polynn.train.steps.normalized_weights`; ``dropout``: see
+    :func:`polynn.train.steps.make_step`; ``progress``: a bool (a tqdm bar) or a
+    :class:`polynn.train.progress.Progress`."""
 
     backend: Backend
     activation: object
@@ -60,6 +63,7 @@ class TrainSpec:
     callback: object = None
     l2_per_weight: bool = False
     publish: object = None
+    dropout: object = None  # None or a polynn.nn.dropout.Dropout (training steps only)
 
 
 def _record(history, losses, correct, steps: int, epochs: int, classify: bool) -> None:
@@ -81,9 +85,13 @@ class FullBatch:
         T = take_columns(backend, data.T, everything, dtype)
         w = None
         if data.weights is not None:
+            weighted_rows(data)  # (refuses rows trained on whose weights sum to zero)
             w, decay = normalized_weights(take_rows(backend, data.weights, everything, dtype),
                                           decay, spec.l2_per_weight)
         self.args = (Xa, T, decay, w)
+        if spec.dropout is not None:  # each column's row in the data set, for the masks
+            ids = np.arange(data.m) if data.rows is None else np.asarray(data.rows)
+            self.args += (backend.asarray(ids),)
         self.spec, self.full, self.keep, self.m, self.tick = spec, full, keep, data.m, tick
         self.previous = None  # (carry, steps) of the chunk before this one, for a replay
 
@@ -113,11 +121,13 @@ class MiniBatches:
 
     def __init__(self, spec, batches, data, decay, tick):
         self.spec, self.batches, self.data, self.decay = spec, batches, data, decay
+        self.positive = weighted_rows(data)  # batches of weight zero are skipped
         self.tick = tick
 
     def __call__(self, carry, start, n, history, chunker, interrupted, classify):
-        carry, losses, correct, sizes = run_epoch(self.spec, self.batches, carry, self.data,
-                                                  self.decay, chunker, interrupted, self.tick)
+        carry, losses, correct, sizes, counted = run_epoch(
+            self.spec, self.batches, carry, self.data, self.decay, chunker, interrupted,
+            self.positive, self.tick)
         good = finite_prefix(losses)
         if good < len(losses):
             history.steps += good
@@ -125,8 +135,9 @@ class MiniBatches:
         seen = sum(sizes)
         done = 1 if seen == self.data.m else 0  # else interrupted: a partial entry
         if seen:
-            _record(history, np.array([np.dot(losses, sizes) / seen]),
-                    np.array([correct.sum() / seen]), len(losses), done, classify)
+            counted = max(counted, 1)  # (a skipped batch adds 0 to both sums)
+            _record(history, np.array([np.dot(losses, sizes) / counted]),
+                    np.array([correct.sum() / counted]), len(losses), done, classify)
             history.partial_steps = 0 if done else len(losses)
         return carry, done
 
@@ -140,10 +151,23 @@ def _after_epoch(spec, history, carry, validation, classify) -> bool:
     if spec.publish is not None:
         # The model is the truth during fit: the callback may predict, score or save with it.
         spec.publish(params_to_rows(carry[0]), state_to_rows(carry[1]))
-    if spec.callback(EpochInfo(history.epochs, history, carry[0])):
+    if _callback_says_stop(spec.callback, spec.callback(EpochInfo(history.epochs, history,
+                                                                  carry[0]))):
         history.stopped = "callback"
         return True
     return False
+
+
+def _callback_says_stop(callback, answer) -> bool:
+    """The callback rule: ``None`` or ``False`` continues, ``True`` stops; anything else (a
+    string such as "no", an array, 1) is a TypeError naming the callback, not a guess."""
+    if answer is None or answer is False:
+        return False
+    if answer is True:
+        return True
+    name = getattr(callback, "__qualname__", None) or repr(callback)
+    raise TypeError(f"callback {name[:80]} returned {answer!r:.60} ({type(answer).__name__}); "
+                    "a callback returns None or False to continue training, True to stop")
 
 
 def run(spec: TrainSpec, params, opt_state, data, validation=None, history=None):
@@ -160,17 +184,23 @@ def run(spec: TrainSpec, params, opt_state, data, validation=None, history=None)
     backend = spec.backend
     full, batches, evaluate = runners(backend, spec.activation, spec.output, spec.optimizer,
                                       spec.dtype, spec.l2_per_weight and data.weights is not None,
-                                      data.host and not backend.jit)
+                                      data.host and not backend.jit, spec.dropout)
     keep = owned(backend)
     # With a mesh: parameters replicated, or hidden layers split over a "model" axis.
     state_t = state_to_columns(opt_state)
     carry = backend.place_training((params_to_columns(params), state_t))
     decay = backend.call(weight_decay, carry[0], static=dict(l2=spec.l2))
+    train_decay = decay
+    if spec.l2_per_weight and data.weights is not None and data.weight_exponent:
+        # The penalty over the batch's mean weight as given: the placed weights were divided
+        # by 2**weight_exponent (normalised in float64), so the L2 term is too.
+        train_decay = backend.call(weight_decay, carry[0], static=dict(
+            l2=math.ldexp(spec.l2, -data.weight_exponent)))
     full_batch = spec.batch_size is None or spec.batch_size >= data.m
     progress = as_progress(spec.progress)
     progress.start(spec.epochs, 1 if full_batch else -(-data.m // spec.batch_size))
-    chunk = FullBatch(spec, full, data, decay, keep, progress.steps) if full_batch else (
-        MiniBatches(spec, batches, data, decay, progress.steps))
+    chunk = FullBatch(spec, full, data, train_decay, keep, progress.steps) if full_batch else (
+        MiniBatches(spec, batches, data, train_decay, progress.steps))
     checks = None if validation is None else Validation(evaluate, validation, decay,
                                                         spec.patience, spec.min_delta, keep)
     per_epoch_work = validation is not None or spec.callback is not None

@@ -13,22 +13,33 @@ import numpy as np
 from polynn.backend import Backend
 from polynn.nn import namespace
 from polynn.nn.losses import get_output
+from polynn.nn.mixed import value_and_grad_mixed
 from polynn.nn.mlp import augment, example_weights, forward_columns, value_and_grad_columns
 from polynn.train.chunks import MAX_CHUNK_STEPS
+from polynn.train.weights import skip_if_weightless
 
 
-def make_step(activation, output: str, optimizer, inplace: bool = False):
+def make_step(activation, output: str, optimizer, inplace: bool = False, dropout=None,
+              compute=None):
     """One training step in columns: ``step((params_t, opt_state), Xa (n_0 + 1, m), T (k, m),
-    decay, w=None) -> ((params_t, opt_state), (loss, correct))``; ``w`` is None or the batch's
-    ``(1, m)`` example weights, summing to 1.
+    decay, w=None, examples=None) -> ((params_t, opt_state), (loss, correct))``; ``w`` is None
+    or the batch's ``(1, m)`` example weights, summing to 1.
+
+    ``dropout``: None or a :class:`polynn.nn.dropout.Dropout`; its masks are drawn for the
+    optimizer's step count and ``examples`` ``(m,)``, the batch's rows in the data set.
+    ``compute``: None, or the dtype object a mixed-precision step computes in
+    (:mod:`polynn.nn.mixed`; parameters, state and data stay in their own dtype).
 
     Pure unless ``inplace``: then the optimizer overwrites the parameters it is given (for a
     caller that owns them, on backends with mutable arrays; JAX arrays are never mutated)."""
     pair = get_output(output)
+    grad = value_and_grad_columns if compute is None else functools.partial(
+        value_and_grad_mixed, compute=compute)
 
-    def step(carry, Xa, T, decay, w=None):
+    def step(carry, Xa, T, decay, w=None, examples=None):
         params, opt_state = carry
-        loss, grads, correct = value_and_grad_columns(params, Xa, T, activation, pair, decay, w)
+        masks = None if dropout is None else dropout.masks(opt_state[0], examples, Xa)
+        loss, grads, correct = grad(params, Xa, T, activation, pair, decay, w, masks)
         params, opt_state = optimizer.update(grads, opt_state, params, inplace=inplace)
         return (params, opt_state), (loss, correct)
 
@@ -62,7 +73,7 @@ def normalized_weights(weights, decay, l2_per_weight: bool):
 
 @functools.lru_cache(maxsize=64)
 def runners(backend: Backend, activation, output, optimizer, dtype, l2_per_weight=False,
-            host=False):
+            host=False, dropout=None):
     """``(full, batches, evaluate)`` for one configuration (``dtype``: the backend's ``DType``
     record), cached so that a second ``fit`` (or a benchmark's timed run after its warm-up)
     reuses JAX's compiled code.
@@ -70,14 +81,19 @@ def runners(backend: Backend, activation, output, optimizer, dtype, l2_per_weigh
     ``full(carry, start, n, Xa, T, decay, w)`` runs n full-batch steps (``w``: None or the
     normalised ``(1, m)`` weights); ``batches(carry, start, n, X, T, order, decay, weights)``
     runs mini-batches ``start .. start + n - 1`` of an epoch whose batch rows are the rows of
-    ``order`` ``(n_batches, b)`` (``weights``: None or every example's ``(m,)`` weight). Both
-    return ``(carry, (losses, correct), n_done)`` (see ``Backend.repeat``). With ``host``
+    ``order`` ``(n_batches, b)`` (``weights``: None or every example's ``(m,)`` weight). With
+    ``dropout`` (a :class:`polynn.nn.dropout.Dropout`), ``full`` takes the rows' example
+    indices ``(m,)`` after ``w``, and ``batches`` may take ``ids`` ``(n_batches, b)`` after
+    ``weights``: the data set's indices of ``order``'s rows when they differ (streamed
+    chunks). Both return ``(carry, (losses, correct), n_done)`` (see ``Backend.repeat``).
+    With ``host``
     (eager backends only), ``X``, ``T``, ``order`` and ``weights`` of ``batches`` are host
     NumPy arrays: each batch is gathered on the host and moved to the backend, cast to
     ``dtype``, when used."""
     # Eager backends update in place (the loop owns its arrays: see ``owned``); allocating new
     # weights every step cost ~12 % per step on an MNIST-sized NumPy network.
-    step = make_step(activation, output, optimizer, inplace=not backend.jit)
+    step = make_step(activation, output, optimizer, inplace=not backend.jit, dropout=dropout,
+                     compute=dtype.compute)
     native = dtype.native
 
     # With a mesh, every batch's example axis (axis 1 in columns) is split over the "data"
@@ -85,9 +101,9 @@ def runners(backend: Backend, activation, output, optimizer, dtype, l2_per_weigh
     # whole step. Identity without a mesh.
     split = backend.constrain_batch
 
-    def full_body(carry, index, Xa, T, decay, w):
+    def full_body(carry, index, Xa, T, decay, w, examples=None):
         w = None if w is None else split(w, 1)
-        return step(carry, split(Xa, 1), split(T, 1), decay, w)
+        return step(carry, split(Xa, 1), split(T, 1), decay, w, examples)
 
     if not host:
         def take(A, rows, axis):  # data on the backend (inside the compiled step on JAX)
@@ -96,17 +112,21 @@ def runners(backend: Backend, activation, output, optimizer, dtype, l2_per_weigh
         def take(A, rows, axis):  # host data: gather on the host, then move and cast
             return backend.asarray(np.take(A, rows, axis=axis), dtype.name, copy=False)
 
-    def batch_body(carry, index, X, T, order, decay, weights):
+    def batch_body(carry, index, X, T, order, decay, weights, ids=None):
         # The only copy of the data an epoch makes is this batch-sized one.
         rows = order[index, ...]
+        examples = None if dropout is None else (rows if ids is None else ids[index, ...])
         Xb = take(X, rows, 0)
         if Xb.dtype != native:
             Xb = namespace(Xb).astype(Xb, native)
-        w = None
-        if weights is not None:
-            w, decay = normalized_weights(take(weights, rows, 0), decay, l2_per_weight)
-            w = split(w, 1)
-        return step(carry, split(augment(Xb), 1), split(take(T, rows, 1), 1), decay, w)
+        if weights is None:
+            return step(carry, split(augment(Xb), 1), split(take(T, rows, 1), 1), decay, None,
+                        examples)
+        raw = take(weights, rows, 0)
+        w, decay = normalized_weights(raw, decay, l2_per_weight)
+        args = (split(augment(Xb), 1), split(take(T, rows, 1), 1), decay, split(w, 1), examples)
+        # A batch whose weights sum to zero is skipped (polynn.train.weights).
+        return skip_if_weightless(step, carry, raw, args, backend.jit)
 
     evaluate = make_evaluate(activation, output)
     full = backend.repeat(full_body, MAX_CHUNK_STEPS)

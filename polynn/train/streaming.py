@@ -72,7 +72,8 @@ class _Transfers:
                 self.local[(n, size)], n, size)
 
 
-def streamed_batches(batches, carry, data, plan, decay, batch_size, interrupted, tick=None):
+def streamed_batches(batches, carry, data, plan, decay, batch_size, interrupted, ids=False,
+                     tick=None):
     """Run the batches of ``plan`` (``(batch rows (n, b), n)`` pairs) of host ``data`` (a
     streaming :class:`polynn.placement.Placement`): each transfer chunk is trained by one
     compiled loop, which gathers each batch from the chunk exactly as the resident path gathers
@@ -80,6 +81,8 @@ def streamed_batches(batches, carry, data, plan, decay, batch_size, interrupted,
     while the device runs the current one (dispatch is asynchronous). Every chunk is padded to
     the same number of rows, so the loop compiles once per shape. ``tick(n)`` (optional) is
     told of each chunk's ``n`` steps once they are read back.
+
+    With ``ids`` (dropout), each chunk's batch rows in the data set travel too, for the masks.
 
     Returns ``(carry, losses, correct, sizes)`` (lists per chunk, per batch)."""
     backend = data.backend
@@ -106,7 +109,8 @@ def streamed_batches(batches, carry, data, plan, decay, batch_size, interrupted,
         if interrupted():
             break
         Xc, Tc, wc, order, n, size = upcoming
-        carry, outs, done = batches(carry, 0, n, Xc, Tc, order, decay, wc)
+        extra = (backend.asarray(pieces[index]),) if ids else ()
+        carry, outs, done = batches(carry, 0, n, Xc, Tc, order, decay, wc, *extra)
         # Dispatch returned at once: prepare the next chunk while this one trains, and only
         # then wait for the previous chunk's losses, so the device always has work queued.
         upcoming = transfer(pieces[index + 1]) if index + 1 < len(pieces) else None

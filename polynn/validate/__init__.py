@@ -24,8 +24,16 @@ from polynn.validate.arrays import (
                                     check_validation_split,
                                     check_X,
                                     host_array,
+                                    normalize_sample_weight,
 )
-from polynn.validate.config import MODEL_CONFIG_KEYS, check_model_config
+from polynn.validate.config import (
+                                    MODEL_CONFIG_KEYS,
+                                    OPTIONAL_CONFIG,
+                                    check_activations,
+                                    check_dropout,
+                                    check_model_config,
+                                    dropout_value,
+)
 from polynn.validate.options import FIT_OPTIONS, check_fit_options
 from polynn.validate.targets import regression_targets
 from polynn.validate.values import (
@@ -41,9 +49,10 @@ from polynn.validate.values import (
 )
 
 __all__ = [
-    "FIT_OPTIONS", "MODEL_CONFIG_KEYS", "ParameterError", "check_X", "check_bool", "check_choice",
+    "FIT_OPTIONS", "MODEL_CONFIG_KEYS", "OPTIONAL_CONFIG", "ParameterError",
+    "check_activations", "check_dropout", "dropout_value", "check_X", "check_bool", "check_choice",
     "check_finite", "check_fit_options", "check_int", "check_l2", "check_layer_sizes",
     "check_layers", "check_model_config", "check_real", "check_resident_X", "check_rows",
     "check_sample_weight", "check_seed", "check_validation_split", "host_array",
-    "regression_targets",
+    "normalize_sample_weight", "regression_targets",
 ]

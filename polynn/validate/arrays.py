@@ -169,9 +169,28 @@ def check_sample_weight(sample_weight, m, name="sample_weight") -> np.ndarray:
         raise ValueError(f"{name} must have shape ({m},), one weight per row of X, got {w.shape}")
     check_finite(w, name)
     w = w.astype(np.float64)
-    if w.min() < 0 or not w.sum() > 0:
+    # (max, not sum: non-negative weights sum to > 0 exactly when one is > 0, and 1e308 * m
+    # must not overflow on the way)
+    if w.min() < 0 or not w.max() > 0:
         raise ValueError(f"{name} must be finite and non-negative with a positive sum")
     return w
+
+
+def normalize_sample_weight(weights) -> tuple[np.ndarray, int]:
+    """``(weights * 2**-e, e)`` for checked float64 weights ``(m,)`` (see
+    :func:`check_sample_weight`): the weights divided, exactly, by the power of two that brings
+    their mean into [0.25, 1), in float64 on the host, before any cast to the model's dtype.
+
+    A batch's weighted mean Σ wᵢ lᵢ / Σ wᵢ does not depend on that scale, so uniform weights of
+    1e300 or 1e-300 train like ones, where a cast first would make them inf or 0. ``e`` is the
+    scale's exponent: :meth:`MLP.fit`'s ``l2_per_weight`` (scikit-learn's penalty over the
+    batch's sum of weights) divides the L2 term by ``2**e`` too, so it keeps its meaning."""
+    # mean = top * relative, each factor written f * 2**e (0.5 <= f < 1): exponents add, so
+    # nothing overflows (1e300 * m) or underflows (subnormal weights) on the way.
+    top = float(weights.max())
+    relative = float((weights / top).mean())  # in [1/m, 1]
+    exponent = math.frexp(top)[1] + math.frexp(relative)[1]
+    return np.ldexp(weights, -exponent), exponent
 
 
 def check_validation_split(validation_split, m) -> float:

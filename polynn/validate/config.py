@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from polynn.validate.values import (
+    ParameterError,
     check_choice,
     check_layer_sizes,
     check_real,
@@ -14,29 +15,78 @@ from polynn.validate.values import (
 # and a constructor call accept exactly the same models (one owner for the rules).
 MODEL_CONFIG_KEYS = ("layer_sizes", "activation", "output", "negative_slope", "init", "dtype",
                      "seed")
+# Keys added later, with the value a configuration without them means (files written before
+# them still load). A file records them only when they differ from it.
+OPTIONAL_CONFIG = {"dropout": 0.0}
+
+
+def check_activations(value, n_hidden: int):
+    """The hidden layers' activation: a name from ``ACTIVATIONS`` (every hidden layer), returned
+    as it is, or a list/tuple of exactly ``n_hidden`` names (one per hidden layer, the first
+    hidden layer's first), returned as a tuple. ValueError/TypeError naming ``activation``."""
+    from polynn.nn.activations import ACTIVATIONS
+
+    if isinstance(value, str):
+        return check_choice("activation", value, ACTIVATIONS)
+    if not isinstance(value, (list, tuple)):
+        raise ParameterError("activation must be a name or a list of names (one per hidden "
+                             f"layer), got {value!r} ({type_name(value)})")
+    if len(value) != n_hidden:
+        raise ValueError(f"activation has {len(value)} names for {n_hidden} hidden layers; "
+                         "give one per hidden layer, or one name for all")
+    return tuple(check_choice(f"activation[{i}]", name, ACTIVATIONS)
+                 for i, name in enumerate(value))
+
+
+def check_dropout(value, n_hidden: int):
+    """The hidden layers' dropout rates: one rate in [0, 1) for every hidden layer, or a
+    list/tuple of exactly ``n_hidden`` rates. Returns a tuple of ``n_hidden`` Python floats.
+    ValueError/TypeError naming ``dropout``."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != n_hidden:
+            raise ValueError(f"dropout has {len(value)} rates for {n_hidden} hidden layers; "
+                             "give one per hidden layer, or one rate for all")
+        return tuple(check_real(f"dropout[{i}]", rate, 0, 1, high_open=True)
+                     for i, rate in enumerate(value))
+    return (check_real("dropout", value, 0, 1, high_open=True),) * n_hidden
+
+
+def dropout_value(rates) -> float | list:
+    """Rates per hidden layer as a configuration records them: one float when they are all
+    equal (or there are none), else a list."""
+    rates = list(rates)
+    return rates[0] if rates and len(set(rates)) == 1 else (rates or 0.0)
 
 
 def check_model_config(config) -> dict:
-    """``config`` (a dict with exactly the keys :data:`MODEL_CONFIG_KEYS`, as ``MLP(...)``
-    takes them) checked field by field with the constructor's own checks, against the same
-    registries (``ACTIVATIONS``, ``OUTPUTS``, ``INITIALIZERS``, ``DTYPES``). Returns a new dict
-    with the values normalised (``layer_sizes`` and a sequence ``seed`` as lists of Python
-    ints, ``negative_slope`` a float). Raises ValueError or TypeError naming the field."""
+    """``config`` (a dict with exactly the keys :data:`MODEL_CONFIG_KEYS`, and optionally those
+    of :data:`OPTIONAL_CONFIG`, as ``MLP(...)`` takes them) checked field by field with the
+    constructor's own checks, against the same registries (``ACTIVATIONS``, ``OUTPUTS``,
+    ``INITIALIZERS``, ``DTYPES``). Returns a new dict with the values normalised
+    (``layer_sizes`` and a sequence ``seed`` as lists of Python ints, ``negative_slope`` a
+    float, per-layer ``activation`` a tuple, ``dropout`` a tuple of rates per hidden layer;
+    an optional key absent stays absent: it means its :data:`OPTIONAL_CONFIG` default). Raises
+    ValueError or TypeError naming the field."""
     from polynn.backend import DTYPES
     from polynn.init import INITIALIZERS
-    from polynn.nn.activations import ACTIVATIONS
     from polynn.nn.losses import OUTPUTS
 
     if not isinstance(config, dict):
         raise TypeError(f"a model configuration must be a dict, got {type_name(config)}")
-    if set(config) != set(MODEL_CONFIG_KEYS):
-        missing = sorted(set(MODEL_CONFIG_KEYS) - set(config))
-        unknown = sorted(set(config) - set(MODEL_CONFIG_KEYS), key=str)
+    keys = set(config) - set(OPTIONAL_CONFIG)
+    if keys != set(MODEL_CONFIG_KEYS):
+        missing = sorted(set(MODEL_CONFIG_KEYS) - keys)
+        unknown = sorted(keys - set(MODEL_CONFIG_KEYS), key=str)
         raise ValueError("the model configuration " + "; ".join(
             [f"lacks {missing}"] * bool(missing) + [f"has unknown {unknown}"] * bool(unknown)))
+    sizes = check_layer_sizes(config["layer_sizes"])
+    optional = {}
+    if "dropout" in config:
+        optional["dropout"] = check_dropout(config["dropout"], len(sizes) - 2)
     return {
-        "layer_sizes": check_layer_sizes(config["layer_sizes"]),
-        "activation": check_choice("activation", config["activation"], ACTIVATIONS),
+        "layer_sizes": sizes,
+        "activation": check_activations(config["activation"], len(sizes) - 2),
+        **optional,
         "output": check_choice("output", config["output"], OUTPUTS),
         # leaky_relu's slope for negative inputs (0 would be relu; NaN poisons every gradient).
         "negative_slope": check_real("negative_slope", config["negative_slope"], 0,
