@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .contestants import POLYNN
 from .helpers import md_table
-from .workloads import FLOOR_US, REFERENCE_BASELINE, rss_path
+from .workloads import FLOOR_US, REFERENCE_BASELINE, REFERENCE_TIGHT, rss_path
 
 HERE = Path(__file__).resolve().parent
 PREVIOUS = HERE / "previous_results.json"  # the last committed full run's ratios
@@ -18,8 +18,12 @@ MIB = 2**20
 POLYNN_GPU = ("polynn-cupy", "polynn-jax", "polynn-torch")
 PEER_ORDER = ("jax-jit", "jax-scan", "torch", "sklearn")  # the "x peer" columns after numpy-hand
 WORKLOAD_ORDER = ("mnist-step", "mnist-epoch", "wide", "gpu", "gpu-dryrun")
-SECTIONS = {"scaling": "benchmarks.scaling", "memory-size": "benchmarks.memory"}  # each its own
-# script, run in fresh processes by run.py, writing SCALING.md and MEMORY.md
+# issue 18 (2): each polynn backend against the native code of the same library
+NATIVE = {"numpy": ("numpy-hand",), "jax": ("jax-jit", "jax-scan"), "torch": ("torch",)}
+SECTIONS = {"scaling": "benchmarks.scaling", "memory-size": "benchmarks.memory",
+            "startup": "benchmarks.startup", "interrupt": "benchmarks.interrupt"}  # each its own
+# script, run in fresh processes by run.py, writing SCALING.md, MEMORY.md, STARTUP.md and
+# INTERRUPT.md
 
 
 def section_md(module: str) -> str:
@@ -55,6 +59,16 @@ TARGETS = (
            1.10, "issue 9: polynn-numpy ≥ 1.1× the hand loop"),
     Target("ref-loss", "reference", "float64", POLYNN, ("numpy-hand",), 1e-12,
            "final loss equal to the hand loop's to 1e-12 (relative)", kind="loss"),
+    Target("18-3-jax-float64", "reference", "float64", ("polynn-jax",), ("numpy-tight",), 5.0,
+           "issue 18 (3): polynn-jax ≥ 5× the tight hand loop"),
+    Target("18-3-jax-float32", "reference", "float32", ("polynn-jax",), ("numpy-tight",), 9.0,
+           "issue 18 (3): polynn-jax in float32 ≥ 9× the tight hand loop in float64",
+           baseline_dtype="float64"),
+    Target("18-3-numpy", "reference", "float64", ("polynn-numpy",), ("numpy-tight",), 1.5,
+           "issue 18 (3): polynn-numpy ≥ 1.5× the tight hand loop"),
+    *(Target(f"18-2-{b}-{w}", w, "float32", (f"polynn-{b}",), peers, 1.0,
+             f"issue 18 (2): polynn-{b} ≥ 1.00× its native peer ({' / '.join(peers)})")
+      for w in ("mnist-epoch", "wide") for b, peers in NATIVE.items()),
     *(Target(f"noreg-{w}", w, "float32", POLYNN, ("numpy-hand",), 1.0,
              "no regression: polynn × numpy-hand ≥ the previous committed run", kind="previous")
       for w in ("mnist-step", "mnist-epoch", "wide")),
@@ -203,23 +217,31 @@ def _table(head: list[str], rows: list[dict], cells, lead: int) -> str:
 
 
 def reference_table(rows: list[dict], checked: list[dict]) -> str:
-    base = " ".join(REFERENCE_BASELINE)
+    base, tight = " ".join(REFERENCE_BASELINE), " ".join(REFERENCE_TIGHT)
     head = ["contestant", "dtype", "µs/step", "total s", f"× {base}", "per round",
-            f"{base} µs/step", "load (1 min)", "target", "floor µs/step", "× floor", "final loss",
+            f"{base} µs/step", f"× {tight}", f"{tight} µs/step (load)", "load (1 min)",
+            "target", "floor µs/step", "× floor", "final loss",
             "rel Δ vs reference", "runs", "compile s"]  # fmt: skip
-    goals = {tuple(t["row"]): t for t in checked if "row" in t and t["id"].startswith("ref-")}
-    need = {(t.contestants[0], t.dtype): t.need for t in TARGETS
+    need = {t.id: (t.need, t.baseline[0]) for t in TARGETS
             if t.workload == "reference" and t.kind == "speed"}  # fmt: skip
+    goals = {}  # (contestant, dtype) -> "≥ 5× numpy-hand: met; ≥ 5× numpy-tight: not met"
+    for t in checked:
+        if "row" in t and t["id"] in need:
+            n, against = need[t["id"]]
+            done = "met" if t["status"].startswith("met") else "**not met**"
+            goals.setdefault(tuple(t["row"]), []).append(f"≥ {n:g}× {against}: {done}")
 
     def cells(r):
         key, b, lr = (r["contestant"], r["dtype"]), r.get("baseline") or {}, r["loadavg_range"]
+        tg = r.get("tight") or {}
         lo, hi = FLOOR_US[r["dtype"]]
-        goal = f"≥ {need[key]:g}×: " + ("met" if goals[key]["status"].startswith("met")
-                                        else "**not met**") if key in goals else ""  # fmt: skip
+        goal = "; ".join(goals.get(key, []))
         return [*key, _f(r["us_per_step"], "{:.1f}"), _f(r["total_s"]),
                 _f(r.get("ratio"), "{:.2f}×"),
                 ", ".join(f"{x:.2f}" for x in r.get("rounds", [])) or "—",
                 _f(1e3 * b["ms_per_step"], "{:.1f}") if b else "—",
+                _f(tg.get("ratio"), "{:.2f}×"),
+                f"{1e3 * tg['ms_per_step']:.1f} ({tg['loadavg_1m']:.2f})" if tg else "—",
                 f"{r['loadavg_1m']:.2f} ({lr[0]:.2f}–{lr[1]:.2f})", goal,
                 f"{lo:g}" if lo == hi else f"{lo:g}–{hi:g}", _xfloor(r), f"{r['final_loss']:.12f}",
                 _f(r.get("loss_rel_diff"), "{:.1e}"), len(r["runs"]), _f(r["compile_s"], "{:.2f}")]

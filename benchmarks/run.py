@@ -21,7 +21,7 @@ if __package__ in (None, ""):  # run as a script: python benchmarks/run.py
 import numpy as np  # noqa: E402
 
 from benchmarks import machine, report  # noqa: E402
-from benchmarks.contestants import CPU_CONTESTANTS  # noqa: E402
+from benchmarks.contestants import CPU_CONTESTANTS, REFERENCE_ONLY  # noqa: E402
 from benchmarks.helpers import cli, load1, random_classification, run_python, save  # noqa: E402
 from benchmarks.workloads import (  # noqa: E402
     SIZES,
@@ -36,7 +36,7 @@ from benchmarks.workloads import (  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 WORKLOADS = ("reference", "mnist-step", "mnist-epoch", "wide", "memory", "gpu", "scaling",
-             "memory-size")  # fmt: skip
+             "memory-size", "startup", "interrupt")  # fmt: skip
 ALIASES = {"spiral": "reference"}
 GPU_CONTESTANTS = ("numpy-hand", "jax-jit", "jax-scan", "torch", "polynn-cupy", "polynn-jax")
 
@@ -136,7 +136,8 @@ def main(argv=None) -> int:
             res["rows"] += measure(S, log, w, entries, rounds)
     if wanted("memory"):
         log(f"memory: MNIST-shaped fixed batch, {S.memory_steps[0]} vs {S.memory_steps[-1]} steps")
-        res["memory"] = memory_steps(S, log, names, *mnist_data(S)[2:], warmup_all=not S.quick)
+        res["memory"] = memory_steps(S, log, [n for n in names if n not in REFERENCE_ONLY],
+                                     *mnist_data(S)[2:], warmup_all=not S.quick)
     res["gpu"] = {"status": "not run (--workloads)", "rows": [], "ceilings": None}
     if wanted("gpu") or args.gpu_dry_run:
         res["gpu"] = run_gpu(S, log, args.gpu_dry_run)

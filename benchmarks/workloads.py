@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .contestants import Unavailable, make
+from .contestants import REFERENCE_ONLY, Unavailable, make
 from .helpers import (
     eval_loss,
     flops_per_row,
@@ -59,8 +59,11 @@ SIZES = {"spiral": [2, 25, 3], "mnist": [784, 256, 128, 10], "wide": [1024, 2048
          "gpu": [4096, 4096, 4096, 10]}  # fmt: skip
 # The reference program (issue 9): every row is timed against numpy-hand in float64.
 REFERENCE_BASELINE = ("numpy-hand", "float64")
-REFERENCE_ROWS = (REFERENCE_BASELINE, ("polynn-numpy", "float64"), ("polynn-jax", "float64"),
-                  ("polynn-jax", "float32"), ("jax-scan", "float64"), ("jax-scan", "float32"))
+# Its second baseline (issue 18): the same loop written tight by hand (numpy_tight.py).
+REFERENCE_TIGHT = ("numpy-tight", "float64")
+REFERENCE_ROWS = (REFERENCE_BASELINE, REFERENCE_TIGHT, ("polynn-numpy", "float64"),
+                  ("polynn-jax", "float64"), ("polynn-jax", "float32"), ("jax-scan", "float64"),
+                  ("jax-scan", "float32"))
 # informational rows, fewer runs; not the torch peer: its 2 OpenMP threads on a loaded 2-core
 # machine took 86 s for one run (8.6 ms/step against 0.13 ms for polynn-torch)
 REFERENCE_EXTRA = (("numpy-hand", "float32"), ("polynn-numpy", "float32"), ("jax-jit", "float64"),
@@ -182,7 +185,8 @@ def derive(rows: list[dict], ceiling: dict) -> None:
     float64 for the reference program, numpy-hand of the row's dtype elsewhere), ``ratio`` (its
     time / the row's) overall and per round, ``speedup_vs`` (each peer of the same workload and
     dtype), ``loss_rel_diff`` (from the baseline's final loss), ``frac_ceiling`` (GFLOP/s over the
-    matmul ceiling of the dtype) and, for the reference program, µs/step against the floor."""
+    matmul ceiling of the dtype) and, for the reference program, µs/step against the floor and
+    ``tight`` (the second baseline, numpy-tight float64: its ms/step, load and ratio)."""
     ok = [r for r in rows if r.get("status") == "ok"]
     in_round = lambda p, k: median([x["s"] for x in p["runs"] if x["round"] == k])  # noqa: E731
     for r in ok:
@@ -200,6 +204,10 @@ def derive(rows: list[dict], ceiling: dict) -> None:
             r["rounds"] = [in_round(base, k) / in_round(r, k) for k in both]
             r["loss_rel_diff"] = abs(r["final_loss"] - base["final_loss"]) / abs(base["final_loss"])
         r["frac_ceiling"] = r["gflops"] / ceiling[r["dtype"]] if r["dtype"] in ceiling else None
+        tight = next((p for p in same if (p["contestant"], p["dtype"]) == REFERENCE_TIGHT), None)
+        if r["workload"] == "reference" and tight is not None:  # the second baseline
+            r["tight"] = {"ms_per_step": tight["ms_per_step"], "loadavg_1m": tight["loadavg_1m"],
+                          "ratio": tight["ms_per_step"] / r["ms_per_step"]}
         if r["workload"] == "reference":
             r["us_per_step"] = 1e3 * r["ms_per_step"]
             lo, hi = r["floor_us"] = list(FLOOR_US[r["dtype"]])
@@ -212,7 +220,9 @@ def timed_workloads(S, names, focused: bool) -> dict:
     program leaves out its informational rows, and keeps only ``names`` and its baseline."""
     reference = [(n, d, S.ref_reps) for n, d in REFERENCE_ROWS] + (
         [] if focused else [(n, d, S.ref_extra_reps) for n, d in REFERENCE_EXTRA])
-    reference = [e for e in reference if e[0] in names or e[:2] == REFERENCE_BASELINE]
+    reference = [e for e in reference if e[0] in names or e[:2] in (REFERENCE_BASELINE,
+                                                                       REFERENCE_TIGHT)]
+    names = [n for n in names if n not in REFERENCE_ONLY]
     wide = lambda: random_classification(S.seed + 3, S.wide_batch, 1024, 10, "normal")  # noqa: E731
     each = lambda reps: [(n, "float32", reps) for n in names]  # noqa: E731
     return {

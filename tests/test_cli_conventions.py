@@ -74,6 +74,7 @@ def test_sigint_mid_epoch_exits_130_after_saving_with_the_steps_recorded(tmp_pat
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         wait_for(proc.stdout, "epoch      0")
+        time.sleep(0.1)  # (not before the next epoch starts: an epoch takes longer than this)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
     finally:

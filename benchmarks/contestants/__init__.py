@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import importlib
 
-PEERS = {"numpy-hand": "numpy_hand:NumpyHand", "jax-jit": "jax_native:JaxJit",
+PEERS = {"numpy-hand": "numpy_hand:NumpyHand", "numpy-tight": "numpy_tight:NumpyTight",
+         "jax-jit": "jax_native:JaxJit",
          "jax-scan": "jax_native:JaxScan", "torch": "torch_native:TorchSGD",
          "sklearn": "sklearn_mlp:SklearnMLP"}  # fmt: skip
 POLYNN = ("polynn-numpy", "polynn-jax", "polynn-torch")
 CPU_CONTESTANTS = (*PEERS, *POLYNN)
+REFERENCE_ONLY = ("numpy-tight",)  # the reference program's second baseline, not run elsewhere
 
 
 class Unavailable(RuntimeError):

@@ -94,12 +94,14 @@ class Compiled:
         return _repeat_eager(self.xp, body)
 
     def call(self, fn, *args, static=None, **kwargs):
-        """``fn(*args, **kwargs, **static)``; with a mesh, compiled (and cached per ``fn`` and
-        hashable ``static`` options): eager array creation next to sharded arrays would ask for
-        a sharded ``device`` that a small shape cannot take, and a compiled call lets XLA split
-        the work. Without a mesh, a plain call."""
+        """``fn(*args, **kwargs, **static)``; on JAX compiled (and cached per ``fn`` and hashable
+        ``static`` options): one compilation (kept by the persistent cache) instead of one per
+        eager operation, each of them a cache lookup in a new process; with a mesh, eager array
+        creation next to sharded arrays would also ask for a sharded ``device`` that a small
+        shape cannot take, and a compiled call lets XLA split the work. Elsewhere a plain
+        call."""
         static = static or {}
-        if self.mesh is None:
+        if not self.jit:
             return fn(*args, **kwargs, **static)
         return _compiled_call(fn, tuple(sorted(static.items())))(*args, **kwargs)
 

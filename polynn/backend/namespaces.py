@@ -13,6 +13,8 @@ import os
 
 import numpy as np
 
+from polynn.backend.cache import configure_jax_cache
+
 BACKENDS = ("numpy", "jax", "cupy", "torch", "array_api_strict")
 ENV_VAR = "POLYNN_BACKEND"
 
@@ -119,4 +121,6 @@ def load_namespace(name: str):
         import array_api_compat.cupy as xp
 
         return xp
+    if name == "jax":  # compile once per machine (POLYNN_JAX_CACHE=0 turns it off)
+        configure_jax_cache(importlib.import_module("jax"))
     return library  # jax.numpy and array_api_strict are array API namespaces themselves

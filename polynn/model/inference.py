@@ -11,6 +11,7 @@ from polynn.backend import to_host
 from polynn.nn import mlp as nn_mlp
 from polynn.nn.layout import params_to_columns
 from polynn.nn.losses import get_output
+from polynn.placement import bucket, take_rows
 
 
 @functools.lru_cache(maxsize=64)
@@ -25,6 +26,17 @@ def inference(backend, activation, output, what):
         return (pair.output(Z) if what == "output" else Z).T
 
     return backend.compile(infer)
+
+
+def run_chunk(backend, infer, params_t, X, start: int, stop: int, dtype):
+    """``infer(params_t, rows start:stop of X)``, ``(stop - start, n_L)``. On a compiled
+    backend the rows are padded to :func:`polynn.placement.bucket` rows and the padding's
+    outputs dropped: a new row count reuses the code compiled for its bucket."""
+    rows = slice(start, stop)
+    if not backend.jit:
+        return infer(params_t, take_rows(backend, X, rows, dtype))
+    out = infer(params_t, take_rows(backend, X, rows, dtype, pad_to=bucket(stop - start)))
+    return out if out.shape[0] == stop - start else out[: stop - start, ...]
 
 
 def penalty(params, l2):

@@ -248,9 +248,9 @@ class MLP:
         chunks = row_chunks(data.m, batch_size, self.layer_sizes, self._dtype)
         infer = inference.inference(self.backend, self.activation_fn, self.output, what)
         params_t = self.backend.call(params_to_columns, self.params)
-        for start, stop in chunks:
-            part = take_rows(self.backend, data.X, slice(start, stop), self._dtype)
-            yield start, stop, infer(params_t, part)
+        for start, stop in chunks:  # row counts bucketed on JAX: see inference.run_chunk
+            yield start, stop, inference.run_chunk(self.backend, infer, params_t, data.X, start,
+                                                   stop, self._dtype)
 
     def value_and_grad(self, X, y, *, l2=0.0, sample_weight=None, training=False):
         """The regularised loss (float) and the hand-derived gradients: a tuple of ``(dW, db)``

@@ -3,10 +3,9 @@ batches run on the data where it lives (resident, gathered on the host, or strea
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
+from polynn.placement import bucket, bucketing
 from polynn.train.divergence import finite_prefix
 from polynn.train.streaming import streamed_batches
 from polynn.train.weights import counted_rows
@@ -26,6 +25,24 @@ def batch_plan(m, batch_size, rng, shuffle, rows=None):
     return plan
 
 
+def padded_plan(plan, batch_size: int):
+    """``plan`` (from :func:`batch_plan`) as one ``(order, n, mask)`` entry for a compiled
+    backend: every batch of ``batch_size`` rows, the remainder padded with the epoch's first row
+    (``mask`` 0 there, 1 elsewhere, so the padding weighs nothing), and the number of batches
+    rounded up to :func:`polynn.placement.bucket` with unused rows: one shape, hence one
+    compiled epoch, for every nearby row count (cross-validation folds, a new data set)."""
+    n = sum(count for _, count in plan)
+    order = np.zeros((bucket(n), batch_size), dtype=plan[0][0].dtype)
+    mask = np.zeros(order.shape)
+    row = 0
+    for rows, count in plan:
+        order[row : row + count, : rows.shape[1]] = rows
+        order[row : row + count, rows.shape[1] :] = plan[0][0][0, 0]
+        mask[row : row + count, : rows.shape[1]] = 1
+        row += count
+    return [(order, n, mask)]
+
+
 def run_epoch(spec, batches, carry, data, decay, chunker, interrupted, positive=None,
               tick=None):
     """One pass over the rows of ``data`` (a :class:`polynn.placement.Placement`) in
@@ -42,15 +59,23 @@ def run_epoch(spec, batches, carry, data, decay, chunker, interrupted, positive=
     plan = batch_plan(data.m, b, spec.rng, spec.shuffle, data.rows)
     host_plan = plan
     if data.stream:
+        if bucketing(data):  # as the resident data would be (the same model either way)
+            plan = padded_plan(plan, b)
         carry, losses, correct, sizes = streamed_batches(batches, carry, data, plan, decay, b,
                                                          interrupted,
                                                          ids=spec.dropout is not None,
                                                          tick=tick)
     else:
+        backend = data.backend
+        plan = [(rows, n, None) for rows, n in plan]
+        if backend.jit and not data.host and data.valid is not None:  # bucketed data
+            plan = padded_plan([(rows, n) for rows, n, _ in plan], b)
         if not data.host:
             # The batch rows travel to the device once per epoch (m integers); the batches
             # themselves are gathered from X when used.
-            plan = [(data.backend.asarray(rows, copy=False), n) for rows, n in plan]
+            plan = [(backend.asarray(rows, copy=False), n, None if mask is None else
+                     (backend.asarray(mask, data.dtype.name), mask.sum(axis=1)))
+                    for rows, n, mask in plan]  # fmt: skip
         carry, losses, correct, sizes = _chunks_of_batches(data, batches, carry, plan, decay,
                                                            chunker, interrupted, tick)
     if not losses:
@@ -60,22 +85,26 @@ def run_epoch(spec, batches, carry, data, decay, chunker, interrupted, positive=
 
 
 def _chunks_of_batches(data, batches, carry, plan, decay, chunker, interrupted, tick=None):
-    """Run the batches of ``plan`` in chunks sized by ``chunker``; returns ``(carry, losses,
+    """Run the batches of ``plan`` (``(rows, n, None or (mask, sizes))`` entries) in chunks
+    sized by ``chunker``; returns ``(carry, losses,
     correct, sizes)`` (lists per chunk, per batch)."""
     to_host = data.backend.to_host
     losses, correct, sizes = [], [], []
-    for rows, n_batches in plan:
+    for rows, n_batches, masked in plan:
         position = 0
+        mask = () if masked is None else (masked[0],)
         while position < n_batches and not interrupted():
             n = chunker.take(n_batches - position)
-            tic = time.perf_counter()
+            chunker.start()
             carry, (chunk_losses, chunk_correct), done = batches(
-                carry, position, n, data.X, data.T, rows, decay, data.weights, stop=interrupted)
+                carry, position, n, data.X, data.T, rows, decay, data.weights, *mask,
+                stop=interrupted)
             chunk_losses = to_host(chunk_losses)[:done].astype(np.float64)
-            chunker.measured(done, time.perf_counter() - tic)
+            chunker.measured(done)
             losses.append(chunk_losses)
             correct.append(to_host(chunk_correct)[:done])
-            sizes.extend([rows.shape[1]] * done)
+            sizes.extend([rows.shape[1]] * done if masked is None else
+                         masked[1][position : position + done].astype(int).tolist())
             position += done
             if tick is not None:
                 tick(done)

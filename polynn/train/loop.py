@@ -15,7 +15,6 @@ state (:mod:`polynn.train.divergence`); Ctrl-C stops after the current step
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +23,7 @@ from polynn.backend import Backend
 from polynn.nn.layout import params_to_columns, params_to_rows, state_to_columns, state_to_rows
 from polynn.nn.losses import CLASSIFIERS
 from polynn.nn.mlp import augment, weight_decay
-from polynn.placement import take_columns, take_rows
+from polynn.placement import bucketed, take_columns, take_rows
 from polynn.train.chunks import Chunker
 from polynn.train.divergence import diverged, finite_prefix, last_finite
 from polynn.train.epochs import run_epoch
@@ -97,11 +96,11 @@ class FullBatch:
 
     def __call__(self, carry, start, n, history, chunker, interrupted, classify):
         to_host = self.spec.backend.to_host
-        tic = time.perf_counter()
+        chunker.start()
         carry, (losses, correct), done = self.full(carry, 0, n, *self.args, stop=interrupted)
         losses = to_host(losses)[:done].astype(np.float64)
         correct = to_host(correct)[:done]
-        chunker.measured(done, time.perf_counter() - tic)
+        chunker.measured(done)
         good = finite_prefix(losses)
         if good < done:
             kept = last_finite(self.full, self.keep, start, self.previous, self.args, good)
@@ -188,7 +187,8 @@ def run(spec: TrainSpec, params, opt_state, data, validation=None, history=None)
     keep = owned(backend)
     # With a mesh: parameters replicated, or hidden layers split over a "model" axis.
     state_t = state_to_columns(opt_state)
-    carry = backend.place_training((params_to_columns(params), state_t))
+    # The parameters' conversion as one compiled call on JAX (not one per eager operation).
+    carry = backend.place_training((backend.call(params_to_columns, params), state_t))
     decay = backend.call(weight_decay, carry[0], static=dict(l2=spec.l2))
     train_decay = decay
     if spec.l2_per_weight and data.weights is not None and data.weight_exponent:
@@ -200,7 +200,8 @@ def run(spec: TrainSpec, params, opt_state, data, validation=None, history=None)
     progress = as_progress(spec.progress)
     progress.start(spec.epochs, 1 if full_batch else -(-data.m // spec.batch_size))
     chunk = FullBatch(spec, full, data, train_decay, keep, progress.steps) if full_batch else (
-        MiniBatches(spec, batches, data, train_decay, progress.steps))
+        MiniBatches(spec, batches, bucketed(data), train_decay,  # one compiled epoch for nearby
+                    progress.steps))                                # row counts
     checks = None if validation is None else Validation(evaluate, validation, decay,
                                                         spec.patience, spec.min_delta, keep)
     per_epoch_work = validation is not None or spec.callback is not None
@@ -229,4 +230,4 @@ def run(spec: TrainSpec, params, opt_state, data, validation=None, history=None)
         progress.close()  # once, whatever ends the run (a divergence, a second Ctrl-C)
     if checks is not None:
         carry = checks.finish(history, carry, spec.restore_best)
-    return params_to_rows(carry[0]), state_to_rows(carry[1]), history
+    return backend.call(params_to_rows, carry[0]), state_to_rows(carry[1]), history

@@ -60,13 +60,15 @@ def make_evaluate(activation, output: str):
     return evaluate
 
 
-def normalized_weights(weights, decay, l2_per_weight: bool):
+def normalized_weights(weights, decay, l2_per_weight: bool, count=None):
     """A batch's example weights ``(b,)`` as the ``(1, b)`` row summing to 1 that the loss pairs
     take, and the weight decay for that batch: with ``l2_per_weight`` the L2 term is divided by
     the batch's mean weight (scikit-learn's convention: its penalty is normalised by the batch's
-    sum of weights, like its data term)."""
+    sum of weights, like its data term) over ``count`` examples (default ``b``; a padded batch
+    counts its real rows only)."""
     if l2_per_weight and decay is not None:
-        mean_weight = namespace(weights).sum(weights) / weights.shape[0]
+        count = weights.shape[0] if count is None else count
+        mean_weight = namespace(weights).sum(weights) / count
         decay = tuple(d / mean_weight for d in decay)
     return example_weights(weights), decay
 
@@ -81,12 +83,13 @@ def runners(backend: Backend, activation, output, optimizer, dtype, l2_per_weigh
     ``full(carry, start, n, Xa, T, decay, w)`` runs n full-batch steps (``w``: None or the
     normalised ``(1, m)`` weights); ``batches(carry, start, n, X, T, order, decay, weights)``
     runs mini-batches ``start .. start + n - 1`` of an epoch whose batch rows are the rows of
-    ``order`` ``(n_batches, b)`` (``weights``: None or every example's ``(m,)`` weight). With
-    ``dropout`` (a :class:`polynn.nn.dropout.Dropout`), ``full`` takes the rows' example
-    indices ``(m,)`` after ``w``, and ``batches`` may take ``ids`` ``(n_batches, b)`` after
-    ``weights``: the data set's indices of ``order``'s rows when they differ (streamed
-    chunks). Both return ``(carry, (losses, correct), n_done)`` (see ``Backend.repeat``).
-    With ``host``
+    ``order`` ``(n_batches, b)`` (``weights``: None or every example's ``(m,)`` weight; an
+    optional ``mask`` ``(n_batches, b)``: 1 for a batch's rows, 0 for its padding, which then
+    weighs nothing: see :func:`polynn.train.epochs.padded_plan`). With ``dropout`` (a
+    :class:`polynn.nn.dropout.Dropout`), ``full`` takes the rows' example indices ``(m,)`` after
+    ``w``, and ``batches`` may take ``ids`` ``(n_batches, b)`` after ``mask``: the data set's
+    indices of ``order``'s rows when they differ (streamed chunks). Both return
+    ``(carry, (losses, correct), n_done)`` (see ``Backend.repeat``). With ``host``
     (eager backends only), ``X``, ``T``, ``order`` and ``weights`` of ``batches`` are host
     NumPy arrays: each batch is gathered on the host and moved to the backend, cast to
     ``dtype``, when used."""
@@ -112,19 +115,26 @@ def runners(backend: Backend, activation, output, optimizer, dtype, l2_per_weigh
         def take(A, rows, axis):  # host data: gather on the host, then move and cast
             return backend.asarray(np.take(A, rows, axis=axis), dtype.name, copy=False)
 
-    def batch_body(carry, index, X, T, order, decay, weights, ids=None):
+    def batch_body(carry, index, X, T, order, decay, weights, mask=None, ids=None):
         # The only copy of the data an epoch makes is this batch-sized one.
         rows = order[index, ...]
         examples = None if dropout is None else (rows if ids is None else ids[index, ...])
         Xb = take(X, rows, 0)
         if Xb.dtype != native:
             Xb = namespace(Xb).astype(Xb, native)
+        xa, t = split(augment(Xb), 1), split(take(T, rows, 1), 1)
+        if mask is None and weights is None:
+            return step(carry, xa, t, decay, None, examples)
+        if mask is None:
+            raw = take(weights, rows, 0)
+            w, decay = normalized_weights(raw, decay, l2_per_weight)
+        else:  # a padded batch (see epochs.padded_plan): its padding weighs 0
+            share = mask[index, ...]
+            raw = share if weights is None else share * take(weights, rows, 0)
+            w, decay = normalized_weights(raw, decay, l2_per_weight, namespace(share).sum(share))
+        args = (xa, t, decay, split(w, 1), examples)
         if weights is None:
-            return step(carry, split(augment(Xb), 1), split(take(T, rows, 1), 1), decay, None,
-                        examples)
-        raw = take(weights, rows, 0)
-        w, decay = normalized_weights(raw, decay, l2_per_weight)
-        args = (split(augment(Xb), 1), split(take(T, rows, 1), 1), decay, split(w, 1), examples)
+            return step(carry, *args)
         # A batch whose weights sum to zero is skipped (polynn.train.weights).
         return skip_if_weightless(step, carry, raw, args, backend.jit)
 

@@ -74,7 +74,8 @@ class _Transfers:
 
 def streamed_batches(batches, carry, data, plan, decay, batch_size, interrupted, ids=False,
                      tick=None):
-    """Run the batches of ``plan`` (``(batch rows (n, b), n)`` pairs) of host ``data`` (a
+    """Run the batches of ``plan`` (``(batch rows (n, b), n)`` pairs, or ``(rows, n, mask)``
+    from :func:`polynn.train.epochs.padded_plan`) of host ``data`` (a
     streaming :class:`polynn.placement.Placement`): each transfer chunk is trained by one
     compiled loop, which gathers each batch from the chunk exactly as the resident path gathers
     it from the whole data, hence the same parameters. The next chunk is gathered and moved
@@ -89,8 +90,11 @@ def streamed_batches(batches, carry, data, plan, decay, batch_size, interrupted,
     per_chunk = stream_chunk_batches(data.X.shape[0], data.X.shape[1], batch_size,
                                      data.dtype.host.itemsize)
     transfer = _Transfers(data, per_chunk * batch_size)
-    pieces = [rows[start : start + per_chunk] for rows, n_batches in plan
-              for start in range(0, n_batches, per_chunk)]
+    # A padded plan (epochs.padded_plan) brings each batch's mask: its rows' sizes, and the
+    # padding weighs nothing, as in the resident run.
+    pieces = [(rows[start : min(start + per_chunk, n_batches)], None if not more else
+               more[0][start : min(start + per_chunk, n_batches)])
+              for rows, n_batches, *more in plan for start in range(0, n_batches, per_chunk)]
     losses, correct, sizes = [], [], []
 
     def collect(outs, done, size) -> bool:
@@ -98,22 +102,27 @@ def streamed_batches(batches, carry, data, plan, decay, batch_size, interrupted,
         chunk_losses = backend.to_host(outs[0])[:done].astype(np.float64)
         losses.append(chunk_losses)
         correct.append(backend.to_host(outs[1])[:done])
-        sizes.extend([size] * done)
+        sizes.extend([size] * done if np.isscalar(size) else size[:done].astype(int).tolist())
         if tick is not None:
             tick(done)
         return finite_prefix(chunk_losses) == done
 
-    upcoming = transfer(pieces[0]) if pieces else None
+    upcoming = transfer(pieces[0][0]) if pieces else None
     pending = None  # the previous chunk's (outs, done, size), read back one chunk late
     for index in range(len(pieces)):
         if interrupted():
             break
         Xc, Tc, wc, order, n, size = upcoming
-        extra = (backend.asarray(pieces[index]),) if ids else ()
+        mask = pieces[index][1]
+        size = size if mask is None else mask.sum(axis=1)
+        extra = ()
+        if mask is not None or ids:
+            extra = (None if mask is None else backend.asarray(mask, data.dtype.name),
+                     backend.asarray(pieces[index][0]) if ids else None)
         carry, outs, done = batches(carry, 0, n, Xc, Tc, order, decay, wc, *extra)
         # Dispatch returned at once: prepare the next chunk while this one trains, and only
         # then wait for the previous chunk's losses, so the device always has work queued.
-        upcoming = transfer(pieces[index + 1]) if index + 1 < len(pieces) else None
+        upcoming = transfer(pieces[index + 1][0]) if index + 1 < len(pieces) else None
         del Xc, Tc, wc
         if pending is not None and not collect(*pending):
             pending = None
