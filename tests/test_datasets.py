@@ -536,7 +536,10 @@ def test_csv_features_with_and_without_labels(tmp_path):
     X, labels = ds.load_csv_features(path, 2)
     assert X.shape == (2, 2) and labels.dtype == np.int64 and labels.tolist() == [1, 0]
     path = write_text(tmp_path / "f.csv", "1,2,0.5\n3,4,x\n")
-    assert ds.load_csv_features(path, 2)[1] is None  # not whole-number labels: no accuracy
+    # The label values as written (a model maps them through its classes, never by index).
+    assert ds.load_csv_features(path, 2)[1].tolist() == ["0.5", "x"]
+    path = write_text(tmp_path / "g.csv", "1,2,0.5\n3,4,-2\n")
+    assert ds.load_csv_features(path, 2)[1].tolist() == [0.5, -2.0]
 
 
 @pytest.mark.parametrize(

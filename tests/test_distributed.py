@@ -27,13 +27,13 @@ jax = pytest.importorskip("jax")
 
 import polynn as pn  # noqa: E402
 from polynn.backend import get_backend, resolve_mesh  # noqa: E402
+from polynn.datasets.labels import encode_targets  # noqa: E402
 from polynn.nn.activations import get_activation  # noqa: E402
 from polynn.nn.layout import params_to_columns, state_to_columns  # noqa: E402
 from polynn.nn.mlp import augment  # noqa: E402
 from polynn.nn.optim import make_optimizer  # noqa: E402
 from polynn.placement import place  # noqa: E402
 from polynn.train import runners  # noqa: E402
-from polynn.validate import encode_targets  # noqa: E402
 
 N = 4
 ROOT = Path(__file__).resolve().parents[1]

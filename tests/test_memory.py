@@ -20,7 +20,7 @@ import pytest
 import polynn as pn
 import polynn.placement
 import polynn.train
-from polynn.validate import encode_targets
+from polynn.datasets.labels import encode_targets
 
 BATCH = 256
 FIT_BOUND = 0.10  # extra peak of a fit epoch per byte of X
@@ -289,7 +289,8 @@ def test_cli_stream_trains_the_same_model(tmp_path, capsys):
         np.testing.assert_array_equal(ba, bb)
     capsys.readouterr()
     assert main([*common[:-2], "--stream"]) != 0  # full batch: refused, and why
-    assert "stream=True streams mini-batches" in capsys.readouterr().err
+    err = capsys.readouterr().err  # in the command line's words (issue 16 §4)
+    assert "--stream moves mini-batches" in err and "stream=True" not in err
 
 
 def test_mnist_from_disk_end_to_end(tmp_path):

@@ -163,7 +163,8 @@ def test_ctrl_c_stops_within_a_second_and_keeps_a_usable_model(backend, batch_si
     returned = time.perf_counter()
     assert history.stopped == "interrupted"
     assert sent and returned - sent[0] < 5.0
-    assert 0 < history.steps and len(history.loss) == history.epochs
+    # An epoch cut short is a partial entry (its steps changed the weights): never dropped.
+    assert 0 < history.steps and len(history.loss) == history.epochs + (history.partial_steps > 0)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert np.isfinite(model.loss(X, y)) and model.loss(X, y) < history.loss[0]
     assert model.predict(X).shape == (300,)

@@ -2,7 +2,8 @@
 
 ``main(argv)`` returns the exit status: 0 on success, 1 when training fails (divergence), a
 gradient check exceeds its tolerance or something unexpected breaks, 2 for bad input (options,
-files, a backend or optional extra that is missing), 130 when interrupted outside training.
+files, a backend or optional extra that is missing, a label a model never saw), 130 when
+interrupted (Ctrl-C during training: after reporting and saving what was trained).
 Every failure prints one line ``polynn: error: ...`` to stderr and no traceback; set the
 environment variable ``POLYNN_TRACEBACK=1`` to get the traceback as well.
 
@@ -10,9 +11,10 @@ Output paths (``--save``, ``--history``, ``--plot``, ``--plot-history``, ``--out
 before any work: the directory exists and is writable, the path is not a directory, an existing
 file is writable, and a plot's suffix names a format matplotlib writes.
 
-Modules: ``parser`` (the options, one subcommand per module), ``train``, ``predict``, ``check``
-(gradcheck), ``info`` (backends); ``options`` (option types and shared option groups) and
-``common`` (the usage error, datasets by name, output paths).
+Modules: ``parser`` (the options, one subcommand per module), ``train`` (and ``report``: what
+it prints and writes), ``predict``, ``check`` (gradcheck), ``info`` (backends); ``options``
+(option types and shared option groups) and ``common`` (the usage error, datasets by name,
+output paths).
 """
 
 from __future__ import annotations

@@ -32,9 +32,13 @@ def plural(n, word) -> str:
 
 def load_dataset(name):
     """``(X, y)`` of the dataset called ``name`` (see :func:`polynn.datasets.get`): ``X`` float64
-    ``(m, n_features)``, ``y`` ``(m,)``."""
+    ``(m, n_features)``, ``y`` ``(m,)`` the label values as the data holds them (a CSV file's
+    labels as written: integers, numbers or names, never re-encoded to indices here)."""
     from polynn import datasets
 
+    if isinstance(name, str) and name.startswith("csv:") and name[4:]:
+        X, codes, classes = datasets.load_csv(os.path.expanduser(name[4:]))
+        return np.asarray(X, dtype=np.float64), classes[codes]
     X, y = datasets.get(name)
     return np.asarray(X, dtype=np.float64), np.asarray(y)
 

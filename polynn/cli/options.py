@@ -13,12 +13,15 @@ from polynn.nn.losses import OUTPUTS
 from polynn.validate import check_int, check_real
 
 
-def _option_type(name, parse, check):
-    """An argparse type: ``parse`` the text (a ValueError there is argparse's "invalid NAME
-    value"), then ``check(value)`` with validate's rule, reported as "must be ..."."""
+def _option_type(name, parse, check, noun):
+    """An argparse type: ``parse`` the text (refused as "expected NOUN, got 'TEXT'"), then
+    ``check(value)`` with validate's rule, reported as "must be ..."."""
 
     def convert(text):
-        value = parse(text)
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
         try:
             return check("value", value)
         except ValueError as err:
@@ -28,17 +31,20 @@ def _option_type(name, parse, check):
     return convert
 
 
-positive_int = _option_type("positive_int", int, lambda n, v: check_int(n, v, 1))
-nonneg_int = _option_type("nonneg_int", int, lambda n, v: check_int(n, v, 0))
-nonneg_float = _option_type("nonneg_float", float, lambda n, v: check_real(n, v, 0))
+positive_int = _option_type("positive_int", int, lambda n, v: check_int(n, v, 1),
+                            "a whole number")
+nonneg_int = _option_type("nonneg_int", int, lambda n, v: check_int(n, v, 0), "a whole number")
+nonneg_float = _option_type("nonneg_float", float, lambda n, v: check_real(n, v, 0), "a number")
 positive_float = _option_type("positive_float", float,
-                              lambda n, v: check_real(n, v, 0, low_open=True))
+                              lambda n, v: check_real(n, v, 0, low_open=True), "a number")
 #: Most CPU devices --cpu-devices asks JAX for (it starts 1,024 in about a second; 100,000
 #: hang or crash it): enough for any mesh one tries on one machine.
 MAX_CPU_DEVICES = 1024
-cpu_devices = _option_type("cpu_devices", int, lambda n, v: check_int(n, v, 1, MAX_CPU_DEVICES))
+cpu_devices = _option_type("cpu_devices", int, lambda n, v: check_int(n, v, 1, MAX_CPU_DEVICES),
+                           "a whole number")
 fraction = _option_type("fraction", float,
-                        lambda n, v: check_real(n, v, 0, 1, low_open=True, high_open=True))
+                        lambda n, v: check_real(n, v, 0, 1, low_open=True, high_open=True),
+                        "a fraction between 0 and 1")
 
 
 def _comma_list(name, item):
@@ -66,7 +72,7 @@ def _activation_name(text):
 
 activations = _comma_list("activations", _activation_name)
 dropout_rates = _comma_list("dropout_rates", _option_type(
-    "dropout", float, lambda n, v: check_real(n, v, 0, 1, high_open=True)))
+    "dropout", float, lambda n, v: check_real(n, v, 0, 1, high_open=True), "a number"))
 
 
 def add_backend_options(p):

@@ -1,16 +1,19 @@
-"""``polynn train``: train an MLP on a dataset, report, and write the model, history and plots."""
+"""``polynn train``: train an MLP on a dataset, report, and write the model, history and plots.
+
+Exit status 130 when Ctrl-C stopped training (after reporting and saving what was trained),
+0 otherwise (see :mod:`polynn.cli` for the errors)."""
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import time
-from pathlib import Path
+import warnings
 
 import numpy as np
 
 from polynn.backend import DTYPES
-from polynn.cli.common import UsageError, check_outputs, load_dataset, plural
+from polynn.cli.common import UsageError, check_outputs, load_dataset
 from polynn.cli.options import (
     add_architecture_options,
     add_backend_options,
@@ -21,13 +24,28 @@ from polynn.cli.options import (
     positive_int,
     start_distributed,
 )
+from polynn.cli.report import header, report, write_outputs
 from polynn.nn.losses import CLASSIFIERS
 from polynn.nn.optim import DEFAULT_LEARNING_RATES, OPTIMIZERS
 
 DESCRIPTION = (
     "Train an MLP. With no options this reproduces the reference program: spiral data (300 "
     "points, 3 classes, data seed 0), 2-25-3 ReLU/softmax, He init, learning rate 0.1, l2 1e-3, "
-    "10,000 full-batch gradient-descent steps in float64.")
+    "10,000 full-batch gradient-descent steps in float64. Labels may be any values (integers, "
+    "numbers, names): the saved model keeps them, and 'polynn predict' prints them. Ctrl-C "
+    "stops training, reports and saves what was trained, and exits with status 130.")
+
+#: Default length of a run: about this many steps (full batch: this many epochs).
+DEFAULT_STEPS = 10_000
+#: Up to this many training rows the default is the full batch (the reference program).
+FULL_BATCH_ROWS = 5_000
+#: Mini-batch size when the data has more rows than FULL_BATCH_ROWS and no --batch-size.
+DEFAULT_BATCH_SIZE = 128
+#: Default lines of --print-every over a run (epoch 0, then every epochs // PRINTED_LINES).
+PRINTED_LINES = 4
+
+# The warning of a float64 model on JAX: the CLI's own default, not the user's choice.
+_X64_WARNING = "dtype='float64' on JAX"
 
 
 def add_parser(commands):
@@ -36,11 +54,12 @@ def add_parser(commands):
                             description=DESCRIPTION)
     add_backend_options(p)
     p.add_argument("--dataset", default="spiral",
-                   help="spiral, moons, circles, digits, csv:PATH (label in the last column) or "
+                   help="spiral, moons, circles, digits (needs scikit-learn: pip install "
+                        "\"polynn[sklearn]\"), csv:PATH (label in the last column) or "
                         "idx:DIR (MNIST IDX files); the input and output layer sizes come from "
                         "it (default: spiral)")
     add_architecture_options(p, layers=[25], activation="relu")
-    p.add_argument("--dtype", choices=DTYPES, default="float64",
+    p.add_argument("--dtype", choices=DTYPES, default=None,
                    help="floating dtype (default: float64, as the reference program; float32 "
                         "is faster on GPUs)")
     _add_training_options(p)
@@ -55,170 +74,160 @@ def _add_training_options(p):
                    help="default: sgd (plain gradient descent, as the reference)")
     p.add_argument("--lr", type=positive_float, default=None,
                    help=f"learning rate (default: {rates})")
-    p.add_argument("--epochs", type=nonneg_int, default=10_000,
-                   help="passes over the data; full batch: one step each (default: 10000)")
+    p.add_argument("--epochs", type=nonneg_int, default=None,
+                   help=f"passes over the data; full batch: one step each (default: about "
+                        f"{DEFAULT_STEPS} steps: {DEFAULT_STEPS} full-batch epochs, or as many "
+                        "epochs of mini-batches)")
     p.add_argument("--batch-size", type=positive_int, default=None,
-                   help="mini-batch size (default: the full batch)")
+                   help=f"mini-batch size (default: the full batch up to {FULL_BATCH_ROWS} "
+                        f"training rows, {DEFAULT_BATCH_SIZE} above)")
     p.add_argument("--stream", action="store_true",
                    help="keep the data on the host and move mini-batches to the device as they "
                         "are needed (JAX: in prefetched chunks), for data larger than device "
                         "memory; needs --batch-size")
     p.add_argument("--validation-split", type=fraction, default=None, metavar="FRACTION",
-                   help="hold out this fraction (stratified) for validation loss/accuracy")
+                   help="hold out this fraction of the training rows (stratified) for "
+                        "validation loss/accuracy after every epoch")
+    p.add_argument("--test-split", type=fraction, default=None, metavar="FRACTION",
+                   help="hold out this fraction of the data (stratified, before any "
+                        "validation split) and report the accuracy on it after training")
     p.add_argument("--patience", type=positive_int, default=None,
                    help="early stopping: epochs without validation improvement (needs "
                         "--validation-split)")
 
 
 def _add_output_options(p):
-    p.add_argument("--print-every", type=positive_int, default=2500, metavar="N",
-                   help="print the loss every N epochs (default: 2500)")
+    p.add_argument("--print-every", type=positive_int, default=None, metavar="N",
+                   help=f"print the loss every N epochs as training goes (default: "
+                        f"{PRINTED_LINES} lines a run: 2500 for the reference's 10000)")
     p.add_argument("--save", metavar="MODEL.safetensors",
-                   help="write the trained model here (a safetensors file)")
+                   help="write the trained model here (a safetensors file, with the class "
+                        "values)")
     p.add_argument("--plot", metavar="FILE.png",
                    help="decision boundary for 2-D data, the training curves otherwise")
     p.add_argument("--plot-history", metavar="FILE.png",
                    help="training curves (loss, accuracy; train and validation)")
     p.add_argument("--history", metavar="FILE.json", help="write the training history")
     p.add_argument("--quiet", "-q", action="store_true",
-                   help="no progress bar and no intermediate losses")
+                   help="no progress bar and no intermediate losses (the bar is drawn only "
+                        "when stderr is a terminal)")
 
 
-def output_units(output, y) -> int:
-    """The output layer's size for labels ``y`` (int ``(m,)``) and the output/loss pair."""
-    if output == "softmax":
-        return int(y.max()) + 1
-    if output == "sigmoid":
-        if set(np.unique(y).tolist()) - {0, 1}:
-            raise UsageError(f"--output sigmoid needs 2 classes (labels 0/1); the data has "
-                             f"{len(np.unique(y))} classes: use --output softmax")
-        return 1
-    return 1  # identity, poisson: regress the label value
+def check_options(args) -> None:
+    """Refuse, in the command line's words, option combinations that fit would refuse."""
+    if args.patience is not None and args.validation_split is None:
+        raise UsageError("--patience (early stopping) needs --validation-split")
+    if args.stream and args.batch_size is None:
+        raise UsageError("--stream moves mini-batches to the device: it needs --batch-size")
+    if args.stream and args.mesh is not None:
+        raise UsageError("--stream and --mesh do not go together: with --mesh the data is "
+                         "placed on the devices")
 
 
-def _split(args, X, y):
-    """``(X_train, y_train, validation)``: a seeded split when ``--validation-split`` asks
-    (stratified for classifiers), else all of the data and None."""
-    if args.validation_split is None:
+def targets(args, y):
+    """``(y, classes)``: class indices 0..k-1 and the class values for classifiers (labels
+    of any value, :func:`polynn.datasets.labels.encode_labels`), the values for regression."""
+    from polynn.datasets.labels import encode_labels
+
+    if args.output not in CLASSIFIERS:
+        if y.dtype.kind not in "biuf":
+            raise UsageError(f"--output {args.output} regresses on numbers, but the labels "
+                             f"are names (e.g. {y[0]!r}): use --output softmax")
+        return y.astype(np.float64), None
+    y, classes = encode_labels(y, name=f"the labels of {args.dataset}")
+    if args.output == "sigmoid" and len(classes) != 2:
+        raise UsageError(f"--output sigmoid needs 2 classes; the data has {len(classes)}: use "
+                         "--output softmax")
+    return y, classes
+
+
+def _split(args, X, y, fraction_, option):
+    """``(X_rest, y_rest, (X_held, y_held))`` a seeded split of ``fraction_`` (stratified
+    for classifiers), or ``(X, y, None)``."""
+    if fraction_ is None:
         return X, y, None
     from polynn.datasets import train_test_split
 
-    X_train, X_val, y_train, y_val = train_test_split(
-        X, y, test_size=args.validation_split, seed=args.seed,
-        stratify=args.output in CLASSIFIERS)
-    return X_train, y_train, (X_val, y_val)
+    try:
+        X_rest, X_held, y_rest, y_held = train_test_split(
+            X, y, test_size=fraction_, seed=args.seed, stratify=args.output in CLASSIFIERS)
+    except ValueError:
+        raise UsageError(f"{option} {fraction_:g} of {X.shape[0]} rows leaves no row on one "
+                         "side; both sides need at least one") from None
+    return X_rest, y_rest, (X_held, y_held)
 
 
-def _header(args, model, X, y, X_train, validation, out) -> float:
-    """Print the model, the data and the training plan; return the learning rate."""
-    classify = args.output in CLASSIFIERS
-    batch = "full batch" if args.batch_size is None else f"batches of {args.batch_size}"
-    print(f"{model}", file=out)
-    print(f"data: {args.dataset}, {X_train.shape[0]} training examples"
-          + (f", {validation[0].shape[0]} validation" if validation else "")
-          + f", {X.shape[1]} features" + (f", {len(np.unique(y))} classes" if classify else ""),
-          file=out)
-    lr = args.lr if args.lr is not None else DEFAULT_LEARNING_RATES[args.optimizer]
-    print(f"training: {args.optimizer}, lr {lr:g}, l2 {args.l2:g}, "
-          f"{plural(args.epochs, 'epoch')}, {batch}", file=out)
-    out.flush()
-    return lr
+def plan(args, m: int):
+    """``(batch_size, epochs, print_every)``: the options, or defaults sized to the ``m``
+    training rows (about :data:`DEFAULT_STEPS` steps, full batch up to
+    :data:`FULL_BATCH_ROWS` rows, :data:`PRINTED_LINES` lines)."""
+    batch_size = args.batch_size
+    if batch_size is None and m > FULL_BATCH_ROWS:
+        batch_size = DEFAULT_BATCH_SIZE
+    if args.stream and (batch_size is None or batch_size >= m):
+        raise UsageError(f"--stream moves mini-batches: give a --batch-size smaller than the "
+                         f"{m} training rows")
+    per_epoch = 1 if batch_size is None or batch_size >= m else math.ceil(m / batch_size)
+    epochs = args.epochs
+    if epochs is None:
+        epochs = max(1, math.ceil(DEFAULT_STEPS / per_epoch))
+    every = args.print_every or max(1, epochs // PRINTED_LINES)
+    return batch_size, epochs, every
+
+
+def build_model(args, X, classes, n_outputs):
+    """The MLP for ``X`` (and ``classes``); the CLI's own float64 default enables JAX's x64
+    without a warning (the user chose nothing)."""
+    from polynn.model import MLP
+
+    with warnings.catch_warnings():
+        if args.dtype is None:
+            warnings.filterwarnings("ignore", message=_X64_WARNING)
+        model = MLP([X.shape[1], *args.layers, n_outputs], activation=args.activation,
+                    output=args.output, backend=args.backend, device=args.device,
+                    dtype=args.dtype or "float64", seed=args.seed, mesh=args.mesh,
+                    dropout=args.dropout)
+    model.classes = classes
+    return model
+
+
+def output_units(output, y, classes) -> int:
+    """The output layer's size: one unit per class (softmax), one for two classes (sigmoid),
+    one per regression target."""
+    if output == "softmax":
+        return len(classes)
+    return 1 if y.ndim == 1 else y.shape[1]
 
 
 def cmd_train(args, out, err) -> int:
-    from polynn.model import MLP
+    from polynn.train.progress import Progress
 
     check_outputs(args)
+    check_options(args)
     main_process = start_distributed(args)
     if not main_process:  # every process trains; process 0 alone prints and writes
         out, args.quiet = open(os.devnull, "w"), True  # noqa: SIM115 - lives for the process
     X, y = load_dataset(args.dataset)
-    model = MLP([X.shape[1], *args.layers, output_units(args.output, y)],
-                activation=args.activation, output=args.output, backend=args.backend,
-                device=args.device, dtype=args.dtype, seed=args.seed, mesh=args.mesh,
-                dropout=args.dropout)
-    X_train, y_train, validation = _split(args, X, y)
-    lr = _header(args, model, X, y, X_train, validation, out)
+    y, classes = targets(args, y)
+    X, y, test = _split(args, X, y, args.test_split, "--test-split")
+    X_train, y_train, validation = _split(args, X, y, args.validation_split,
+                                          "--validation-split")
+    batch_size, epochs, every = plan(args, X_train.shape[0])
+    model = build_model(args, X, classes, output_units(args.output, y, classes))
+    lr = header(args, model, X_train, validation, test, classes, batch_size, epochs, out)
+    progress = Progress("auto" if not args.quiet else False,
+                        every=None if args.quiet else every, out=out, stream=err)
     tic = time.perf_counter()
-    history = model.fit(X_train, y_train, lr=lr, l2=args.l2, epochs=args.epochs,
-                        batch_size=args.batch_size, optimizer=args.optimizer,
+    history = model.fit(X_train, y_train, lr=lr, l2=args.l2, epochs=epochs,
+                        batch_size=batch_size, optimizer=args.optimizer,
                         validation_data=validation, patience=args.patience,
-                        progress=not args.quiet, stream=args.stream)
+                        progress=progress, stream=args.stream)
     seconds = time.perf_counter() - tic
-    score = _report(args, model, history, X_train, y_train, validation, seconds, out)
+    score = report(args, model, history, (X_train, y_train), validation, test, seconds,
+                   every, batch_size, out)
     print(model.summary(), file=out)
     if main_process:
-        _write_outputs(args, model, history, X, y, score, out)
+        write_outputs(args, model, history, X, y, score, out)
     elif args.save:
         model.save(args.save)  # gathering the weights may need every process; 0 writes
-    return 0
-
-
-def _print_losses(args, history, final, out):
-    """The loss every ``--print-every`` epochs, as the reference program prints it."""
-    for epoch in range(0, len(history.loss), args.print_every):
-        print(f"epoch {epoch:>6}  loss {history.loss[epoch]:.6f}", file=out)
-    if (history.stopped is None and args.batch_size is None and history.epochs
-            and history.epochs % args.print_every == 0):
-        # The reference's last line: the loss of the final weights (history.loss[k] is the
-        # loss before step k's update, so this one is not in the history).
-        print(f"epoch {history.epochs:>6}  loss {final:.6f}", file=out)
-
-
-def _report(args, model, history, X, y, validation, seconds, out) -> float:
-    """Print the losses every ``--print-every`` epochs, then the final loss and score of the
-    trained weights (and on the validation data); returns the training score."""
-    final = model.loss(X, y, l2=args.l2)
-    epochs = plural(history.epochs, "epoch")
-    if not args.quiet:
-        _print_losses(args, history, final, out)
-    if history.stopped == "interrupted":
-        print(f"interrupted after {epochs}: reporting and saving what was trained", file=out)
-    elif history.stopped == "early_stopping":
-        print(f"early stopping after {epochs}; restored the weights of epoch "
-              f"{history.best_epoch}, the best on validation", file=out)
-
-    def shown(score):
-        return (f"accuracy {100 * score:.2f}%" if model.output in CLASSIFIERS
-                else f"R^2 {score:.4f}")
-
-    score = model.score(X, y)
-    print(f"final loss {final:.6f}  training {shown(score)}  ({epochs} in {seconds:.2f} s)",
-          file=out)
-    if validation:
-        print(f"validation loss {model.loss(*validation, l2=args.l2):.6f}  validation "
-              f"{shown(model.score(*validation))}", file=out)
-    return score
-
-
-def _write_outputs(args, model, history, X, y, score, out):
-    if args.save:
-        model.save(args.save)
-        print(f"saved model to {args.save}", file=out)
-    if args.history:
-        Path(args.history).write_text(json.dumps(history.as_dict(), indent=1) + "\n")
-        print(f"wrote history to {args.history}", file=out)
-    if args.plot:
-        _plot(args, model, history, X, y, score, out)
-    if args.plot_history:
-        from polynn import plot
-
-        plot.history_curves(history, args.plot_history)
-        print(f"wrote training curves to {args.plot_history}", file=out)
-
-
-def _plot(args, model, history, X, y, score, out):
-    """``--plot``: the decision boundary of 2-D data, the training curves otherwise."""
-    from polynn import plot
-
-    if X.shape[1] != 2:
-        plot.history_curves(history, args.plot)
-        print(f"wrote training curves to {args.plot} (data is not 2-D)", file=out)
-        return
-    kind = "accuracy" if args.output in CLASSIFIERS else "R^2"
-    activation = args.activation if isinstance(args.activation, str) else ",".join(
-        args.activation)
-    title = (f"{args.dataset}: {'-'.join(map(str, model.layer_sizes))} "
-             f"{activation}/{args.output}, {kind} {score:.3f}")
-    plot.decision_boundary(model, X, y, args.plot, title=title)
-    print(f"wrote decision boundary to {args.plot}", file=out)
+    return 130 if history.stopped == "interrupted" else 0

@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 
+from polynn.datasets.labels import encode_labels, label_values
 from polynn.datasets.paths import regular_file
 from polynn.validate import check_int
 
@@ -148,19 +149,9 @@ def _parse_features(path, rows, label, names):
 
 
 def _parse_labels(path, raw):
-    """Map labels to 0..k-1 via their sorted unique values (numeric when they all parse)."""
-    if "" in raw:
-        raise ValueError(f"{path}: empty label on data row {raw.index('') + 1}")
-    if all(_is_number(s) for s in raw):
-        values = np.array([float(s) for s in raw])
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"{path}: labels must be finite")
-        if np.all(values == np.round(values)):
-            values = values.astype(np.int64)
-    else:
-        values = np.array(raw)
-    classes, y = np.unique(values, return_inverse=True)
-    return y.reshape(-1).astype(np.int64), classes
+    """Map labels to 0..k-1 via their sorted unique values (:mod:`polynn.datasets.labels`'
+    rules: numeric when they all parse)."""
+    return encode_labels(label_values(raw, f"{path}: labels"))
 
 
 def load_csv(path, *, label_column=-1, header="infer", delimiter=","):
@@ -202,7 +193,9 @@ def load_csv_features(path, n_features, *, delimiter=","):
 
     The first row is a header only when none of its cells is a number, so that every data row
     gives one prediction. Returns ``(X, labels)``: ``X`` float64 ``(m, n_features)`` and
-    ``labels`` int64 ``(m,)`` when there is a label column of whole numbers, else None. Raises
+    ``labels`` ``(m,)`` when there is a label column, else None: the label values as
+    :func:`load_csv` reads them (int64 when all are whole numbers, float64 when all are
+    numbers, else strings), to be mapped through a model's classes. Raises
     ValueError naming the file (and line and column) for a width that is neither
     ``n_features`` nor ``n_features + 1``, ragged rows or a feature that is not a finite number.
     """
@@ -227,7 +220,5 @@ def load_csv_features(path, n_features, *, delimiter=","):
             X[r, c] = value
     labels = None
     if width == n_features + 1:
-        values = [float(row[-1]) if _is_number(row[-1]) else math.nan for _, row in rows]
-        if all(math.isfinite(v) and v == round(v) for v in values):
-            labels = np.array(values, dtype=np.int64)
+        labels = label_values([row[-1] for _, row in rows], f"{path}: labels")
     return X, labels

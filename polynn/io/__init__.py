@@ -24,9 +24,14 @@ Metadata (safetensors' ``__metadata__``, strings):
     "activation", "output", "negative_slope", "init", "dtype", "seed"}``.
 ``polynn.training`` (checkpoints only)
     JSON ``{"optimizer", "step", "shuffle_rng"}`` (see :mod:`polynn.io.training`).
+``polynn.classes`` (classifiers whose class values are known)
+    JSON list of the class values (integers, real numbers or strings, one kind), one per class
+    in the order of the output units (2 for one sigmoid unit); files without it load with
+    ``classes`` None.
 ``polynn.sha256``
-    SHA-256 of the two JSON texts and every tensor (name, then bytes, in name order):
-    safetensors has no checksum of its own, and a flipped bit would otherwise load silently.
+    SHA-256 of the JSON texts (the classes' only when present) and every tensor (name, then
+    bytes, in name order): safetensors has no checksum of its own, and a flipped bit would
+    otherwise load silently.
 
 Modules: :mod:`~polynn.io.bounded_json` (JSON parsed within limits),
 :mod:`~polynn.io.safetensors_file` (the header read within limits, atomic writes),
@@ -42,6 +47,7 @@ from polynn.io.record import ModelRecord, TrainingRecord
 from polynn.io.safetensors_file import MAX_HEADER_BYTES
 from polynn.io.schema import (
     CHECKSUM_KEY,
+    CLASSES_KEY,
     CONFIG_KEY,
     FORMAT,
     FORMAT_VERSION,
@@ -52,6 +58,7 @@ from polynn.io.shuffle_state import generator as shuffle_generator
 
 __all__ = [
     "CHECKSUM_KEY",
+    "CLASSES_KEY",
     "CONFIG_KEY",
     "FORMAT",
     "FORMAT_VERSION",

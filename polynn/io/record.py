@@ -17,6 +17,7 @@ import numpy as np
 from polynn.io.bounded_json import dumps
 from polynn.io.errors import Refused
 from polynn.io.schema import (
+    CLASSES_KEY,
     CONFIG_KEY,
     FILE_KEYS,
     FORMAT,
@@ -61,11 +62,16 @@ class ModelRecord:
         rows layout, of dtype ``polynn.backend.dtype_info(config["dtype"]).host`` (float32
         for a bfloat16 model: NumPy has no bfloat16).
     training : :class:`TrainingRecord` for a checkpoint, else None.
+    classes : a classifier's class values (as scikit-learn's ``classes_``): a 1-D sequence of
+        integers, real numbers or strings, one per class in the order of the output units (2
+        for one sigmoid unit), checked by :func:`polynn.datasets.labels.check_model_classes`;
+        None when unknown (files written before polynn stored them).
     """
 
     config: dict
     params: tuple
     training: TrainingRecord | None = None
+    classes: Any = None
 
 
 def _tree(tree, what: str) -> tuple:
@@ -88,6 +94,11 @@ def to_contents(record: ModelRecord):
     config = {"format": FORMAT, "format_version": FORMAT_VERSION,
               "polynn_version": __version__, **recorded_config(model_config(record.config))}
     metadata = {CONFIG_KEY: dumps(config)}
+    if record.classes is not None:
+        try:
+            metadata[CLASSES_KEY] = dumps(np.asarray(record.classes).tolist())
+        except (TypeError, ValueError) as err:
+            raise Refused(f"the classes cannot be written as JSON ({err})") from None
     tensors = {leaf_name("layers", path): x
                for path, x in leaves(_tree(record.params, "params"))}
     training = record.training
@@ -122,4 +133,4 @@ def from_contents(plan: Plan, arrays: dict, *, checkpoint: bool) -> ModelRecord:
             state = optimizer.State(step, *(tree(f"optimizer.{field}")
                                             for field in state_fields(optimizer)))
         training = TrainingRecord(optimizer, state, shuffle)
-    return ModelRecord(config, tree("layers"), training)
+    return ModelRecord(config, tree("layers"), training, plan.classes)

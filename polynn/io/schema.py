@@ -5,7 +5,8 @@ Tensors (C order, little-endian, in the host storage dtype of the configuration'
 ``layers.{l}.W`` ``(n_l, n_{l+1})`` and ``layers.{l}.b`` ``(n_{l+1},)``; in checkpoints also
 ``optimizer.{field}.{l}.W|b``, one tree per field of the optimizer's state NamedTuple after its
 count (``velocity``; ``first`` and ``second``). Metadata: ``polynn.config`` (JSON),
-``polynn.training`` (JSON, checkpoints only) and ``polynn.sha256``.
+``polynn.training`` (JSON, checkpoints only), ``polynn.classes`` (JSON, a classifier's class
+values, when known; files without it load with classes None) and ``polynn.sha256``.
 
 :func:`plan` checks the metadata strings and the tensors' ``{name: (dtype, shape)}`` against
 each other before any tensor data is read; writing runs the same function on what it is about
@@ -21,6 +22,7 @@ import re
 import numpy as np
 
 from polynn.backend import dtype_info
+from polynn.datasets.labels import check_model_classes
 from polynn.io.bounded_json import loads
 from polynn.io.errors import Refused, differences
 from polynn.io.training import check_training
@@ -30,6 +32,8 @@ from polynn.validate import MODEL_CONFIG_KEYS, OPTIONAL_CONFIG, check_model_conf
 FORMAT = "polynn"
 FORMAT_VERSION = 1
 CONFIG_KEY, TRAINING_KEY, CHECKSUM_KEY = "polynn.config", "polynn.training", "polynn.sha256"
+#: A classifier's class values: a JSON list of integers, real numbers or strings (one kind).
+CLASSES_KEY = "polynn.classes"
 #: The configuration's keys that describe the file rather than the model.
 FILE_KEYS = ("format", "format_version", "polynn_version")
 CONFIG_KEYS = frozenset(FILE_KEYS + MODEL_CONFIG_KEYS)
@@ -127,13 +131,14 @@ class Plan:
     dtype: np.dtype         # every tensor's storage dtype
     param_template: tuple   # ([n_in, n_out], [n_out]) per layer: shapes as lists (leaves)
     training: tuple | None  # (optimizer, step, shuffle state dict) or None
+    classes: object = None  # the class values (a 1-D NumPy array) or None
 
 
 def _check_metadata_keys(metadata: dict) -> None:
     if CONFIG_KEY not in metadata:
         raise Refused(f"its metadata has no {CONFIG_KEY!r}: a safetensors file, but not a "
                       "polynn model file")
-    unknown = set(metadata) - {CONFIG_KEY, TRAINING_KEY, CHECKSUM_KEY}
+    unknown = set(metadata) - {CONFIG_KEY, TRAINING_KEY, CLASSES_KEY, CHECKSUM_KEY}
     if unknown:
         raise Refused(f"unknown metadata {sorted(unknown)}")
     if not re.fullmatch(r"[0-9a-f]{64}", metadata.get(CHECKSUM_KEY, "")):
@@ -181,7 +186,24 @@ def plan(metadata: dict, tensors: dict, *, checkpoint: bool) -> Plan:
         if tuple(shape) != tuple(shapes[key]):
             raise Refused(f"tensor {key!r} has shape {tuple(shape)} but the configuration "
                           f"needs {tuple(shapes[key])}")
-    return Plan(config, shapes, dtype, template, training)
+    classes = None
+    if CLASSES_KEY in metadata:
+        classes = check_file_classes(loads(metadata[CLASSES_KEY], "the classes"), config)
+    return Plan(config, shapes, dtype, template, training, classes)
+
+
+def check_file_classes(value, config: dict):
+    """The file's class values (a JSON list) checked by :mod:`polynn.datasets.labels`' rules
+    and against the configuration's output layer; a 1-D NumPy array."""
+    if not isinstance(value, list):
+        raise Refused("the classes are not a JSON list")
+    if any(isinstance(v, bool) or not isinstance(v, (int, float, str)) for v in value):
+        raise Refused("the classes hold values that are not integers, real numbers or "
+                      "strings")
+    try:
+        return check_model_classes(value, config["output"], config["layer_sizes"][-1])
+    except (TypeError, ValueError, OverflowError) as err:
+        raise Refused(str(err)) from None
 
 
 # --- values -----------------------------------------------------------------------------------
@@ -202,10 +224,12 @@ def check_finite(key: str, array: np.ndarray) -> None:
 
 
 def checksum(metadata: dict, tensors: dict) -> str:
-    """The ``polynn.sha256`` of a file: SHA-256 over the config and training JSON texts and
+    """The ``polynn.sha256`` of a file: SHA-256 over the config and training JSON texts, the
+    classes JSON text when there is one (so that files without it keep their checksum), and
     each tensor's name and little-endian C-order bytes, tensors in name order."""
     digest = hashlib.sha256()
-    for key in (CONFIG_KEY, TRAINING_KEY):
+    keys = (CONFIG_KEY, TRAINING_KEY, *((CLASSES_KEY,) if CLASSES_KEY in metadata else ()))
+    for key in keys:
         text = metadata.get(key, "").encode("utf-8")
         digest.update(len(text).to_bytes(8, "little") + text)
     for key in sorted(tensors):

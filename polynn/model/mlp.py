@@ -6,6 +6,7 @@ import numpy as np
 
 from polynn import io
 from polynn.backend import BACKENDS, DTYPES, Backend, get_backend, to_host
+from polynn.datasets.labels import encode_targets
 from polynn.distributed import is_main_process
 from polynn.init import INITIALIZERS, init_params
 from polynn.model import fitting, hidden, inference, record
@@ -28,7 +29,6 @@ from polynn.validate import (
     check_sample_weight,
     check_seed,
     dropout_value,
-    encode_targets,
     normalize_sample_weight,
 )
 
@@ -129,6 +129,7 @@ class MLP:
         return model
 
     to_record = record.to_record
+    classes = record.classes  # the class values (None: the indices 0..k-1)
     from_record = classmethod(record.from_record)
     __getstate__ = record.getstate
     __setstate__ = record.setstate
@@ -390,11 +391,13 @@ class MLP:
     def to(self, backend=None, device=None, dtype=None, mesh=None) -> MLP:
         """A copy of this model (same weights) on another backend, device, dtype or mesh; the
         model's own backend unless ``backend`` is given."""
-        return MLP.from_params(self.params, activation=self.activation, output=self.output,
+        copy = MLP.from_params(self.params, activation=self.activation, output=self.output,
                                backend=self.backend if backend is None else backend,
                                device=device, dtype=self.dtype if dtype is None else dtype,
                                seed=self.seed, negative_slope=self.negative_slope, mesh=mesh,
                                dropout=self.dropout)
+        copy.classes = self.classes
+        return copy
 
     def host_params(self):
         """The parameters as host NumPy arrays in the model's host dtype: a tuple of

@@ -11,6 +11,7 @@ import numpy as np
 
 from polynn import io
 from polynn.backend import get_backend, to_host
+from polynn.datasets.labels import check_model_classes
 from polynn.io import ModelRecord, TrainingRecord
 from polynn.model.inference import host_output
 
@@ -40,7 +41,7 @@ def to_record(self, *, checkpoint: bool = False) -> ModelRecord:
             state = _same_kind(state, int(np.asarray(to_host(count))),
                                [_host_tree(tree, dtype) for tree in trees])
         training = TrainingRecord(self.optimizer, state, self._shuffle_rng.bit_generator.state)
-    return ModelRecord(config, _host_tree(self.params, dtype), training)
+    return ModelRecord(config, _host_tree(self.params, dtype), training, self.classes)
 
 
 def from_record(cls, record: ModelRecord, *, backend=None, device=None, dtype=None, mesh=None):
@@ -60,6 +61,7 @@ def from_record(cls, record: ModelRecord, *, backend=None, device=None, dtype=No
                 negative_slope=config["negative_slope"],
                 dropout=config.get("dropout", 0.0))
     model.params = model._to_backend(record.params)
+    model.classes = record.classes
     training = record.training
     if training is not None:
         state = training.state
@@ -69,6 +71,22 @@ def from_record(cls, record: ModelRecord, *, backend=None, device=None, dtype=No
         shuffle = io.shuffle_generator(training.shuffle)
         model._set_training_state(training.optimizer, state, shuffle)
     return model
+
+
+def _get_classes(self):
+    return getattr(self, "_classes", None)
+
+
+def _set_classes(self, classes):
+    self._classes = check_model_classes(classes, self.output, self.n_outputs)
+
+
+classes = property(_get_classes, _set_classes, doc="""The class values the model was trained
+on, as scikit-learn's ``classes_``: a 1-D NumPy array (int64, float64 or str), ``classes[i]``
+the class of output index i (2 values for one sigmoid unit); None (the default) when unknown,
+the classes then being the indices 0..k-1. ``predict`` returns indices: ``classes[predict(X)]``
+are the values. Saved in the model file; ``polynn train`` sets it, ``polynn predict`` maps
+labels through it. Checked when set (:func:`polynn.datasets.labels.check_model_classes`).""")
 
 
 def _same_kind(state, count, trees):

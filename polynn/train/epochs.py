@@ -43,11 +43,14 @@ def padded_plan(plan, batch_size: int):
     return [(order, n, mask)]
 
 
-def run_epoch(spec, batches, carry, data, decay, chunker, interrupted, positive=None):
+def run_epoch(spec, batches, carry, data, decay, chunker, interrupted, positive=None,
+              tick=None):
     """One pass over the rows of ``data`` (a :class:`polynn.placement.Placement`) in
     mini-batches of ``spec.batch_size``, run in chunks of batches; stops early on Ctrl-C or at
     the first non-finite loss. ``positive``: the host mask of rows of positive weight (None
-    without weights): a batch with none is skipped (:mod:`polynn.train.weights`).
+    without weights): a batch with none is skipped (:mod:`polynn.train.weights`). ``tick(n)``
+    (optional) is told of every chunk's ``n`` steps as it completes, so that progress moves
+    during the epoch.
 
     Returns ``(carry, losses, correct, sizes, counted)``: host arrays of the per-batch losses
     (float64) and correct counts of the batches run, their sizes, and the number of rows of
@@ -60,7 +63,8 @@ def run_epoch(spec, batches, carry, data, decay, chunker, interrupted, positive=
             plan = padded_plan(plan, b)
         carry, losses, correct, sizes = streamed_batches(batches, carry, data, plan, decay, b,
                                                          interrupted,
-                                                         ids=spec.dropout is not None)
+                                                         ids=spec.dropout is not None,
+                                                         tick=tick)
     else:
         backend = data.backend
         plan = [(rows, n, None) for rows, n in plan]
@@ -73,14 +77,14 @@ def run_epoch(spec, batches, carry, data, decay, chunker, interrupted, positive=
                      (backend.asarray(mask, data.dtype.name), mask.sum(axis=1)))
                     for rows, n, mask in plan]  # fmt: skip
         carry, losses, correct, sizes = _chunks_of_batches(data, batches, carry, plan, decay,
-                                                           chunker, interrupted)
+                                                           chunker, interrupted, tick)
     if not losses:
         return carry, np.zeros(0), np.zeros(0), [], 0
     counted = counted_rows(host_plan, positive, sizes)
     return carry, np.concatenate(losses), np.concatenate(correct), sizes, counted
 
 
-def _chunks_of_batches(data, batches, carry, plan, decay, chunker, interrupted):
+def _chunks_of_batches(data, batches, carry, plan, decay, chunker, interrupted, tick=None):
     """Run the batches of ``plan`` (``(rows, n, None or (mask, sizes))`` entries) in chunks
     sized by ``chunker``; returns ``(carry, losses,
     correct, sizes)`` (lists per chunk, per batch)."""
@@ -102,6 +106,8 @@ def _chunks_of_batches(data, batches, carry, plan, decay, chunker, interrupted):
             sizes.extend([rows.shape[1]] * done if masked is None else
                          masked[1][position : position + done].astype(int).tolist())
             position += done
+            if tick is not None:
+                tick(done)
             if finite_prefix(chunk_losses) < done:
                 break
         if interrupted() or (losses and finite_prefix(losses[-1]) < len(losses[-1])):

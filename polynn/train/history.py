@@ -18,13 +18,20 @@ class DivergenceError(FloatingPointError):
         self.params, self.opt_state = params, opt_state
 
 
-@dataclass
+@dataclass(repr=False)
 class History:
     """What ``fit`` recorded. Full batch: one entry per step (each step is an epoch) holding the
     loss computed in that step's forward pass, before its update. Mini-batches: one entry per
     epoch, the mean over its batches weighted by batch size. Accuracy lists stay empty for
     regression; validation lists stay empty without validation data. ``stopped`` is None (ran
-    all epochs), "early_stopping", "interrupted" (Ctrl-C) or "callback"."""
+    all epochs), "early_stopping", "interrupted" (Ctrl-C) or "callback".
+
+    ``steps`` counts every update made. An epoch of mini-batches interrupted by Ctrl-C still
+    changed the weights: its batches' mean loss (and accuracy) is the last entry, not counted
+    in ``epochs``, and ``partial_steps`` is the number of its steps (0 otherwise).
+
+    ``repr`` is a short summary (a few lines, however long the run); the lists are the data.
+    """
 
     loss: list = field(default_factory=list)
     accuracy: list = field(default_factory=list)
@@ -34,9 +41,32 @@ class History:
     epochs: int = 0
     best_epoch: int | None = None
     stopped: str | None = None
+    partial_steps: int = 0
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
+
+    def __repr__(self) -> str:
+        """``History(12 epochs, 480 steps, stopped='interrupted')`` and, indented, the last
+        loss (and accuracy) and the best validation loss with its epoch."""
+        head = f"History({self.epochs} epoch{'' if self.epochs == 1 else 's'}, {self.steps} "
+        head += f"step{'' if self.steps == 1 else 's'}"
+        if self.partial_steps:
+            head += f" ({self.partial_steps} in an unfinished epoch)"
+        head += ")" if self.stopped is None else f", stopped={self.stopped!r})"
+        lines = [head]
+        if self.loss:
+            line = f"  last loss {self.loss[-1]:.6g}"
+            if self.accuracy:
+                line += f", accuracy {self.accuracy[-1]:.4g}"
+            lines.append(line)
+        if self.val_loss:
+            best = min(range(len(self.val_loss)), key=self.val_loss.__getitem__)
+            line = f"  best val_loss {self.val_loss[best]:.6g} at epoch {best}"
+            if len(self.val_accuracy) > best:
+                line += f", val_accuracy {self.val_accuracy[best]:.4g}"
+            lines.append(line)
+        return "\n".join(lines)
 
 
 @dataclass

@@ -29,7 +29,7 @@ from polynn.train.divergence import diverged, finite_prefix, last_finite
 from polynn.train.epochs import run_epoch
 from polynn.train.history import EpochInfo, History
 from polynn.train.interrupt import InterruptFlag
-from polynn.train.progress import Progress
+from polynn.train.progress import as_progress
 from polynn.train.steps import normalized_weights, owned, runners
 from polynn.train.validation import Validation
 from polynn.train.weights import weighted_rows
@@ -42,7 +42,8 @@ class TrainSpec:
     every epoch and stops training when it returns True; ``publish(params, opt_state)`` (row
     layout) runs just before it, so that the model holds the current state during the callback;
     ``l2_per_weight``: see :func:`polynn.train.steps.normalized_weights`; ``dropout``: see
-    :func:`polynn.train.steps.make_step`."""
+    :func:`polynn.train.steps.make_step`; ``progress``: a bool (a tqdm bar) or a
+    :class:`polynn.train.progress.Progress`."""
 
     backend: Backend
     activation: object
@@ -57,7 +58,7 @@ class TrainSpec:
     patience: int | None = None
     min_delta: float = 0.0
     restore_best: bool = True
-    progress: bool = False
+    progress: object = False
     callback: object = None
     l2_per_weight: bool = False
     publish: object = None
@@ -76,7 +77,7 @@ class FullBatch:
     """Chunks of full-batch steps: every row, held once in columns (``Xa`` ``(n_0 + 1, m)``,
     ``T`` ``(k, m)``); a divergence is replayed to the last finite step."""
 
-    def __init__(self, spec, full, data, decay, keep):
+    def __init__(self, spec, full, data, decay, keep, tick):
         backend, dtype = spec.backend, spec.dtype
         everything = slice(None) if data.rows is None else data.rows
         Xa = backend.call(augment, take_rows(backend, data.X, everything, dtype))
@@ -90,7 +91,7 @@ class FullBatch:
         if spec.dropout is not None:  # each column's row in the data set, for the masks
             ids = np.arange(data.m) if data.rows is None else np.asarray(data.rows)
             self.args += (backend.asarray(ids),)
-        self.spec, self.full, self.keep, self.m = spec, full, keep, data.m
+        self.spec, self.full, self.keep, self.m, self.tick = spec, full, keep, data.m, tick
         self.previous = None  # (carry, steps) of the chunk before this one, for a replay
 
     def __call__(self, carry, start, n, history, chunker, interrupted, classify):
@@ -108,28 +109,35 @@ class FullBatch:
             raise diverged(self.spec.optimizer, kept, history, history.steps, losses[good])
         self.previous = (start, done)
         _record(history, losses, correct / self.m, done, done, classify)
+        self.tick(done)
         return carry, done
 
 
 class MiniBatches:
-    """One epoch of mini-batches per chunk; a divergence keeps the epoch's starting state."""
+    """One epoch of mini-batches per chunk; a divergence keeps the epoch's starting state. An
+    epoch cut short by Ctrl-C is recorded as a partial entry (its batches changed the
+    weights): the mean loss of its batches, ``history.partial_steps`` of them."""
 
-    def __init__(self, spec, batches, data, decay):
+    def __init__(self, spec, batches, data, decay, tick):
         self.spec, self.batches, self.data, self.decay = spec, batches, data, decay
         self.positive = weighted_rows(data)  # batches of weight zero are skipped
+        self.tick = tick
 
     def __call__(self, carry, start, n, history, chunker, interrupted, classify):
         carry, losses, correct, sizes, counted = run_epoch(
             self.spec, self.batches, carry, self.data, self.decay, chunker, interrupted,
-            self.positive)
+            self.positive, self.tick)
         good = finite_prefix(losses)
         if good < len(losses):
             history.steps += good
             raise diverged(self.spec.optimizer, start, history, history.steps, losses[good])
-        done = 1 if sum(sizes) == self.data.m else 0  # an interrupted epoch is not recorded
-        counted = max(counted, 1)  # (a skipped batch adds 0 to both sums)
-        _record(history, np.array([np.dot(losses, sizes) / counted])[:done],
-                np.array([correct.sum() / counted])[:done], len(losses), done, classify)
+        seen = sum(sizes)
+        done = 1 if seen == self.data.m else 0  # else interrupted: a partial entry
+        if seen:
+            counted = max(counted, 1)  # (a skipped batch adds 0 to both sums)
+            _record(history, np.array([np.dot(losses, sizes) / counted]),
+                    np.array([correct.sum() / counted]), len(losses), done, classify)
+            history.partial_steps = 0 if done else len(losses)
         return carry, done
 
 
@@ -189,30 +197,37 @@ def run(spec: TrainSpec, params, opt_state, data, validation=None, history=None)
         train_decay = backend.call(weight_decay, carry[0], static=dict(
             l2=math.ldexp(spec.l2, -data.weight_exponent)))
     full_batch = spec.batch_size is None or spec.batch_size >= data.m
-    chunk = FullBatch(spec, full, data, train_decay, keep) if full_batch else MiniBatches(
-        spec, batches, bucketed(data), train_decay)  # one compiled epoch for nearby row counts
+    progress = as_progress(spec.progress)
+    progress.start(spec.epochs, 1 if full_batch else -(-data.m // spec.batch_size))
+    chunk = FullBatch(spec, full, data, train_decay, keep, progress.steps) if full_batch else (
+        MiniBatches(spec, batches, bucketed(data), train_decay,  # one compiled epoch for nearby
+                    progress.steps))                                # row counts
     checks = None if validation is None else Validation(evaluate, validation, decay,
                                                         spec.patience, spec.min_delta, keep)
     per_epoch_work = validation is not None or spec.callback is not None
     classify = spec.output in CLASSIFIERS
-    progress, chunker, n_done = Progress(spec.progress, spec.epochs), Chunker(), 0
+    chunker, n_done = Chunker(), 0
     # Overflow on the way to a divergence is reported by the loop itself (DivergenceError).
-    with InterruptFlag() as interrupted, np.errstate(over="ignore", invalid="ignore"):
-        while n_done < spec.epochs and not interrupted():
-            # Steps may overwrite their arrays (eager backends): train on a copy and keep the
-            # chunk's (or epoch's) starting state for a divergence rollback. What a callback
-            # saw on the model is such a starting state: the next steps leave it intact.
-            start, carry = carry, keep(carry)
-            # With per-epoch work (validation, callback) every full-batch step is an epoch.
-            n = 1 if per_epoch_work or not full_batch else chunker.take(spec.epochs - n_done)
-            carry, done = chunk(carry, start, n, history, chunker, interrupted, classify)
-            n_done += done
-            progress.advance(done, history.loss[-1] if history.loss else None)
-            if done and _after_epoch(spec, history, carry, checks, classify):
-                break
-        if interrupted():
-            history.stopped = "interrupted"
-    progress.close()
+    try:
+        with InterruptFlag() as interrupted, np.errstate(over="ignore", invalid="ignore"):
+            while n_done < spec.epochs and not interrupted():
+                # Steps may overwrite their arrays (eager backends): train on a copy and keep
+                # the chunk's (or epoch's) starting state for a divergence rollback. What a
+                # callback saw on the model is such a starting state: the next steps leave it
+                # intact. With per-epoch work (validation, callback) every full-batch step is
+                # an epoch.
+                start, carry = carry, keep(carry)
+                n = 1 if per_epoch_work or not full_batch else chunker.take(spec.epochs - n_done)
+                carry, done = chunk(carry, start, n, history, chunker, interrupted, classify)
+                n_done += done
+                stop = bool(done) and _after_epoch(spec, history, carry, checks, classify)
+                progress.epochs(history)
+                if stop:
+                    break
+            if interrupted():
+                history.stopped = "interrupted"
+    finally:
+        progress.close()  # once, whatever ends the run (a divergence, a second Ctrl-C)
     if checks is not None:
         carry = checks.finish(history, carry, spec.restore_best)
     return backend.call(params_to_rows, carry[0]), state_to_rows(carry[1]), history

@@ -72,14 +72,16 @@ class _Transfers:
                 self.local[(n, size)], n, size)
 
 
-def streamed_batches(batches, carry, data, plan, decay, batch_size, interrupted, ids=False):
+def streamed_batches(batches, carry, data, plan, decay, batch_size, interrupted, ids=False,
+                     tick=None):
     """Run the batches of ``plan`` (``(batch rows (n, b), n)`` pairs, or ``(rows, n, mask)``
     from :func:`polynn.train.epochs.padded_plan`) of host ``data`` (a
     streaming :class:`polynn.placement.Placement`): each transfer chunk is trained by one
     compiled loop, which gathers each batch from the chunk exactly as the resident path gathers
     it from the whole data, hence the same parameters. The next chunk is gathered and moved
     while the device runs the current one (dispatch is asynchronous). Every chunk is padded to
-    the same number of rows, so the loop compiles once per shape.
+    the same number of rows, so the loop compiles once per shape. ``tick(n)`` (optional) is
+    told of each chunk's ``n`` steps once they are read back.
 
     With ``ids`` (dropout), each chunk's batch rows in the data set travel too, for the masks.
 
@@ -101,6 +103,8 @@ def streamed_batches(batches, carry, data, plan, decay, batch_size, interrupted,
         losses.append(chunk_losses)
         correct.append(backend.to_host(outs[1])[:done])
         sizes.extend([size] * done if np.isscalar(size) else size[:done].astype(int).tolist())
+        if tick is not None:
+            tick(done)
         return finite_prefix(chunk_losses) == done
 
     upcoming = transfer(pieces[0][0]) if pieces else None

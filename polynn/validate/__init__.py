@@ -9,7 +9,8 @@ reaches a backend, and refused with a message naming the parameter (or file) and
   backend arrays; scipy sparse and complex are refused), :func:`check_X` /
   :func:`check_resident_X` (features, checked finite *after* the cast to the model's dtype),
   rows, sample weights, the validation split.
-- :mod:`~polynn.validate.targets`: :func:`encode_targets` (labels / regression targets).
+- :mod:`~polynn.validate.targets`: :func:`regression_targets` (class labels are
+  :mod:`polynn.datasets.labels`' rules: ``encode_targets`` is there).
 - :mod:`~polynn.validate.config`: a model's configuration (:func:`check_model_config`).
 
 Nothing here imports a backend library.
@@ -34,7 +35,7 @@ from polynn.validate.config import (
                                     dropout_value,
 )
 from polynn.validate.options import FIT_OPTIONS, check_fit_options
-from polynn.validate.targets import encode_targets
+from polynn.validate.targets import regression_targets
 from polynn.validate.values import (
                                     ParameterError,
                                     check_bool,
@@ -52,6 +53,6 @@ __all__ = [
     "check_activations", "check_dropout", "dropout_value", "check_X", "check_bool", "check_choice",
     "check_finite", "check_fit_options", "check_int", "check_l2", "check_layer_sizes",
     "check_layers", "check_model_config", "check_real", "check_resident_X", "check_rows",
-    "check_sample_weight", "check_seed", "check_validation_split", "encode_targets",
-    "host_array", "normalize_sample_weight",
+    "check_sample_weight", "check_seed", "check_validation_split", "host_array",
+    "normalize_sample_weight", "regression_targets",
 ]

@@ -41,6 +41,12 @@ def _callable_or_none(what):
     return check
 
 
+def _is_progress(value) -> bool:
+    """A :class:`polynn.train.progress.Progress` (duck-typed: validate imports no train)."""
+    return all(callable(getattr(value, method, None)) for method in ("start", "steps", "epochs",
+                                                                      "close"))
+
+
 def _pair_or_none(name, value):
     if value is not None and not (isinstance(value, (tuple, list)) and len(value) == 2):
         raise TypeError(f"{name} must be a pair (X_val, y_val), got {type_name(value)}")
@@ -77,7 +83,7 @@ FIT_OPTIONS = {
     "patience": _int(0, none=True),
     "min_delta": _real(0),
     "restore_best_weights": check_bool,
-    "progress": check_bool,
+    "progress": lambda name, value: value if _is_progress(value) else check_bool(name, value),
     "callback": _callable_or_none("a callable"),
     "l2_per_weight": check_bool,
     "stream": check_bool,
