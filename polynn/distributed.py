@@ -67,8 +67,8 @@ def force_cpu_devices(n: int) -> None:
     from jax._src import xla_bridge  # the one public-less question: has JAX started?
 
     if xla_bridge.backends_are_initialized():
-        if jax.config.jax_num_cpu_devices == n or (
-                n == 1 and jax.config.jax_num_cpu_devices in (-1, 1)):
+        configured = jax.config.jax_num_cpu_devices  # type: ignore[attr-defined]
+        if configured == n or (n == 1 and configured in (-1, 1)):
             return
         raise RuntimeError(f"cannot force {n} CPU devices: JAX has already started (with "
                            f"{len(jax.devices('cpu'))}); do it first thing, or set "

@@ -141,14 +141,14 @@ class GradcheckResult:
     saying why the judge could not run (e.g. ``"unavailable: install polynn[jax]"``)."""
 
     layer_sizes: tuple
-    activation: object  # a name, or a tuple of names (one per hidden layer)
+    activation: str | tuple[str, ...]  # a name, or a tuple of names (one per hidden layer)
     output: str
     l2: float
     m: int
     seed: int
     loss: float
     errors: dict = field(default_factory=dict)
-    dropout: object = 0.0  # a rate, or a tuple of rates (one per hidden layer)
+    dropout: float | tuple[float, ...] = 0.0  # a rate, or a tuple of rates (one per hidden layer)
 
     def available(self) -> list:
         return [j for j, e in self.errors.items() if not isinstance(e, str)]

@@ -138,10 +138,9 @@ def place(backend: Backend, dtype, X, *, n_features: int, name: str = "X", purpo
 
     The rows used and the targets are added by :meth:`Placement.with_targets`."""
     on_device = resident(backend, dtype, X, n_features, name)
-    m = None if on_device is None else on_device.shape[0]
     if on_device is None:
         X = check_X(X, n_features, name, dtype)
-        m = X.shape[0]
+    m = int(X.shape[0] if on_device is None else on_device.shape[0])
     if validation_split is not None:
         m -= math.ceil(check_validation_split(validation_split, m) * m)
     full_batch = purpose == "train" and (batch_size is None or batch_size >= m)

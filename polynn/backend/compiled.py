@@ -8,6 +8,7 @@ Mixed into :class:`polynn.backend.Backend` (which supplies ``name``, ``xp``, ``d
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 
 @functools.lru_cache(maxsize=256)
@@ -45,7 +46,7 @@ def _repeat_jax(xp, body, max_steps: int):
         carry, outs = compiled(carry, start, n, *args)
         return carry, outs, n
 
-    run.compiled = compiled  # the jitted loop, for inspecting its HLO (tests)
+    run.compiled = compiled  # type: ignore[attr-defined]  # the jitted loop, for inspecting its HLO (tests)
     return run
 
 
@@ -64,6 +65,11 @@ def _repeat_eager(xp, body):
 
 class Compiled:
     """Compiled execution, mixed into :class:`~polynn.backend.Backend`."""
+
+    # Provided by Backend, which this mixin is part of (declared for the type checker).
+    name: str
+    xp: Any
+
 
     @property
     def jit(self) -> bool:

@@ -161,7 +161,7 @@ def available_backends() -> dict[str, str | None]:
     dict
         Backend name -> None when usable here, or the reason it is not (a str).
     """
-    status = {}
+    status: dict[str, str | None] = {}
     for name in BACKENDS:
         try:
             get_backend(name)

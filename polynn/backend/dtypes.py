@@ -23,7 +23,7 @@ _BFLOAT16_BACKENDS = ("jax", "torch")
 MIXED = {"mixed_bfloat16": ("float32", "bfloat16")}
 
 # name -> (host storage dtype, bytes per element when computing, largest finite value)
-_HOST = {
+_HOST: dict[str, tuple[np.dtype, int, float]] = {
     "float32": (np.dtype(np.float32), 4, float(np.finfo(np.float32).max)),
     "float64": (np.dtype(np.float64), 8, float(np.finfo(np.float64).max)),
     # 8 exponent bits as float32, 8 significand bits: (2 - 2**-7) * 2**127.
@@ -137,7 +137,7 @@ def _enable_jax_x64() -> None:
     global _x64_announced
     import jax
 
-    if not jax.config.jax_enable_x64:
+    if not jax.config.jax_enable_x64:  # type: ignore[attr-defined]
         jax.config.update("jax_enable_x64", True)
         if not _x64_announced:
             warnings.warn(

@@ -7,6 +7,9 @@ a plain transfer) without a mesh.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from polynn.backend.dtypes import cast_on_device, dtype_info
@@ -140,6 +143,13 @@ class MeshPlacement:
     """Placement on a JAX mesh, mixed into :class:`~polynn.backend.Backend` (which supplies
     ``mesh``, ``xp``, ``dtype`` and ``asarray``)."""
 
+    # Provided by Backend, which this mixin is part of (declared for the type checker).
+    mesh: Any
+    xp: Any
+    asarray: Callable[..., Any]
+    dtype: Callable[..., Any]
+
+
     @property
     def data_size(self) -> int:
         """Devices along the mesh's "data" axis (1 without a mesh)."""
@@ -226,7 +236,7 @@ class MeshPlacement:
             return x
         import jax
 
-        spec = [None] * x.ndim
+        spec: list[str | None] = [None] * x.ndim
         spec[axis] = "data"
         return jax.lax.with_sharding_constraint(x, self.sharding(*spec))
 

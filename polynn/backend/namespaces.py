@@ -108,19 +108,19 @@ def load_namespace(name: str):
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
     if name == "numpy":
-        import array_api_compat.numpy as xp
+        import array_api_compat.numpy as numpy_xp
 
-        return xp
+        return numpy_xp
     library = _import(name)
     if name == "torch":
-        import array_api_compat.torch as xp
+        import array_api_compat.torch as torch_xp
 
-        return xp
+        return torch_xp
     if name == "cupy":
         _cupy_usable(library)
-        import array_api_compat.cupy as xp
+        import array_api_compat.cupy as cupy_xp
 
-        return xp
+        return cupy_xp
     if name == "jax":  # compile once per machine (POLYNN_JAX_CACHE=0 turns it off)
         configure_jax_cache(importlib.import_module("jax"))
     return library  # jax.numpy and array_api_strict are array API namespaces themselves

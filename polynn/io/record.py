@@ -127,6 +127,7 @@ def from_contents(plan: Plan, arrays: dict, *, checkpoint: bool) -> ModelRecord:
 
     training = None
     if checkpoint:
+        assert plan.training is not None  # a checkpoint's plan has its training state
         optimizer, step, shuffle = plan.training
         state = None
         if optimizer is not None:

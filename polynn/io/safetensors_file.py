@@ -151,7 +151,7 @@ def read_tensor(f, start: int, dtype: np.dtype, shape: tuple) -> np.ndarray:
     """The tensor of ``dtype`` and ``shape`` whose bytes start at ``start`` in the open file
     ``f``, read into a new native-order array (one copy, no mapping of the file)."""
     array = np.empty(shape, dtype=dtype)
-    view = memoryview(array.reshape(-1).view(np.uint8))
+    view = memoryview(array.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
     f.seek(start)
     done = 0
     while done < len(view):

@@ -235,5 +235,6 @@ def checksum(metadata: dict, tensors: dict) -> str:
     for key in sorted(tensors):
         array = np.ascontiguousarray(tensors[key])
         digest.update(key.encode("utf-8") + b"\0")
-        digest.update(memoryview(array.astype(array.dtype.newbyteorder("<"), copy=False)))
+        little = array.astype(array.dtype.newbyteorder("<"), copy=False)
+        digest.update(np.ascontiguousarray(little).data)
     return digest.hexdigest()

@@ -12,6 +12,8 @@ the generator's own dtypes, and only then handed to a fresh generator.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from polynn.io.errors import Refused
@@ -27,7 +29,7 @@ _FLAG, _UINT32 = ("int", 0, 1), ("int", 0, 2**32 - 1)
 _PCG = {"state": {"state": ("int", 0, 2**128 - 1), "inc": ("int", 0, 2**128 - 1)},
         "has_uint32": _FLAG, "uinteger": _UINT32}
 #: The shape of each generator's state: keys, integer ranges, array lengths and word sizes.
-LAYOUTS = {
+LAYOUTS: dict[str, dict[str, Any]] = {
     "MT19937": {"state": {"key": ("words", 624, 32), "pos": ("int", 0, 624)}},
     "PCG64": _PCG,
     "PCG64DXSM": _PCG,
@@ -69,14 +71,14 @@ def _short(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _rebuild(value, layout: dict, where: str) -> dict:
+def _rebuild(value, layout: dict[str, Any], where: str) -> dict[str, Any]:
     """``value`` (a dict shaped like ``layout``) with every leaf checked and rebuilt."""
     if not isinstance(value, dict):
         raise Refused(f"{_WHAT}{where and ' ' + where} is not a JSON object")
     if value.keys() != layout.keys():
         raise Refused(f"{_WHAT}{where and ' ' + where} has keys "
                       f"{_short(sorted(map(str, value)))}; expected {sorted(layout)}")
-    rebuilt = {}
+    rebuilt: dict[str, Any] = {}
     for key, spec in layout.items():
         name = f"{where}.{key}" if where else key
         if isinstance(spec, dict):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import operator
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,8 @@ TRAINING_KEYS = frozenset({"optimizer", "step", "shuffle_rng"})
 #: The largest step count a checkpoint holds: JAX keeps the count in an int32 inside its
 #: compiled loop, and a file must load on every backend.
 MAX_STEP = 2**31 - 1
-_KINDS = {"optimizer": optim.OPTIMIZER_CLASSES, "learning-rate schedule": optim.SCHEDULE_CLASSES}
+_KINDS: dict[str, dict[str, Any]] = {"optimizer": optim.OPTIMIZER_CLASSES,
+                                     "learning-rate schedule": optim.SCHEDULE_CLASSES}
 
 
 def _is_number(value) -> bool:
@@ -42,7 +44,7 @@ def encode_dataclass(obj, what: str) -> dict:
                       f"({', '.join(sorted(classes))}) can (polynn files carry no Python "
                       "objects); save() still saves the weights", unsaveable=True)
     fields = {}
-    for field in dataclasses.fields(obj):
+    for field in dataclasses.fields(obj):  # type: ignore[arg-type]  # checked just above
         value = getattr(obj, field.name)
         if field.name == "learning_rate" and what == "optimizer":
             value = encode_dataclass(value, "learning-rate schedule")

@@ -348,6 +348,7 @@ class MLP:
                 out[start:stop, 1] = P[:, 0]
             else:
                 out[start:stop] = P
+        assert out is not None  # _chunks yields at least one chunk (X has rows)
         return out
 
     hidden = hidden.hidden  # a hidden layer's activations (m, n_layer): polynn.model.hidden
@@ -361,13 +362,14 @@ class MLP:
         Rows are processed in chunks of ``batch_size`` (default: as many as keep one chunk's
         activations near 8 MiB), so predicting on many rows, a memory-mapped file included,
         never holds a copy of ``X`` or every row's activations at once."""
-        out = None
+        out: np.ndarray | None = None
         for start, stop, Z in self._chunks(X, batch_size, "forward"):
             part = inference.labels_or_values(inference.host_output(Z, self._dtype),
                                               self.output)
             if out is None:
                 out = np.empty((inference.rows_of(X),) + part.shape[1:], part.dtype)
             out[start:stop] = part
+        assert out is not None  # _chunks yields at least one chunk (X has rows)
         single = self.output != "softmax" and not self._multilabel and out.shape[1] == 1
         return out[:, 0] if single else out
 

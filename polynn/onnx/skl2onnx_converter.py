@@ -33,7 +33,8 @@ from polynn.onnx.graph import emit_outputs, emit_scores
 from polynn.onnx.network import network_of
 from polynn.sklearn import MLPClassifier, MLPRegressor
 
-ALIASES = {MLPClassifier: "PolynnMLPClassifier", MLPRegressor: "PolynnMLPRegressor"}
+ALIASES: dict[type, str] = {MLPClassifier: "PolynnMLPClassifier",
+                            MLPRegressor: "PolynnMLPRegressor"}
 CLASSIFIER_OPTIONS = {"zipmap": [True, False, "columns"], "nocl": [True, False]}
 
 

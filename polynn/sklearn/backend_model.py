@@ -142,7 +142,7 @@ def with_training_state(model: MLP, state: TrainingState | None) -> MLP:
     differs from ``state.optimizer`` in the learning rate only, as scikit-learn keeps its
     velocities; otherwise it starts afresh."""
     # fit seeds the shuffling itself: this stream is never drawn from.
-    shuffle = np.random.default_rng(0).bit_generator.state
+    shuffle = dict(np.random.default_rng(0).bit_generator.state)
     if state is None:
         training = TrainingRecord(None, None, shuffle)
     else:

@@ -35,7 +35,7 @@ class Chunker:
     def __init__(self, seconds: float = CHUNK_SECONDS, clock=time.perf_counter):
         self.seconds, self.clock = seconds, clock
         self.size, self.runs = 1, 0
-        self.per_step = None  # the estimate of one step's time, in seconds
+        self.per_step: float | None = None  # the estimate of one step's time, in seconds
         self._tic = None
 
     def take(self, remaining: int) -> int:
@@ -62,5 +62,5 @@ class Chunker:
             self.per_step = latest  # slower: believed at once
         else:
             self.per_step = 0.5 * (self.per_step + latest)  # faster: halfway each chunk
-        fits = int(self.seconds / max(self.per_step, 1e-9))
+        fits = int(self.seconds / max(latest if self.per_step is None else self.per_step, 1e-9))
         self.size = max(1, min(MAX_CHUNK_STEPS, GROWTH * steps, fits))

@@ -45,7 +45,8 @@ class _Transfers:
 
     def __init__(self, data, chunk_rows: int):
         self.data, self.chunk_rows = data, chunk_rows
-        self.local = {}  # batch-row layout inside a chunk, per (n batches, size), on the device
+        # The batch-row layout inside a chunk, per (n batches, size), on the device.
+        self.local: dict[tuple[int, int], object] = {}
 
     def gather(self, A, flat, axis):
         data = self.data

@@ -138,7 +138,7 @@ def check_layers(params, name="params") -> list[int]:
     params = tuple(params)
     if not params:
         raise ValueError(f"{name} is empty: need at least one (W, b) layer")
-    sizes = [params[0][0].shape[0]] if params[0][0].ndim == 2 else None
+    sizes = [params[0][0].shape[0] if params[0][0].ndim == 2 else -1]
     for layer, (W, b) in enumerate(params):
         if W.ndim != 2 or tuple(b.shape) != (W.shape[1],) or W.shape[0] != sizes[-1]:
             raise ValueError(f"layer {layer}: W {tuple(W.shape)} and b {tuple(b.shape)} do not "
