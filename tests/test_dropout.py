@@ -15,7 +15,7 @@ from polynn.backend import to_host
 from polynn.gradcheck import gradcheck
 from polynn.init import dropout_key
 from polynn.nn.dropout import Dropout, dropout_masks, fmix32, layer_mask, threshold
-from tests.conftest import assert_close
+from conftest import assert_close
 
 PAIRS = [(a, o) for a in ["relu", "leaky_relu", "tanh", "sigmoid", "identity"]
          for o in ["softmax", "sigmoid", "identity", "poisson"]]

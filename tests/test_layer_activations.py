@@ -10,7 +10,7 @@ import polynn as pn
 from polynn.gradcheck import gradcheck
 from polynn.nn import mlp as nn_mlp
 from polynn.nn.activations import ACTIVATIONS, get_activation
-from tests.conftest import assert_close
+from conftest import assert_close
 
 NAMES = sorted(ACTIVATIONS)
 

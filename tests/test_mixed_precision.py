@@ -11,7 +11,7 @@ from polynn.backend import BackendUnavailableError, dtype_info, get_backend
 from polynn.nn import mlp as nn_mlp
 from polynn.nn.layout import params_to_columns
 from polynn.nn.mixed import value_and_grad_mixed
-from tests.conftest import assert_close
+from conftest import assert_close
 
 MIXED_BACKENDS = ("jax", "torch")
 
