@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import assert_close
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +16,6 @@ from polynn.backend import to_host
 from polynn.gradcheck import gradcheck
 from polynn.init import dropout_key
 from polynn.nn.dropout import Dropout, dropout_masks, fmix32, layer_mask, threshold
-from conftest import assert_close
 
 PAIRS = [(a, o) for a in ["relu", "leaky_relu", "tanh", "sigmoid", "identity"]
          for o in ["softmax", "sigmoid", "identity", "poisson"]]

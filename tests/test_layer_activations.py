@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import assert_close
 
 import polynn as pn
 from polynn.gradcheck import gradcheck
 from polynn.nn import mlp as nn_mlp
 from polynn.nn.activations import ACTIVATIONS, get_activation
-from conftest import assert_close
 
 NAMES = sorted(ACTIVATIONS)
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import assert_close
 
 import polynn as pn
 from polynn.backend import BackendUnavailableError, dtype_info, get_backend
 from polynn.nn import mlp as nn_mlp
 from polynn.nn.layout import params_to_columns
 from polynn.nn.mixed import value_and_grad_mixed
-from conftest import assert_close
 
 MIXED_BACKENDS = ("jax", "torch")
 
