@@ -6,7 +6,9 @@ small MNIST-shaped IDX directory ``mnist/`` (the files a reader of "Data larger 
 has downloaded). In ```bash blocks, each line that starts with ``polynn `` runs as
 ``python -m polynn ...`` and must exit 0; other lines (installing, nox, benchmarks) are not run.
 A block can be skipped only on a condition, with its reason, by a ``<!-- skip: next if(...,
-reason="...") -->`` comment: e.g. an example that needs JAX where JAX is not installed.
+reason="...") -->`` comment: e.g. an example that needs JAX where JAX is not installed, or
+onnx/onnxruntime, skl2onnx or skops (``HAS_ONNX``, ``HAS_SKL2ONNX``, ``HAS_SKOPS``) where they
+are not.
 
 The benchmarks page's figure is drawn from the committed results here too
 (``docs/hooks/benchmark_plot.py``, the MkDocs hook that draws it at build time).
@@ -80,7 +82,10 @@ def _setup(namespace: dict) -> None:
     # What the skip conditions may ask about.
     namespace.update(HAS_JAX=_has("jax"), HAS_TORCH=_has("torch"),
                      HAS_SKLEARN=_has("sklearn") and _has("scipy"),
-                     HAS_MATPLOTLIB=_has("matplotlib"))
+                     HAS_MATPLOTLIB=_has("matplotlib"),
+                     HAS_ONNX=_has("onnx") and _has("onnxruntime"),
+                     HAS_SKL2ONNX=_has("skl2onnx") and _has("sklearn") and _has("scipy"),
+                     HAS_SKOPS=_has("skops"))
 
 
 SYBIL = Sybil(parsers=[PythonCodeBlockParser(), CodeBlockParser("bash", run_cli_lines),
@@ -141,7 +146,8 @@ def test_reference_covers_every_public_name():
         blocks |= {line[4:].strip() for line in page.read_text(encoding="utf-8").splitlines()
                    if line.startswith("::: ")}
     packages = ("polynn", "polynn.nn", "polynn.datasets", "polynn.sklearn", "polynn.io",
-                "polynn.backend", "polynn.train", "polynn.validate", "polynn.distributed")
+                "polynn.backend", "polynn.train", "polynn.validate", "polynn.distributed",
+                "polynn.onnx")
     assert [p for p in packages if p not in blocks] == []
     # Top-level names: their own block, or a module documented on its own page.
     aliases = {"backends": "polynn.backend", "gradcheck": "polynn.gradcheck.gradcheck",

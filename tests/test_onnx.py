@@ -121,6 +121,23 @@ def test_per_layer_activations_and_the_float32_export_of_a_float64_model():
         hidden_activations(["relu"], 0.01, 2)
 
 
+@pytest.mark.parametrize("output,k,classes", [("softmax", 3, ["cat", "dog", "eel"]),
+                                              ("softmax", 3, [3, 5, 9]),
+                                              ("sigmoid", 1, ["no", "yes"])])
+def test_export_of_a_model_with_classes_emits_the_class_values(output, k, classes):
+    """A ``pn.MLP`` whose ``classes`` is set (a model file that carries labels) exports them as
+    the ``label`` output: ``classes[predict(X)]``; without classes, the indices."""
+    model = pn.MLP([4, 8, k], output=output, dtype="float64", seed=0)
+    X = data(4, np.float64, rows=40)
+    indices = run(polynn.onnx.export(model, None), X)["label"]
+    model.classes = classes
+    got = run(polynn.onnx.export(model, None), X)
+    keep = decided(pn.backend.to_host(model.forward(X)), output)
+    expected = model.classes[model.predict(X)]
+    np.testing.assert_array_equal(got["label"].reshape(-1)[keep], expected[keep])
+    np.testing.assert_array_equal(np.asarray(classes)[indices.reshape(-1)][keep], expected[keep])
+
+
 def test_export_refuses_what_it_cannot_write(tmp_path):
     model = pn.MLP([2, 3, 2])
     with pytest.raises(TypeError, match="polynn.MLP or a fitted polynn.sklearn estimator"):

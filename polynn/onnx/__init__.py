@@ -59,11 +59,12 @@ def export(model, path, *, dtype=None, opset: int = DEFAULT_OPSET, name: str = "
     -------
     onnx.ModelProto
         Input ``X`` ``(N, n_features)``. Outputs: ``label`` and ``probabilities`` for a
-        classifier: softmax: class indices (``pn.MLP``) or ``classes_`` (estimators) ``(N,)``
-        and ``(N, k)``; one sigmoid unit: labels ``(N,)`` and ``(N, 2)``; multilabel: the int64
-        0/1 indicator ``(N, k)`` and ``(N, k)``. ``variable`` ``(N, k)`` for regression
-        (poisson: the means ``exp(Z)``). They equal ``predict`` and ``predict_proba`` up to
-        rounding (a regressor's ``predict`` is ``(N,)`` for one output).
+        classifier: softmax: class indices (``pn.MLP``; its ``classes`` when set) or
+        ``classes_`` (estimators) ``(N,)`` and ``(N, k)``; one sigmoid unit: labels ``(N,)``
+        and ``(N, 2)``; multilabel: the int64 0/1 indicator ``(N, k)`` and ``(N, k)``.
+        ``variable`` ``(N, k)`` for regression (poisson: the means ``exp(Z)``). They equal
+        ``predict`` and ``predict_proba`` up to rounding (a regressor's ``predict`` is
+        ``(N,)`` for one output).
 
     Raises
     ------

@@ -41,8 +41,9 @@ class Network:
     output : str
         polynn's output/loss pair: "softmax", "sigmoid", "identity" or "poisson".
     classes : numpy.ndarray or None
-        The labels a classifier predicts, ``(n_classes,)`` (an estimator's ``classes_``);
-        None: labels are the class indices (``pn.MLP.predict``).
+        The labels a classifier predicts, ``(n_classes,)``: an estimator's ``classes_``, or a
+        ``pn.MLP``'s ``classes`` when set; None: labels are the class indices
+        (``pn.MLP.predict``).
     dtype : numpy.dtype
         float32 or float64: the graph's input and output dtype.
     """
@@ -121,7 +122,8 @@ def network_of(model, *, dtype=None) -> Network:
     ----------
     model : polynn.MLP or polynn.sklearn.MLPClassifier or polynn.sklearn.MLPRegressor
         An estimator must be fitted; its network is its ``model_`` (``coefs_`` /
-        ``intercepts_`` with its activation and output), its labels its ``classes_``.
+        ``intercepts_`` with its activation and output), its labels its ``classes_``; a
+        ``pn.MLP``'s labels are its ``classes`` when set, else the class indices.
     dtype : "float32", "float64" or None
         The graph's float dtype; None: the model's own (float32 for bfloat16).
 
@@ -137,7 +139,7 @@ def network_of(model, *, dtype=None) -> Network:
         An estimator that is not fitted.
     """
     if isinstance(model, MLP):
-        return _from_model(model, None, dtype)
+        return _from_model(model, model.classes, dtype)  # None unless the model has classes
     if isinstance(getattr(type(model), "model_", None), property) and hasattr(model,
                                                                                "get_params"):
         # A polynn.sklearn estimator (duck-typed: exporting a pn.MLP needs no scikit-learn).
