@@ -163,6 +163,7 @@ def test_bucketed_epochs_equal_unpadded_and_compile_once(monkeypatch, log_compil
 
 
 def test_bucketed_with_a_validation_split_equals_unpadded(monkeypatch):
+    pytest.importorskip("jax")
     import polynn.placement as placement
 
     X, y = _digits_like(45)
@@ -205,6 +206,7 @@ def test_predict_sizes_in_one_bucket_compile_once_and_match(log_compiles):
 
 
 def test_resident_rows_padded_on_the_device():
+    pytest.importorskip("jax")
     jax_backend = pn.get_backend("jax")
     model = pn.MLP([8, 3], backend="jax", dtype="float32", seed=1)
     X = _digits_like(50)[0].astype(np.float32)
