@@ -116,13 +116,20 @@ class Backend(MeshPlacement, Compiled):
         return f"Backend({self.name!r}, device={self.device_name!r})"
 
 
-def get_backend(name: str | Backend | None = None, device=None, mesh=None) -> Backend:
+def get_backend(name: str | Backend | None = None, device: Any = None,
+                mesh: Any = None) -> Backend:
     """Resolve a backend by name, device and, on JAX only, ``mesh``.
 
-    ``name`` None means JAX when ``mesh`` is given (a mesh is a JAX concept), else
-    ``$POLYNN_BACKEND`` or "numpy". ``device`` is a device spec (see
-    :mod:`polynn.backend.devices`); ``mesh`` (see :func:`resolve_mesh`) excludes ``device``.
-    A :class:`Backend` is returned as is, or moved to the given device or mesh.
+    Parameters
+    ----------
+    name : {"numpy", "jax", "cupy", "torch", "array_api_strict"} or Backend, optional
+        None means JAX when ``mesh`` is given (a mesh is a JAX concept), else
+        ``$POLYNN_BACKEND`` or "numpy". A :class:`Backend` is returned as is, or moved to the
+        given device or mesh.
+    device : str or a backend's device object, optional
+        A device spec such as "cpu", "gpu:0", "cuda:1" (see :mod:`polynn.backend.devices`).
+    mesh : optional
+        JAX only; excludes ``device`` (see :func:`resolve_mesh`).
 
     Returns
     -------
