@@ -146,7 +146,7 @@ class GradcheckResult:
     output: str
     l2: float
     m: int
-    seed: int
+    seed: int | list[int] | None
     loss: float
     errors: dict = field(default_factory=dict)
     dropout: float | tuple[float, ...] = 0.0  # a rate, or a tuple of rates (one per hidden layer)
@@ -221,7 +221,8 @@ _TARGETS = {
 
 def gradcheck(layer_sizes: Sequence[int] = (3, 5, 4, 3),
               activation: str | Sequence[str] = "tanh", output: str = "softmax",
-              l2: float = 1e-3, m: int = 8, seed: int = 0, methods: Iterable[str] = JUDGES,
+              l2: float = 1e-3, m: int = 8, seed: int | Sequence[int] | None = 0,
+              methods: Iterable[str] = JUDGES,
               negative_slope: float = 0.01, eps: float = 1e-5,
               dropout: float | Sequence[float] = 0.0) -> GradcheckResult:
     """Compare polynn's hand-derived gradients with independent judges on a random float64
@@ -239,7 +240,7 @@ def gradcheck(layer_sizes: Sequence[int] = (3, 5, 4, 3),
         L2 penalty.
     m : int >= 1, default 8
         Examples in the random problem.
-    seed : int, default 0
+    seed : int, list of int or None, default 0
         Seeds the problem and the dropout masks.
     methods : iterable of str, default every judge
         Judges by name (``JUDGES``): e.g. "fd" (central finite differences); the JAX

@@ -73,7 +73,8 @@ class MLP:
         tuple of one rate per hidden layer.
     init : "he" (N(0, 2/n_in)) | "glorot" (uniform); drawn on the host, so a seed gives the same
         initial weights, bit for bit, on every backend.
-    seed : int; fixes the initial weights and the shuffling of every later ``fit``.
+    seed : int, list of int or None, default 0; fixes the initial weights and the shuffling of
+        every later ``fit`` (None: fresh entropy).
     negative_slope : float > 0, default 0.01
         leaky_relu's slope for negative inputs.
     mesh : JAX only: None (one device), a device count N, "all", a ``(data, model)`` pair or a
@@ -104,8 +105,9 @@ class MLP:
 
     def __init__(self, layer_sizes: Sequence[int], *, activation: str | Sequence[str] = "relu",
                  output: str = "softmax", backend: str | Backend | None = None,
-                 device: Any = None, dtype: str = "float32", init: str = "he", seed: int = 0,
-                 negative_slope: float = 0.01, mesh: Any = None,
+                 device: Any = None, dtype: str = "float32", init: str = "he",
+                 seed: int | Sequence[int] | None = 0, negative_slope: float = 0.01,
+                 mesh: Any = None,
                  dropout: float | Sequence[float] = 0.0) -> None:
         self.layer_sizes = check_layer_sizes(layer_sizes)
         n_hidden = len(self.layer_sizes) - 2
@@ -130,7 +132,8 @@ class MLP:
     def from_params(cls, params: Sequence[tuple[Any, Any]], *,
                     activation: str | Sequence[str] = "relu", output: str = "softmax",
                     backend: str | Backend | None = None, device: Any = None,
-                    dtype: str | None = None, seed: int = 0, negative_slope: float = 0.01,
+                    dtype: str | None = None, seed: int | Sequence[int] | None = 0,
+                    negative_slope: float = 0.01,
                     mesh: Any = None, dropout: float | Sequence[float] = 0.0) -> MLP:
         """Build a model around existing parameters (copied to the chosen backend).
 

@@ -104,15 +104,29 @@ def dropout_value(rates: Iterable[float]) -> float | list[float]:
     return rates[0] if rates and len(set(rates)) == 1 else (rates or 0.0)
 
 
-def check_model_config(config) -> dict:
-    """``config`` (a dict with exactly the keys :data:`MODEL_CONFIG_KEYS`, and optionally those
-    of :data:`OPTIONAL_CONFIG`, as ``MLP(...)`` takes them) checked field by field with the
-    constructor's own checks, against the same registries (``ACTIVATIONS``, ``OUTPUTS``,
-    ``INITIALIZERS``, ``DTYPES``). Returns a new dict with the values normalised
-    (``layer_sizes`` and a sequence ``seed`` as lists of Python ints, ``negative_slope`` a
-    float, per-layer ``activation`` a tuple, ``dropout`` a tuple of rates per hidden layer;
-    an optional key absent stays absent: it means its :data:`OPTIONAL_CONFIG` default). Raises
-    ValueError or TypeError naming the field."""
+def check_model_config(config: Any) -> dict[str, Any]:
+    """A model's configuration checked field by field with the constructor's own checks,
+    against the same registries (``ACTIVATIONS``, ``OUTPUTS``, ``INITIALIZERS``, ``DTYPES``).
+
+    Parameters
+    ----------
+    config : dict
+        Exactly the keys :data:`MODEL_CONFIG_KEYS`, and optionally those of
+        :data:`OPTIONAL_CONFIG`, as ``MLP(...)`` takes them.
+
+    Returns
+    -------
+    dict
+        A new dict with the values normalised (``layer_sizes`` and a sequence ``seed`` as
+        lists of Python ints, ``negative_slope`` a float, per-layer ``activation`` a tuple,
+        ``dropout`` a tuple of rates per hidden layer; an optional key absent stays absent: it
+        means its :data:`OPTIONAL_CONFIG` default).
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the field.
+    """
     from polynn.backend import DTYPES
     from polynn.init import INITIALIZERS
     from polynn.nn.losses import OUTPUTS
