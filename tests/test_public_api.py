@@ -43,28 +43,7 @@ RAISES = ("polynn.MLP", "polynn.MLP.fit", "polynn.MLP.predict_proba", "polynn.lo
           "polynn.load_checkpoint", "polynn.get_backend")
 SKLEARN_METHODS = ("fit", "predict", "predict_proba", "score", "transform", "partial_fit")
 # Not yet at the bar (see the module's docstring); remove a name when you document it.
-KNOWN_GAPS: set[str] = {
-    # BEGIN KNOWN_GAPS
-    "polynn.nn.OutputLoss.value",
-    "polynn.nn.OutputLoss.value_and_delta",
-    "polynn.nn.augment",
-    "polynn.nn.backward_columns",
-    "polynn.nn.forward",
-    "polynn.nn.forward_columns",
-    "polynn.nn.get_activation",
-    "polynn.nn.loss",
-    "polynn.nn.namespace",
-    "polynn.nn.params_to_columns",
-    "polynn.nn.params_to_rows",
-    "polynn.nn.predict_output",
-    "polynn.nn.state_to_columns",
-    "polynn.nn.state_to_rows",
-    "polynn.nn.to_columns",
-    "polynn.nn.to_rows",
-    "polynn.nn.value_and_grad",
-    "polynn.nn.value_and_grad_columns",
-    # END KNOWN_GAPS
-}
+KNOWN_GAPS: set[str] = set()
 
 
 def _own_methods(cls, module_prefix="polynn"):
