@@ -88,8 +88,16 @@ def public_callables():
                  "polynn.nn"):
         module = importlib.import_module(name)
         out += _from_names(module, module.__all__)
-    onnx = importlib.import_module("polynn.onnx")
-    out.append(("polynn.onnx.export", onnx.export))
+    distributed = importlib.import_module("polynn.distributed")  # in polynn.__all__
+    out += _from_names(distributed, [n for n, v in vars(distributed).items()
+                                     if not n.startswith("_") and inspect.isfunction(v)
+                                     and v.__module__ == distributed.__name__])
+    try:
+        onnx = importlib.import_module("polynn.onnx")
+    except ImportError:  # the [onnx] extra is missing
+        onnx = None
+    if onnx is not None:
+        out += _from_names(onnx, onnx.__all__)
     try:
         sklearn = importlib.import_module("polynn.sklearn")
     except ImportError:  # the [sklearn] extra is missing
