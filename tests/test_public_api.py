@@ -2,20 +2,27 @@
 fully annotated"; "an API reference generated from numpydoc docstrings").
 
 The walk: ``polynn.__all__``; the public methods and properties of ``polynn.MLP`` and
-``polynn.History``; ``polynn.datasets.__all__``, ``polynn.io.__all__``, ``polynn.onnx.export``,
-``polynn.validate.__all__``, ``polynn.backend.__all__``, ``polynn.nn.__all__``; and the methods
-of ``polynn.sklearn.MLPClassifier``/``MLPRegressor`` that scikit-learn users call. Each function
-or method (a class: its constructor, its own public methods) must have
+``polynn.History``; the ``__all__`` of ``polynn.datasets``, ``polynn.io``, ``polynn.validate``,
+``polynn.backend``, ``polynn.nn``, ``polynn.train`` and ``polynn.onnx`` (where onnx is
+installed); the functions of ``polynn.distributed``; and the methods of
+``polynn.sklearn.MLPClassifier``/``MLPRegressor`` that scikit-learn users call (fit,
+partial_fit, predict, predict_proba, score, transform; where scikit-learn is installed).
+Constants and modules are not callables. Each function or method (a class: its constructor's
+signature with the class's docstring, as mkdocstrings' ``merge_init_into_class`` renders it;
+its own public methods and properties) must have
 
-- an annotation on every parameter (``self``/``cls`` aside) and on its return;
+- an annotation on every parameter (``self``/``cls`` aside) and on its return (an exception or
+  NamedTuple's inherited ``(*args, **kwargs)`` constructor has nothing to annotate);
 - a docstring;
-- a numpydoc "Parameters" section naming each parameter (``*args``/``**kwargs`` may be
-  described together as ``**fit_options`` etc.), when it takes any;
+- a numpydoc "Parameters" section naming each parameter (a class may list its fields under
+  "Attributes"; ``a, b : type`` documents both; ``**kwargs`` is named without its stars), when
+  it takes any;
 - a "Returns" (or "Yields") section unless it returns None (a constructor, a property: its
   one-line summary says what it is).
 
-The main entry points also need "Examples", which run here as doctests (mkdocstrings renders
-them on the API reference pages), and "Raises" where they raise on bad input.
+The main entry points (``EXAMPLES``) also need "Examples", and those that refuse bad input
+(``RAISES``) a "Raises" section. Every walked docstring with examples runs here as a doctest
+(mkdocstrings renders them on the API reference pages).
 
 ``KNOWN_GAPS`` lists the callables not yet brought to this bar; a test fails when one of them
 passes, so the list only shrinks.
@@ -85,7 +92,7 @@ def public_callables():
         out.append((qualname, cls))
         out += [(f"{qualname}.{m}", f) for m, f in _own_methods(cls)]
     for name in ("polynn.datasets", "polynn.io", "polynn.validate", "polynn.backend",
-                 "polynn.nn"):
+                 "polynn.nn", "polynn.train"):
         module = importlib.import_module(name)
         out += _from_names(module, module.__all__)
     distributed = importlib.import_module("polynn.distributed")  # in polynn.__all__
@@ -173,7 +180,9 @@ def problems(qualname: str, value) -> list[str]:
         if listed is None:
             out.append("no Parameters section")
         else:
-            missing = {p.name for p in params} - documented_names(listed)
+            # (a dataclass's private field, e.g. EpochInfo._params_t, is not public)
+            missing = {p.name for p in params if not p.name.startswith("_")} - documented_names(
+                listed)
             if missing:
                 out.append(f"parameters not in the Parameters section: {sorted(missing)}")
     returns = signature.return_annotation
