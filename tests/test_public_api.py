@@ -34,10 +34,12 @@ import doctest
 import importlib
 import inspect
 import re
+from pathlib import Path
 
 import pytest
 
 import polynn
+import polynn.model
 
 _EMPTY = inspect.Parameter.empty
 _SECTION = re.compile(r"^(?P<title>[A-Z][A-Za-z ]+)\n-{3,}$", re.MULTILINE)
@@ -248,3 +250,20 @@ def test_examples_run(qualname, monkeypatch, tmp_path):
     runner.run(test)
     result = runner.summarize(verbose=False)
     assert result.failed == 0, f"{qualname}: {result.failed} of {result.attempted} failed"
+
+
+MODEL_MODULES = sorted(p.stem for p in Path(polynn.model.__file__).parent.glob("*.py"))
+
+
+@pytest.mark.parametrize("module", MODEL_MODULES)
+def test_model_modules_doctest(module, monkeypatch, tmp_path):
+    """Every docstring example of polynn/model/*.py runs (private helpers and module
+    docstrings included)."""
+    monkeypatch.chdir(tmp_path)
+    mod = importlib.import_module(f"polynn.model.{module}")
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    for test in finder.find(mod, mod.__name__):
+        runner.run(test)
+    result = runner.summarize(verbose=False)
+    assert result.failed == 0, f"polynn.model.{module}: {result.failed} of {result.attempted}"
