@@ -4,9 +4,9 @@ fully annotated"; "an API reference generated from numpydoc docstrings").
 The walk: ``polynn.__all__``; the public methods and properties of ``polynn.MLP`` and
 ``polynn.History``; the ``__all__`` of ``polynn.datasets``, ``polynn.io``, ``polynn.validate``,
 ``polynn.backend``, ``polynn.nn``, ``polynn.train`` and ``polynn.onnx`` (where onnx is
-installed); the functions of ``polynn.distributed``; and the methods of
-``polynn.sklearn.MLPClassifier``/``MLPRegressor`` that scikit-learn users call (fit,
-partial_fit, predict, predict_proba, score, transform; where scikit-learn is installed).
+installed); the functions of ``polynn.distributed``, ``polynn.init`` and ``polynn.plot``; and
+the methods of ``polynn.sklearn.MLPClassifier``/``MLPRegressor`` that scikit-learn users call
+(fit, partial_fit, predict, predict_proba, score, transform; where scikit-learn is installed).
 Constants and modules are not callables. Each function or method (a class: its constructor's
 signature with the class's docstring, as mkdocstrings' ``merge_init_into_class`` renders it;
 its own public methods and properties) must have
@@ -97,10 +97,13 @@ def public_callables():
                  "polynn.nn", "polynn.train"):
         module = importlib.import_module(name)
         out += _from_names(module, module.__all__)
-    distributed = importlib.import_module("polynn.distributed")  # in polynn.__all__
-    out += _from_names(distributed, [n for n, v in vars(distributed).items()
-                                     if not n.startswith("_") and inspect.isfunction(v)
-                                     and v.__module__ == distributed.__name__])
+    # Modules without __all__: their own public functions (polynn.distributed is in
+    # polynn.__all__; init and plot are on the reference's "Other modules" page).
+    for name in ("polynn.distributed", "polynn.init", "polynn.plot"):
+        module = importlib.import_module(name)
+        out += _from_names(module, [n for n, v in vars(module).items()
+                                    if not n.startswith("_") and inspect.isfunction(v)
+                                    and v.__module__ == module.__name__])
     try:
         onnx = importlib.import_module("polynn.onnx")
     except ImportError:  # the [onnx] extra is missing
