@@ -4,9 +4,10 @@ fully annotated"; "an API reference generated from numpydoc docstrings").
 The walk: ``polynn.__all__``; the public methods and properties of ``polynn.MLP`` and
 ``polynn.History``; the ``__all__`` of ``polynn.datasets``, ``polynn.io``, ``polynn.validate``,
 ``polynn.backend``, ``polynn.nn``, ``polynn.train`` and ``polynn.onnx`` (where onnx is
-installed); the functions of ``polynn.distributed``, ``polynn.init`` and ``polynn.plot``; and
-the methods of ``polynn.sklearn.MLPClassifier``/``MLPRegressor`` that scikit-learn users call
-(fit, partial_fit, predict, predict_proba, score, transform; where scikit-learn is installed).
+installed); the functions and classes of ``polynn.distributed``, ``polynn.init``,
+``polynn.placement`` and ``polynn.plot``; and the methods of
+``polynn.sklearn.MLPClassifier``/``MLPRegressor`` that scikit-learn users call (fit,
+partial_fit, predict, predict_proba, score, transform; where scikit-learn is installed).
 Constants and modules are not callables. Each function or method (a class: its constructor's
 signature with the class's docstring, as mkdocstrings' ``merge_init_into_class`` renders it;
 its own public methods and properties) must have
@@ -24,8 +25,8 @@ The main entry points (``EXAMPLES``) also need "Examples", and those that refuse
 (``RAISES``) a "Raises" section. Every walked docstring with examples runs here as a doctest
 (mkdocstrings renders them on the API reference pages).
 
-``KNOWN_GAPS`` lists the callables not yet brought to this bar; a test fails when one of them
-passes, so the list only shrinks.
+``KNOWN_GAPS`` lists callables not yet brought to this bar (none today): a test fails when one
+of them passes, so the list only shrinks.
 """
 
 from __future__ import annotations
@@ -98,11 +99,12 @@ def public_callables():
         module = importlib.import_module(name)
         out += _from_names(module, module.__all__)
     # Modules without __all__: their own public functions (polynn.distributed is in
-    # polynn.__all__; init and plot are on the reference's "Other modules" page).
-    for name in ("polynn.distributed", "polynn.init", "polynn.plot"):
+    # polynn.__all__; init, placement and plot are on the reference's "Other modules" page).
+    for name in ("polynn.distributed", "polynn.init", "polynn.placement", "polynn.plot"):
         module = importlib.import_module(name)
         out += _from_names(module, [n for n, v in vars(module).items()
-                                    if not n.startswith("_") and inspect.isfunction(v)
+                                    if not n.startswith("_") and (inspect.isfunction(v)
+                                                                  or inspect.isclass(v))
                                     and v.__module__ == module.__name__])
     try:
         onnx = importlib.import_module("polynn.onnx")
