@@ -19,24 +19,46 @@ CPU, NCCL on GPU), arrays are JAX global arrays.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import numpy as np
 
 
 def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None, *, local_device_ids=None,
+               process_id: int | None = None, *, local_device_ids: Any = None,
                cpu_devices: int | None = None, initialization_timeout: int = 300,
-               **options) -> None:
+               **options: Any) -> None:
     """Join this process to a JAX cluster (``jax.distributed.initialize``).
 
-    With no arguments JAX detects the cluster (SLURM, Open MPI, Kubernetes, Cloud TPU, ...);
-    otherwise give ``coordinator_address`` ("host:port" of process 0), ``num_processes`` and
-    this ``process_id`` (0-based). ``cpu_devices`` forces that many CPU devices in this
-    process (``jax_num_cpu_devices``; for trying several devices on one machine). Further
-    ``options`` go to ``jax.distributed.initialize`` unchanged.
+    Must run before any other JAX computation in the process (JAX's rule). Calling it again
+    after success does nothing. With no arguments JAX detects the cluster (SLURM, Open MPI,
+    Kubernetes, Cloud TPU, ...).
 
-    Must run before any other JAX computation in the process (JAX's rule); raises
-    RuntimeError saying so otherwise. Calling it again after success does nothing."""
+    Parameters
+    ----------
+    coordinator_address : str, optional
+        "host:port" of process 0.
+    num_processes : int, optional
+        How many processes take part.
+    process_id : int, optional
+        This process's index, 0-based.
+    local_device_ids : optional
+        As ``jax.distributed.initialize`` takes them.
+    cpu_devices : int, optional
+        Force that many CPU devices in this process (``jax_num_cpu_devices``; for trying
+        several devices on one machine).
+    initialization_timeout : int, default 300
+        Seconds to wait for the cluster.
+    **options
+        Passed to ``jax.distributed.initialize`` unchanged.
+
+    Raises
+    ------
+    RuntimeError
+        JAX already ran a computation in this process, or joining failed.
+    ValueError
+        ``process_id`` not in ``0..num_processes-1``.
+    """
     import jax
 
     if jax.distributed.is_initialized():
@@ -59,7 +81,20 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
 
 def force_cpu_devices(n: int) -> None:
     """Make JAX's CPU platform expose ``n`` devices (like ``JAX_NUM_CPU_DEVICES=n``), to try a
-    mesh on a laptop. Only possible before JAX starts its backends; raises RuntimeError after."""
+    mesh on a laptop. Only possible before JAX starts its backends.
+
+    Parameters
+    ----------
+    n : int >= 1
+        The number of CPU devices.
+
+    Raises
+    ------
+    RuntimeError
+        JAX has already started with another number of devices.
+    ValueError
+        ``n`` < 1.
+    """
     n = int(n)
     if n < 1:
         raise ValueError(f"cpu_devices must be a positive integer, got {n}")
@@ -87,7 +122,13 @@ def _initialized() -> bool:
 
 
 def process_index() -> int:
-    """This process's index (0 on a single process)."""
+    """This process's index.
+
+    Returns
+    -------
+    int
+        0 on a single process (JAX is not started to ask).
+    """
     if not _initialized():
         return 0
     import jax
@@ -96,7 +137,13 @@ def process_index() -> int:
 
 
 def process_count() -> int:
-    """How many processes share the computation (1 unless initialized)."""
+    """How many processes share the computation.
+
+    Returns
+    -------
+    int
+        1 unless :func:`initialize` joined a cluster.
+    """
     if not _initialized():
         return 1
     import jax
@@ -105,7 +152,12 @@ def process_count() -> int:
 
 
 def is_main_process() -> bool:
-    """True on process 0: the one that prints, saves and plots."""
+    """Whether this is process 0: the one that prints, saves and plots.
+
+    Returns
+    -------
+    bool
+    """
     return process_index() == 0
 
 
@@ -120,14 +172,30 @@ def _mesh_of(mesh_or_model):
     return mesh
 
 
-def global_rows(local, mesh_or_model, dtype=None):
+def global_rows(local: Any, mesh_or_model: Any, dtype: Any = None) -> Any:
     """A global array whose rows are the concatenation, in process order, of every process's
     ``local`` rows (``jax.make_array_from_process_local_data``), split over the mesh's "data"
-    axis. ``local`` is ``(m_local, ...)``; every process must pass the same shape, and the
-    global row count must divide by the "data" axis size (JAX's rule for placed arrays).
+    axis.
 
-    ``mesh_or_model``: an MLP (its dtype is used unless ``dtype`` is given), a Backend or a
-    ``jax.sharding.Mesh``."""
+    Parameters
+    ----------
+    local : array-like, shape (m_local, ...)
+        This process's rows; every process must pass the same shape.
+    mesh_or_model : MLP, Backend or jax.sharding.Mesh
+        Where the rows go (a model's dtype is used unless ``dtype`` is given).
+    dtype : str or NumPy dtype, optional
+        A model dtype name, or any NumPy dtype (labels: "int64", ...).
+
+    Returns
+    -------
+    jax.Array, shape (m_local * process_count(), ...)
+
+    Raises
+    ------
+    ValueError
+        The global row count does not divide by the "data" axis size (JAX's rule for placed
+        arrays), or ``mesh_or_model`` has no mesh.
+    """
     import jax
     from jax.sharding import NamedSharding, PartitionSpec
 
@@ -139,7 +207,7 @@ def global_rows(local, mesh_or_model, dtype=None):
         local = local.astype(dtype, copy=False)
     else:
         # A model's record (a Backend's dtype_record is a method: no dtype of its own).
-        record = getattr(mesh_or_model, "dtype_record", None) if dtype is None else \
+        record: Any = getattr(mesh_or_model, "dtype_record", None) if dtype is None else \
             dtype_info(dtype)
         if hasattr(record, "host") and record.host.itemsize == record.itemsize:
             # Cast on the host where it holds a model dtype itself; otherwise (bfloat16) the
@@ -155,9 +223,19 @@ def global_rows(local, mesh_or_model, dtype=None):
     return jax.make_array_from_process_local_data(NamedSharding(mesh, spec), local)
 
 
-def gather(x) -> np.ndarray:
+def gather(x: Any) -> np.ndarray:
     """A host NumPy copy of a (possibly global, many-process) array, the same on every process
-    (``multihost_utils.process_allgather``); NumPy input is returned as is."""
+    (``multihost_utils.process_allgather``).
+
+    Parameters
+    ----------
+    x : array
+        Any backend's array; NumPy input is returned as is.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     from polynn.backend import to_host
 
     return to_host(x)

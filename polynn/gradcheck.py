@@ -14,6 +14,7 @@ pairs, ``X`` is ``(m, n_0)`` and ``T`` the target matrix ``(m, n_L)``.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -145,7 +146,7 @@ class GradcheckResult:
     output: str
     l2: float
     m: int
-    seed: int
+    seed: int | list[int] | None
     loss: float
     errors: dict = field(default_factory=dict)
     dropout: float | tuple[float, ...] = 0.0  # a rate, or a tuple of rates (one per hidden layer)
@@ -218,15 +219,49 @@ _TARGETS = {
 }
 
 
-def gradcheck(layer_sizes=(3, 5, 4, 3), activation="tanh", output="softmax", l2=1e-3, m=8,
-              seed=0, methods=JUDGES, negative_slope=0.01, eps=1e-5,
-              dropout=0.0) -> GradcheckResult:
-    """Compare polynn's hand-derived gradients with each judge in ``methods`` on a random
-    float64 problem (see :func:`random_problem`); returns a :class:`GradcheckResult`.
+def gradcheck(layer_sizes: Sequence[int] = (3, 5, 4, 3),
+              activation: str | Sequence[str] = "tanh", output: str = "softmax",
+              l2: float = 1e-3, m: int = 8, seed: int | Sequence[int] | None = 0,
+              methods: Iterable[str] = JUDGES,
+              negative_slope: float = 0.01, eps: float = 1e-5,
+              dropout: float | Sequence[float] = 0.0) -> GradcheckResult:
+    """Compare polynn's hand-derived gradients with independent judges on a random float64
+    problem (see :func:`random_problem`).
 
-    ``activation`` is one name for every hidden layer or one per hidden layer; ``dropout`` a
-    rate for every hidden layer or one per hidden layer: polynn's backward and every judge see
-    the same masks (:mod:`polynn.nn.dropout`, drawn from ``seed`` at step 0).
+    Parameters
+    ----------
+    layer_sizes : sequence of int, default (3, 5, 4, 3)
+        The network, as :class:`polynn.MLP` takes it.
+    activation : str or sequence of str, default "tanh"
+        One name for every hidden layer or one per hidden layer.
+    output : str, default "softmax"
+        The output/loss pair.
+    l2 : float >= 0, default 1e-3
+        L2 penalty.
+    m : int >= 1, default 8
+        Examples in the random problem.
+    seed : int, list of int or None, default 0
+        Seeds the problem and the dropout masks.
+    methods : iterable of str, default every judge
+        Judges by name (``JUDGES``): e.g. "fd" (central finite differences); the JAX
+        judge needs JAX (without it, its errors say so).
+    negative_slope : float > 0, default 0.01
+        leaky_relu's slope.
+    eps : float > 0, default 1e-5
+        The finite-difference step.
+    dropout : float or sequence of float, default 0
+        A rate for every hidden layer or one per hidden layer: polynn's backward and every
+        judge see the same masks (:mod:`polynn.nn.dropout`, drawn from ``seed`` at step 0).
+
+    Returns
+    -------
+    GradcheckResult
+        The relative errors per judge and layer; ``ok()`` says whether all are small.
+
+    Raises
+    ------
+    ValueError
+        An unknown method, or a configuration :class:`polynn.MLP` would refuse.
 
     Examples
     --------

@@ -7,6 +7,8 @@ target dtype on the host, and only then moved to a backend. Biases start at zero
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -25,8 +27,29 @@ def _glorot(rng, n_in, n_out):
 INITIALIZERS = {"he": _he, "glorot": _glorot}
 
 
-def init_params(layer_sizes, init: str = "he", seed=0):
-    """Host float64 parameters: a tuple of ``(W (n_in, n_out), b (n_out,))``, one per layer."""
+def init_params(layer_sizes: Sequence[int], init: str = "he",
+                seed: Any = 0) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """Initial host parameters.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        ``[n_features, hidden..., n_outputs]``.
+    init : {"he", "glorot"}, default "he"
+        He normal N(0, 2/n_in), or Glorot uniform U(-a, a) with a = sqrt(6 / (n_in + n_out)).
+    seed : int, sequence of int or None, default 0
+        Seeds ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    tuple of (W, b)
+        float64 ``W`` ``(n_in, n_out)`` and zero ``b`` ``(n_out,)``, one pair per layer.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``init``.
+    """
     if init not in INITIALIZERS:
         raise ValueError(f"unknown init {init!r}; choose one of {sorted(INITIALIZERS)}")
     draw = INITIALIZERS[init]
@@ -37,8 +60,19 @@ def init_params(layer_sizes, init: str = "he", seed=0):
     )
 
 
-def dropout_key(seed) -> int:
-    """The 32-bit key of the dropout masks (:mod:`polynn.nn.dropout`) for ``seed`` (an int or a
-    sequence of ints, as ``init_params`` takes it), derived on the host with NumPy's
-    ``SeedSequence`` so that nearby seeds give unrelated masks, the same on every backend."""
+def dropout_key(seed: Any) -> int:
+    """The 32-bit key of the dropout masks (:mod:`polynn.nn.dropout`), derived on the host
+    with NumPy's ``SeedSequence`` so that nearby seeds give unrelated masks, the same on every
+    backend.
+
+    Parameters
+    ----------
+    seed : int or sequence of int
+        As :func:`init_params` takes it.
+
+    Returns
+    -------
+    int
+        In ``[0, 2**32)``.
+    """
     return int(np.random.SeedSequence(seed).generate_state(1, np.uint32)[0])

@@ -59,7 +59,21 @@ class Placement:
     rest being padding, see :func:`bucketed`). ``host``: X, T and weights are host
     arrays and each batch is gathered on the host and moved when used; ``stream``: moved in
     prefetched chunks of batches (compiled backends); ``split``: on a mesh, the example axis is
-    split over "data" (full batch); ``resident``: X was given as an array of this backend."""
+    split over "data" (full batch); ``resident``: X was given as an array of this backend.
+
+    Attributes
+    ----------
+    backend : Backend
+        Where the data is used.
+    dtype : DType
+        The model's dtype record.
+    X, host, stream, split, resident, T, weights, rows
+        As above.
+    weight_exponent : int
+        The weights as given are ``weights * 2**weight_exponent``.
+    valid : int or None
+        X's first rows that are data, the rest padding (see :func:`bucketed`).
+    """
 
     backend: Backend
     dtype: Any  # the backend's DType record
@@ -81,11 +95,24 @@ class Placement:
             return len(self.rows)
         return self.X.shape[0] if self.valid is None else self.valid
 
-    def with_targets(self, T, weights=None, rows=None) -> Placement:
-        """This placement with host targets ``T`` ``(k, m)`` (in :func:`target_dtype`), host
-        example ``weights`` ``(m,)`` (float64, checked) or None, and the rows used, placed like
-        X. The weights are normalised in float64 before they are cast
-        (:func:`polynn.validate.normalize_sample_weight`)."""
+    def with_targets(self, T: np.ndarray, weights: np.ndarray | None = None,
+                     rows: Any = None) -> Placement:
+        """This placement with targets, weights and the rows used, placed like X.
+
+        Parameters
+        ----------
+        T : numpy.ndarray, shape (k, m)
+            Host targets, in :func:`target_dtype`.
+        weights : numpy.ndarray of float64, shape (m,), optional
+            Checked host example weights; normalised in float64 before they are cast
+            (:func:`polynn.validate.normalize_sample_weight`).
+        rows : numpy.ndarray of int, optional
+            The rows used (None: all).
+
+        Returns
+        -------
+        Placement
+        """
         backend, name = self.backend, self.dtype.name
         exponent = 0
         if weights is not None:
@@ -101,16 +128,45 @@ class Placement:
         return replace(self, T=T, weights=weights, rows=rows, weight_exponent=exponent)
 
 
-def target_dtype(dtype) -> np.dtype:
-    """The host dtype targets are encoded in: the model's host dtype where it is the compute
-    dtype itself, else float64 (cast on the device when used: rounded once)."""
+def target_dtype(dtype: Any) -> np.dtype:
+    """The host dtype targets are encoded in.
+
+    Parameters
+    ----------
+    dtype : DType
+        The model's dtype record.
+
+    Returns
+    -------
+    numpy.dtype
+        The model's host dtype where it is the compute dtype itself, else float64 (cast on
+        the device when used: rounded once).
+    """
     return dtype.host if dtype.host.itemsize == dtype.itemsize else np.dtype(np.float64)
 
 
-def resident(backend: Backend, dtype, X, n_features: int, name: str = "X"):
+def resident(backend: Backend, dtype: Any, X: Any, n_features: int, name: str = "X") -> Any:
     """``X`` checked on its device if it is an array this backend owns (no round trip through
-    the host, no copy: rows are cast to the model's dtype when used), on the backend's device
-    or mesh; None for anything else (host data)."""
+    the host, no copy: rows are cast to the model's dtype when used).
+
+    Parameters
+    ----------
+    backend : Backend
+        The model's backend.
+    dtype : DType
+        The model's dtype record.
+    X : object
+        The data as given.
+    n_features : int
+        The width required.
+    name : str, default "X"
+        The argument's name, for messages.
+
+    Returns
+    -------
+    array or None
+        ``X`` on the backend's device or mesh; None for anything else (host data).
+    """
     if not backend.owns(X):
         return None
     X = check_resident_X(X, backend.xp, dtype, n_features, name, cast=False)
@@ -124,8 +180,9 @@ def resident(backend: Backend, dtype, X, n_features: int, name: str = "X"):
     return X
 
 
-def place(backend: Backend, dtype, X, *, n_features: int, name: str = "X", purpose="train",
-          batch_size=None, validation_split=None, stream: bool = False) -> Placement:
+def place(backend: Backend, dtype: Any, X: Any, *, n_features: int, name: str = "X",
+          purpose: str = "train", batch_size: int | None = None,
+          validation_split: float | None = None, stream: bool = False) -> Placement:
     """Check ``X`` ``(m, n_features)`` (finite in ``dtype``, a ``DType`` record) and decide
     where it lives (see the module's rule), for one ``purpose``:
 
@@ -136,7 +193,38 @@ def place(backend: Backend, dtype, X, *, n_features: int, name: str = "X", purpo
       training data is, never split over a mesh;
     - "infer": read once in chunks (predict, loss): host data stays on the host.
 
-    The rows used and the targets are added by :meth:`Placement.with_targets`."""
+    The rows used and the targets are added by :meth:`Placement.with_targets`.
+
+    Parameters
+    ----------
+    backend : Backend
+        The model's backend.
+    dtype : DType
+        The model's dtype record.
+    X : array-like, shape (m, n_features)
+        Host data (a memmap included) or the backend's array.
+    n_features : int
+        The width required.
+    name : str, default "X"
+        The argument's name, for messages.
+    purpose : {"train", "evaluate", "infer"}, default "train"
+        As above.
+    batch_size : int, optional
+        Training batch size (None: full batch).
+    validation_split : float, optional
+        The fraction ``fit`` holds out (checked here).
+    stream : bool, default False
+        Stream host data to the device.
+
+    Returns
+    -------
+    Placement
+
+    Raises
+    ------
+    ValueError
+        ``X`` refused by its checks, or ``stream`` where it cannot apply.
+    """
     on_device = resident(backend, dtype, X, n_features, name)
     if on_device is None:
         X = check_X(X, n_features, name, dtype)
@@ -173,12 +261,29 @@ def place(backend: Backend, dtype, X, *, n_features: int, name: str = "X", purpo
 
 
 # --- taking rows ---------------------------------------------------------------------------------
-def take_rows(backend: Backend, X, rows, dtype, pad_to: int | None = None):
-    """Rows ``rows`` (host ints, or a slice) of ``X`` ``(m, n)`` as a backend array in
-    ``dtype`` (a ``DType`` record): gathered on the host and moved (host data: NumPy, a
+def take_rows(backend: Backend, X: Any, rows: Any, dtype: Any, pad_to: int | None = None) -> Any:
+    """Rows of ``X`` as a backend array: gathered on the host and moved (host data: NumPy, a
     memmap), or gathered on the device (data already there). Only the rows taken are copied or
-    cast. ``pad_to``: that many rows, the ones after the taken rows being zeros (host data) or
-    repeats of the last row taken (device data), so that a compiled function sees one shape."""
+    cast.
+
+    Parameters
+    ----------
+    backend : Backend
+        Where the rows go.
+    X : array, shape (m, n)
+        Host or device data.
+    rows : array of int or slice
+        Host row numbers.
+    dtype : DType
+        The dtype record to cast to.
+    pad_to : int, optional
+        That many rows, the ones after the taken rows being zeros (host data) or repeats of
+        the last row taken (device data), so that a compiled function sees one shape.
+
+    Returns
+    -------
+    array, shape (len(rows) or pad_to, n)
+    """
     if isinstance(X, np.ndarray):
         part = X[rows] if isinstance(rows, slice) else np.take(X, rows, axis=0)
         if pad_to is not None and pad_to > part.shape[0]:
@@ -193,9 +298,25 @@ def take_rows(backend: Backend, X, rows, dtype, pad_to: int | None = None):
     return part if part.dtype == dtype.native else xp.astype(part, dtype.native)
 
 
-def take_columns(backend: Backend, T, columns, dtype):
-    """Columns ``columns`` (host ints, or a slice) of the targets ``T`` ``(k, m)`` as a backend
-    array in ``dtype``: gathered on the host and moved, or on the device."""
+def take_columns(backend: Backend, T: Any, columns: Any, dtype: Any) -> Any:
+    """Columns of the targets as a backend array: gathered on the host and moved, or on the
+    device.
+
+    Parameters
+    ----------
+    backend : Backend
+        Where the columns go.
+    T : array, shape (k, m)
+        Host or device targets.
+    columns : array of int or slice
+        Host column numbers.
+    dtype : DType
+        The dtype record to cast to.
+
+    Returns
+    -------
+    array, shape (k, len(columns))
+    """
     if isinstance(T, np.ndarray):
         part = T[:, columns] if isinstance(columns, slice) else np.take(T, columns, axis=1)
         return backend.asarray(part, dtype.name, copy=False)
@@ -207,17 +328,46 @@ def take_columns(backend: Backend, T, columns, dtype):
     return part if part.dtype == dtype.native else xp.astype(part, dtype.native)
 
 
-def chunk_rows(widths, itemsize: int, budget: int | None = None) -> int:
-    """Rows per evaluation chunk for a network of layer ``widths`` ``[n_0, ..., n_L]`` in a
-    dtype of ``itemsize`` bytes: one chunk's input and activations take about ``budget``
-    (default ``EVAL_CHUNK_BYTES``)."""
+def chunk_rows(widths: Any, itemsize: int, budget: int | None = None) -> int:
+    """Rows per evaluation chunk: one chunk's input and activations take about ``budget``.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        The layer widths ``[n_0, ..., n_L]``.
+    itemsize : int
+        Bytes per element.
+    budget : int, optional
+        Bytes (default ``EVAL_CHUNK_BYTES``).
+
+    Returns
+    -------
+    int
+        At least 1.
+    """
     budget = EVAL_CHUNK_BYTES if budget is None else budget
     return max(1, budget // (sum(int(w) + 1 for w in widths) * itemsize))
 
 
-def row_chunks(m: int, batch_size, widths, dtype) -> list[tuple[int, int]]:
-    """``(start, stop)`` of consecutive chunks of ``batch_size`` rows out of ``m`` (None: about
-    ``EVAL_CHUNK_BYTES`` of activations per chunk of a network of ``widths`` in ``dtype``)."""
+def row_chunks(m: int, batch_size: int | None, widths: Any, dtype: Any
+               ) -> list[tuple[int, int]]:
+    """Consecutive chunks of rows.
+
+    Parameters
+    ----------
+    m : int
+        Rows in all.
+    batch_size : int, optional
+        Rows per chunk (None: about ``EVAL_CHUNK_BYTES`` of activations per chunk).
+    widths : sequence of int
+        The network's layer widths.
+    dtype : DType
+        The model's dtype record.
+
+    Returns
+    -------
+    list of (start, stop)
+    """
     if batch_size is None:
         batch_size = chunk_rows(widths, dtype.host.itemsize)
     else:
@@ -229,7 +379,17 @@ def row_chunks(m: int, batch_size, widths, dtype) -> list[tuple[int, int]]:
 def bucket(n: int) -> int:
     """``n`` rounded up to the next bucket: 1, 2, 3, 4, 6, 8, 12, 16, 24, ... (a power of two or
     1.5 times one), so at most a third of a bucket's rows are padding and a compiled function
-    sees few distinct row counts. ``n`` >= 1."""
+    sees few distinct row counts.
+
+    Parameters
+    ----------
+    n : int >= 1
+        A row count.
+
+    Returns
+    -------
+    int
+    """
     power = 1 << (n - 1).bit_length()  # the smallest power of two >= n
     return 3 * power // 4 if 3 * power // 4 >= n else power
 
@@ -245,7 +405,17 @@ def _pad_axis(A, size: int, axis: int):
 def bucketing(data: Placement) -> bool:
     """Whether mini-batch training on ``data`` pads to buckets: on a compiled backend, for data
     of at most ``BUCKET_BYTES`` (the same rule for resident and streamed data, which therefore
-    train the same model)."""
+    train the same model).
+
+    Parameters
+    ----------
+    data : Placement
+        Mini-batch training data.
+
+    Returns
+    -------
+    bool
+    """
     X = data.X
     return data.backend.jit and X.shape[0] * X.shape[1] * data.dtype.itemsize <= BUCKET_BYTES
 
@@ -255,7 +425,17 @@ def bucketed(data: Placement) -> Placement:
     weights padded with zero rows up to ``bucket(m)`` examples, on a compiled backend when the
     data lives there (not on the host, not streamed) and takes at most ``BUCKET_BYTES``; else
     ``data`` itself. Batches only ever gather the rows of ``data.rows`` (or the first ``m``),
-    so the padding is never trained on; ``m`` is unchanged (``Placement.valid``)."""
+    so the padding is never trained on; ``m`` is unchanged (``Placement.valid``).
+
+    Parameters
+    ----------
+    data : Placement
+        Mini-batch training data.
+
+    Returns
+    -------
+    Placement
+    """
     backend, m = data.backend, data.X.shape[0]
     size = bucket(m)
     if data.host or data.stream or data.split or not bucketing(data):

@@ -8,7 +8,9 @@ another format matplotlib knows: :func:`image_formats`) and return its path.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,10 +29,19 @@ def _figure(**kw):
     return fig
 
 
-def image_formats() -> dict:
-    """The image formats matplotlib writes here: ``{suffix: description}`` (e.g. ``"png"``,
-    ``"svg"``, ``"pdf"``), the suffixes a plot's path may end with. ImportError with the install
-    hint when matplotlib is missing."""
+def image_formats() -> dict[str, str]:
+    """The image formats matplotlib writes here: the suffixes a plot's path may end with.
+
+    Returns
+    -------
+    dict of str to str
+        ``{suffix: description}`` (e.g. ``"png"``, ``"svg"``, ``"pdf"``).
+
+    Raises
+    ------
+    ImportError
+        With the install hint, when matplotlib is missing.
+    """
     return dict(_figure().canvas.get_supported_filetypes())
 
 
@@ -40,13 +51,36 @@ def _save(fig, path) -> Path:
     return path
 
 
-def decision_boundary(model, X, y, path, *, resolution=200, title=None) -> Path:
+def decision_boundary(model: Any, X: Any, y: Any, path: str | os.PathLike[str], *,
+                      resolution: int = 200, title: str | None = None) -> Path:
     """Draw the model's predicted class over the plane around ``X`` (filled contours) with the
     points of ``X`` coloured by their labels ``y`` on top, like the reference program's
     ``plot_contour``; regression models (output="identity") show their first output instead.
 
-    ``X`` is ``(m, 2)``; ``y`` is ``(m,)`` (labels, or values for regression). ``resolution``
-    is the number of grid points per axis. Raises ValueError unless X has exactly two columns.
+    Parameters
+    ----------
+    model : polynn.MLP or estimator
+        Anything with ``predict``.
+    X : array-like, shape (m, 2)
+        Points in the plane.
+    y : array-like, shape (m,)
+        Labels, or values for regression.
+    path : str or path-like
+        The image file (its suffix picks the format, see :func:`image_formats`; none: PNG).
+    resolution : int >= 2, default 200
+        Grid points per axis.
+    title : str, optional
+        The figure's title.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    ValueError
+        ``X`` without exactly two columns, or ``y`` of another length.
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y)
@@ -92,10 +126,30 @@ def _series(history, name):
     return list(values or [])
 
 
-def history_curves(history, path, *, title=None) -> Path:
+def history_curves(history: Any, path: str | os.PathLike[str], *,
+                   title: str | None = None) -> Path:
     """Plot the loss and, when recorded, the accuracy per epoch, for training and (when present)
-    validation. ``history`` is a :class:`polynn.train.History` or its ``as_dict()`` (e.g. read
-    back from JSON)."""
+    validation.
+
+    Parameters
+    ----------
+    history : History or dict
+        A :class:`polynn.train.History` or its ``as_dict()`` (e.g. read back from JSON).
+    path : str or path-like
+        The image file (its suffix picks the format; none: PNG).
+    title : str, optional
+        The figure's title.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    ValueError
+        The history has no loss values.
+    """
     loss = _series(history, "loss")
     if not loss:
         raise ValueError("history has no loss values to plot (was the model trained?)")

@@ -106,10 +106,36 @@ def test_walls_are_checked_on_real_files():
 
 @pytest.mark.parametrize("path", _files(ROOMS_CHECKED), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_rooms_stay_small(path):
-    """A file over 500 lines or a function over 80 is a sign that two concepts share it."""
+    """A file over 500 lines or a function over 80 (docstrings aside: numpydoc sections that
+    document every parameter are no sign of two concepts) is a sign that two concepts share
+    it."""
     text = path.read_text()
-    assert text.count("\n") <= MAX_FILE_LINES
-    long = [(node.name, node.end_lineno - node.lineno + 1) for node in ast.walk(ast.parse(text))
+    tree = ast.parse(text)
+    assert text.count("\n") - _docstring_lines(tree) <= MAX_FILE_LINES
+    long = [(node.name, _code_lines(node)) for node in ast.walk(tree)
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+            and _code_lines(node) > MAX_FUNCTION_LINES]
     assert long == []
+
+
+def _docstring(node):
+    first = node.body[0] if node.body else None
+    if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+            and isinstance(first.value.value, str)):
+        return first
+    return None
+
+
+def _docstring_lines(tree) -> int:
+    """The lines of every docstring of a module (its own, its classes' and functions')."""
+    return sum(d.end_lineno - d.lineno + 1 for node in ast.walk(tree)
+               if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                    ast.AsyncFunctionDef)) and (d := _docstring(node)))
+
+
+def _code_lines(node) -> int:
+    """A function's lines, its docstring not counted (a numpydoc docstring that documents
+    every parameter is no sign of two concepts)."""
+    lines = node.end_lineno - node.lineno + 1
+    docstring = _docstring(node)
+    return lines - (docstring.end_lineno - docstring.lineno + 1 if docstring else 0)

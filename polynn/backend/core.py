@@ -27,7 +27,20 @@ class Backend(MeshPlacement, Compiled):
     """A library's array namespace on one device (or a JAX mesh).
 
     Hashable by (name, namespace, device, mesh): equal backends share compiled code. Pickles
-    as its :attr:`spec`.
+    as its :attr:`spec`. Made by :func:`get_backend`.
+
+    Attributes
+    ----------
+    name : str
+        "numpy", "jax", "cupy", "torch" or "array_api_strict".
+    xp : module
+        The array namespace.
+    device : object or None
+        The namespace's own device object, or None for its default.
+    mesh : jax.sharding.Mesh or None
+        JAX only: Auto axes "data" (and optionally "model") to train on many devices (see
+        :func:`resolve_mesh`); None for one device. Part of the hash: compiled code differs
+        per mesh.
     """
 
     name: str
@@ -41,6 +54,11 @@ class Backend(MeshPlacement, Compiled):
     # -- dtypes ----------------------------------------------------------------------------------
     def dtype_record(self, name: str) -> DType:
         """The record of dtype ``name`` on this backend.
+
+        Parameters
+        ----------
+        name : str
+            "float32", "float64", "bfloat16" or "mixed_bfloat16".
 
         Returns
         -------
@@ -56,29 +74,72 @@ class Backend(MeshPlacement, Compiled):
         """
         return native_record(self.name, self.xp, name)
 
-    def dtype(self, name: str):
-        """The namespace's dtype object for "float32", "float64" or "bfloat16"
-        (``dtype_record(name).native``)."""
+    def dtype(self, name: str) -> Any:
+        """The namespace's dtype object (``dtype_record(name).native``).
+
+        Parameters
+        ----------
+        name : str
+            "float32", "float64" or "bfloat16".
+
+        Returns
+        -------
+        object
+            ``numpy.float32``, ``jnp.bfloat16``, ``torch.float64``, ...
+        """
         return self.dtype_record(name).native
 
     def supports(self, dtype_name: str) -> bool:
-        """True when this backend computes in dtype ``dtype_name`` (imports nothing, turns on
-        nothing)."""
+        """Whether this backend computes in a dtype (imports nothing, turns on nothing).
+
+        Parameters
+        ----------
+        dtype_name : str
+            "float32", "float64", "bfloat16" or "mixed_bfloat16".
+
+        Returns
+        -------
+        bool
+        """
         return supports(self.name, dtype_name)
 
     # -- arrays in and out -----------------------------------------------------------------------
-    def asarray(self, host, dtype=None, copy: bool = True):
-        """Move a host array (anything NumPy accepts) to this backend's device, optionally cast
-        to dtype ``dtype`` (a name).
+    def asarray(self, host: Any, dtype: str | None = None, copy: bool = True) -> Any:
+        """Move a host array to this backend's device, optionally cast.
 
         Casting happens on the host where NumPy has the dtype, so every backend receives the
-        same bits. ``copy=True`` guarantees the result never shares memory with ``host``.
-        With a mesh the result is replicated on every device of the mesh (a global array, so
-        that it mixes with sharded data in one compiled step, in one process or many)."""
+        same bits.
+
+        Parameters
+        ----------
+        host : array-like
+            Anything NumPy accepts.
+        dtype : str, optional
+            A dtype name ("float32", ...); None keeps the array's.
+        copy : bool, default True
+            The result never shares memory with ``host``.
+
+        Returns
+        -------
+        array
+            The backend's array; with a mesh, replicated on every device of the mesh (a
+            global array, so that it mixes with sharded data in one compiled step, in one
+            process or many).
+        """
         return to_device(self, host, dtype, copy)
 
-    def to_host(self, x) -> np.ndarray:
-        """A NumPy copy (or view, on CPU backends) of a backend array or Python scalar."""
+    def to_host(self, x: Any) -> np.ndarray:
+        """A NumPy copy (or view, on CPU backends) of a backend array or Python scalar.
+
+        Parameters
+        ----------
+        x : array or scalar
+            Of any supported library.
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         return to_host(x)
 
     # -- capabilities ----------------------------------------------------------------------------
@@ -90,9 +151,19 @@ class Backend(MeshPlacement, Compiled):
             return getattr(self.device, "type", "cpu") == "cpu"
         return self.name in ("numpy", "array_api_strict")
 
-    def owns(self, x) -> bool:
-        """True when ``x`` is an array of this backend's library that is not host NumPy data
-        (on any of its devices); always False on NumPy."""
+    def owns(self, x: Any) -> bool:
+        """Whether ``x`` is an array of this backend's library (on any of its devices).
+
+        Parameters
+        ----------
+        x : object
+            Anything.
+
+        Returns
+        -------
+        bool
+            Always False on NumPy (host data is not owned).
+        """
         return self.name != "numpy" and library_of(x) == self.name
 
     @property
@@ -116,13 +187,20 @@ class Backend(MeshPlacement, Compiled):
         return f"Backend({self.name!r}, device={self.device_name!r})"
 
 
-def get_backend(name: str | Backend | None = None, device=None, mesh=None) -> Backend:
+def get_backend(name: str | Backend | None = None, device: Any = None,
+                mesh: Any = None) -> Backend:
     """Resolve a backend by name, device and, on JAX only, ``mesh``.
 
-    ``name`` None means JAX when ``mesh`` is given (a mesh is a JAX concept), else
-    ``$POLYNN_BACKEND`` or "numpy". ``device`` is a device spec (see
-    :mod:`polynn.backend.devices`); ``mesh`` (see :func:`resolve_mesh`) excludes ``device``.
-    A :class:`Backend` is returned as is, or moved to the given device or mesh.
+    Parameters
+    ----------
+    name : {"numpy", "jax", "cupy", "torch", "array_api_strict"} or Backend, optional
+        None means JAX when ``mesh`` is given (a mesh is a JAX concept), else
+        ``$POLYNN_BACKEND`` or "numpy". A :class:`Backend` is returned as is, or moved to the
+        given device or mesh.
+    device : str or a backend's device object, optional
+        A device spec such as "cpu", "gpu:0", "cuda:1" (see :mod:`polynn.backend.devices`).
+    mesh : optional
+        JAX only; excludes ``device`` (see :func:`resolve_mesh`).
 
     Returns
     -------

@@ -8,6 +8,8 @@ back into a name this parser accepts.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from polynn.backend.namespaces import library_of
@@ -169,9 +171,16 @@ def device_object(name: str, xp, device):
     return _PARSERS[name](xp, device, _platform(device), index)
 
 
-def device_spec(name: str, device):
+def device_spec(name: str, device: Any) -> str | int | None:
     """A picklable description of backend ``name``'s ``device`` that ``get_backend(name,
     device=spec)`` turns back into it.
+
+    Parameters
+    ----------
+    name : str
+        The backend's name.
+    device : object or None
+        The namespace's device object (None: the default device).
 
     Returns
     -------
@@ -205,8 +214,13 @@ def _array_device_spec(name: str, x):
     return device_spec(name, array_device(x))
 
 
-def backend_of(x):
+def backend_of(x: Any) -> tuple[str, str | int | None] | None:
     """The backend and device of an array of any supported library.
+
+    Parameters
+    ----------
+    x : object
+        An array (or anything else).
 
     Returns
     -------

@@ -82,6 +82,11 @@ def _check_name(name) -> None:
 def dtype_info(name: str) -> DType:
     """The host-only record of dtype ``name`` (no backend is imported).
 
+    Parameters
+    ----------
+    name : str
+        "float32", "float64" or "bfloat16".
+
     Returns
     -------
     DType

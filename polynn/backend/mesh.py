@@ -18,21 +18,30 @@ from polynn.backend.namespaces import unavailable
 MESH_AXES = ("data", "model")
 
 
-def resolve_mesh(mesh):
-    """A ``jax.sharding.Mesh`` with ``AxisType.Auto`` axes ("data", and "model" when asked for)
-    from ``mesh``:
+def resolve_mesh(mesh: Any) -> Any:
+    """A ``jax.sharding.Mesh`` with ``AxisType.Auto`` axes ("data", and "model" when asked for).
 
-    - None: None (one device);
-    - an int N: the first N devices (``jax.devices()``, all processes) along "data";
-    - "all": every device along "data";
-    - a pair ``(data, model)`` or a dict ``{"data": d, "model": k}``: a d x k mesh;
-    - a ``jax.sharding.Mesh`` whose axes are named "data" (and optionally "model"), however it
-      was made: its devices are kept and its axes made Auto. (``jax.make_mesh`` defaults to
-      Explicit axes, on which the backward matmul over a sharded batch raises
-      ``ShardingTypeError``; Auto lets XLA insert the all-reduce.)
+    Parameters
+    ----------
+    mesh : None, int, "all", (data, model), dict or jax.sharding.Mesh
+        None: None (one device); an int N: the first N devices (``jax.devices()``, all
+        processes) along "data"; "all": every device along "data"; a pair ``(data, model)``
+        or a dict ``{"data": d, "model": k}``: a d x k mesh; a ``jax.sharding.Mesh`` whose
+        axes are named "data" (and optionally "model"), however it was made: its devices are
+        kept and its axes made Auto (``jax.make_mesh`` defaults to Explicit axes, on which the
+        backward matmul over a sharded batch raises ``ShardingTypeError``; Auto lets XLA
+        insert the all-reduce).
 
-    Raises ValueError for a size that does not fit the devices, unknown axis names, or (with
-    several processes) a mesh that leaves some process without devices."""
+    Returns
+    -------
+    jax.sharding.Mesh or None
+
+    Raises
+    ------
+    ValueError
+        A size that does not fit the devices, unknown axis names, or (with several
+        processes) a mesh that leaves some process without devices.
+    """
     if mesh is None:
         return None
     import jax
@@ -121,8 +130,13 @@ def _digits(text: str) -> bool:
     return 0 < len(text) <= 18 and text.isascii() and text.isdigit()
 
 
-def mesh_spec(mesh):
+def mesh_spec(mesh: Any) -> dict[str, int] | None:
     """A picklable description of a mesh, or None.
+
+    Parameters
+    ----------
+    mesh : jax.sharding.Mesh or None
+        A backend's mesh.
 
     Returns
     -------

@@ -6,6 +6,7 @@ arrays.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numpy as np
 
@@ -16,8 +17,13 @@ from polynn.backend.dtypes import DTYPES, cast_on_device, dtype_info
 _PUT_CHUNK_BYTES = 64 << 20
 
 
-def to_host(x) -> np.ndarray:
+def to_host(x: Any) -> np.ndarray:
     """Copy any supported backend array (NumPy, CuPy, JAX, PyTorch, array-api-strict) to NumPy.
+
+    Parameters
+    ----------
+    x : array or Python scalar
+        Of any supported library.
 
     Returns
     -------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import re
 
 import numpy as np
@@ -154,21 +155,40 @@ def _parse_labels(path, raw):
     return encode_labels(label_values(raw, f"{path}: labels"))
 
 
-def load_csv(path, *, label_column=-1, header="infer", delimiter=","):
-    """Load a classification table from a CSV file.
+def load_csv(path: str | os.PathLike[str], *, label_column: int | str = -1,
+             header: bool | str = "infer",
+             delimiter: str = ",") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Load a classification table from a UTF-8 CSV file (blank lines are skipped).
 
-    ``label_column`` is a column index (negative counts from the end) or a header name.
-    ``header`` is True, False or "infer" (a header is assumed when a name is given or when no
-    cell of the first row is a number; a first row with some numbers is data, and its
-    non-numeric feature cells are errors). Blank lines are skipped. The file must be UTF-8.
+    Parameters
+    ----------
+    path : str or path-like
+        The CSV file.
+    label_column : int or str, default -1
+        The label column: an index (negative counts from the end) or a header name.
+    header : {True, False, "infer"}, default "infer"
+        "infer": a header is assumed when a name is given or when no cell of the first row is
+        a number (a first row with some numbers is data, and its non-numeric feature cells
+        are errors).
+    delimiter : str, default ","
+        The field separator.
 
-    Returns ``(X, y, classes)``: ``X`` float64 ``(m, n_columns - 1)``, ``y`` int64 ``(m,)`` in
-    0..k-1 and ``classes`` the sorted original label values (int64 when all labels are whole
-    numbers, float64 when numeric, else strings), so that ``classes[y]`` gives the labels back.
-    Labels already 0..k-1 are kept as they are (``classes == arange(k)``).
-    Raises ValueError naming the file and the problem for an empty file, ragged rows,
-    non-numeric features (with line and column), bytes that are not UTF-8, a field longer than
-    Python's csv limit, or an unknown label column.
+    Returns
+    -------
+    X : numpy.ndarray of float64, shape (m, n_columns - 1)
+    y : numpy.ndarray of int64, shape (m,)
+        Labels 0..k-1.
+    classes : numpy.ndarray, shape (k,)
+        The sorted original label values (int64 when all are whole numbers, float64 when
+        numeric, else strings): ``classes[y]`` gives the labels back. Labels already 0..k-1
+        are kept as they are (``classes == arange(k)``).
+
+    Raises
+    ------
+    ValueError
+        Naming the file and the problem: an empty file, ragged rows, non-numeric features
+        (with line and column), bytes that are not UTF-8, a field longer than Python's csv
+        limit, or an unknown label column.
     """
     rows = _read_rows(path, delimiter)
     names = None
@@ -187,17 +207,36 @@ def load_csv(path, *, label_column=-1, header="infer", delimiter=","):
     return X, y, classes
 
 
-def load_csv_features(path, n_features, *, delimiter=","):
+def load_csv_features(path: str | os.PathLike[str], n_features: int, *,
+                      delimiter: str = ",") -> tuple[np.ndarray, np.ndarray | None]:
     """Prediction data from a UTF-8 CSV file: the model's ``n_features`` features, optionally
     followed by a label column.
 
     The first row is a header only when none of its cells is a number, so that every data row
-    gives one prediction. Returns ``(X, labels)``: ``X`` float64 ``(m, n_features)`` and
-    ``labels`` ``(m,)`` when there is a label column, else None: the label values as
-    :func:`load_csv` reads them (int64 when all are whole numbers, float64 when all are
-    numbers, else strings), to be mapped through a model's classes. Raises
-    ValueError naming the file (and line and column) for a width that is neither
-    ``n_features`` nor ``n_features + 1``, ragged rows or a feature that is not a finite number.
+    gives one prediction.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The CSV file.
+    n_features : int
+        The model's number of features.
+    delimiter : str, default ","
+        The field separator.
+
+    Returns
+    -------
+    X : numpy.ndarray of float64, shape (m, n_features)
+    labels : numpy.ndarray, shape (m,), or None
+        The label column's values as :func:`load_csv` reads them (int64 when all are whole
+        numbers, float64 when all are numbers, else strings), to be mapped through a model's
+        classes; None without a label column.
+
+    Raises
+    ------
+    ValueError
+        Naming the file (and line and column): a width that is neither ``n_features`` nor
+        ``n_features + 1``, ragged rows or a feature that is not a finite number.
     """
     rows = _read_rows(path, delimiter)
     if _header_row(rows[0][1]):

@@ -170,22 +170,36 @@ def _map_idx(path, mmap_mode):
     return np.memmap(path, dtype=dtype, mode=mmap_mode, offset=header_len, shape=dims)
 
 
-def read_idx(path, *, mmap_mode=None):
+def read_idx(path: str | os.PathLike[str], *, mmap_mode: str | None = None) -> np.ndarray:
     """Read one IDX file (plain or gzip) into an array of its stored shape and dtype.
 
     Header: two zero bytes, a type code (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32,
     0x0D float32, 0x0E float64), the number of dimensions, then each dimension as a big-endian
-    uint32; the data follows, big-endian, row-major. Returns a native-byte-order ndarray of shape
-    ``dims``. Raises ValueError naming the file for a bad magic number, an unknown type code,
-    more than 64 dimensions, or a data size that differs from what the header promises (a gzip
-    file is decompressed piece by piece and refused as soon as it holds more);
-    FileNotFoundError, IsADirectoryError or ValueError naming it when it is not a regular file.
+    uint32; the data follows, big-endian, row-major.
 
-    ``mmap_mode`` ("r", "r+" or "c", as :class:`numpy.memmap`) maps an *uncompressed* file
-    instead of reading it: nothing is loaded until rows are used, so a file larger than memory
-    works. The result is a ``numpy.memmap`` that keeps the file's byte order (big-endian
-    ``>i2``/``>i4``/``>f4``/``>f8`` for multi-byte types, read correctly by NumPy; converting to
-    native order would copy the data). A gzip file cannot be mapped and raises ValueError.
+    Parameters
+    ----------
+    path : str or path-like
+        The IDX file, plain or gzip.
+    mmap_mode : {None, "r", "r+", "c"}, default None
+        As :class:`numpy.memmap`: map an *uncompressed* file instead of reading it; nothing
+        is loaded until rows are used, so a file larger than memory works.
+
+    Returns
+    -------
+    numpy.ndarray, shape dims
+        Native byte order; mapped: a ``numpy.memmap`` that keeps the file's byte order
+        (big-endian ``>i2``/``>i4``/``>f4``/``>f8`` for multi-byte types, read correctly by
+        NumPy; converting to native order would copy the data).
+
+    Raises
+    ------
+    ValueError
+        Naming the file: a bad magic number, an unknown type code, more than 64 dimensions, a
+        data size that differs from what the header promises (a gzip file is decompressed
+        piece by piece and refused as soon as it holds more), or a gzip file to map.
+    FileNotFoundError, IsADirectoryError
+        ``path`` is not a regular file.
     """
     if check_mmap_mode(mmap_mode) is not None:
         return _map_idx(path, mmap_mode)
@@ -194,16 +208,34 @@ def read_idx(path, *, mmap_mode=None):
     return data.astype(dtype.newbyteorder("="), copy=False).reshape(dims)
 
 
-def load_idx(images_path, labels_path=None, *, mmap_mode=None):
+def load_idx(images_path: str | os.PathLike[str],
+             labels_path: str | os.PathLike[str] | None = None, *,
+             mmap_mode: str | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Read an IDX images file and, optionally, its IDX labels file.
 
-    Returns the images as stored (ndarray of shape ``(m, ...)``, native dtype) when
-    ``labels_path`` is None, else ``(images, labels)`` with labels int64 of shape ``(m,)``.
-    Raises ValueError naming both files when the counts differ, naming the labels file when
-    they are not 1-D or are floats that are not whole numbers (never truncated).
-    ``mmap_mode`` maps the (uncompressed) images file, as :func:`read_idx`; the labels, small,
-    are always read into memory (plain or gzip).
     See :func:`load_mnist` for flattened float64 features in [0, 1].
+
+    Parameters
+    ----------
+    images_path : str or path-like
+        The images file (plain or gzip).
+    labels_path : str or path-like, optional
+        The labels file (plain or gzip); always read into memory.
+    mmap_mode : {None, "r", "r+", "c"}, default None
+        Map the (uncompressed) images file, as :func:`read_idx`.
+
+    Returns
+    -------
+    images : numpy.ndarray, shape (m, ...)
+        As stored (native dtype); alone when ``labels_path`` is None.
+    labels : numpy.ndarray of int64, shape (m,)
+        With ``labels_path``.
+
+    Raises
+    ------
+    ValueError
+        Naming both files when the counts differ; naming the labels file when they are not
+        1-D or are floats that are not whole numbers (never truncated); as :func:`read_idx`.
     """
     images = read_idx(images_path, mmap_mode=mmap_mode)
     if labels_path is None:
@@ -244,18 +276,36 @@ def _find_file(directory, stem):
     raise FileNotFoundError("no IDX file found; tried: " + ", ".join(str(p) for p in tried))
 
 
-def load_mnist(directory, kind="train", *, mmap_mode=None):
+def load_mnist(directory: str | os.PathLike[str], kind: str = "train", *,
+               mmap_mode: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """MNIST (or Fashion-MNIST, KMNIST...) from a local directory of IDX files.
 
-    Looks for ``train-images-idx3-ubyte[.gz]`` / ``train-labels-idx1-ubyte[.gz]``
-    (``t10k-...`` for ``kind="test"``). Returns ``X`` float64 ``(m, rows * cols)`` in [0, 1]
-    (pixel / 255) and ``y`` int64 ``(m,)``.
+    Parameters
+    ----------
+    directory : str or path-like
+        Holds ``train-images-idx3-ubyte[.gz]`` / ``train-labels-idx1-ubyte[.gz]`` (``t10k-...``
+        for ``kind="test"``).
+    kind : {"train", "test"}, default "train"
+        Which pair of files.
+    mmap_mode : {None, "r", "r+", "c"}, default None
+        Memory-map the uncompressed images file: ``X`` is then the raw pixels, not scaled
+        (scaling would copy the data into memory). To train from disk on [0, 1] features,
+        write them once with ``write_npy(path, X, dtype="float32", scale=1 / 255)``, which
+        returns the new file memory-mapped; :func:`load_npy` opens it again later.
 
-    With ``mmap_mode`` ("r", "r+" or "c") the uncompressed images file is memory-mapped and
-    ``X`` is a ``(m, rows * cols)`` uint8 ``numpy.memmap`` of the raw pixels 0..255, *not*
-    scaled (scaling would copy the data into memory). To train from disk on [0, 1] features,
-    write them once with ``write_npy(path, X, dtype="float32", scale=1 / 255)``, which returns
-    the new file memory-mapped; :func:`load_npy` opens it again later.
+    Returns
+    -------
+    X : numpy.ndarray, shape (m, rows * cols)
+        float64 in [0, 1] (pixel / 255); mapped: a uint8 ``numpy.memmap`` of pixels 0..255.
+    y : numpy.ndarray of int64, shape (m,)
+
+    Raises
+    ------
+    ValueError
+        An unknown ``kind``, images that are not uint8 ``(m, rows, cols)``, or as
+        :func:`load_idx`.
+    FileNotFoundError
+        A file is missing.
     """
     prefix = _MNIST_PREFIX[check_choice("kind", kind, _MNIST_PREFIX)]
     images_path = _find_file(directory, f"{prefix}-images-idx3-ubyte")

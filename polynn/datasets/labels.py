@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from typing import Any
 
 import numpy as np
 
@@ -307,10 +308,33 @@ def _indicator(y, n_outputs, m, name) -> np.ndarray:
     return T
 
 
-def one_hot(y, n_classes=None):
-    """One-hot encode integer labels ``y`` of shape ``(m,)`` into float64 ``(m, n_classes)``.
+def one_hot(y: Any, n_classes: int | None = None) -> np.ndarray:
+    """One-hot encode integer labels.
 
-    ``n_classes`` defaults to ``max(y) + 1``; a label outside ``0..n_classes-1`` raises ValueError.
+    Parameters
+    ----------
+    y : array-like of int, shape (m,)
+        Labels 0..n_classes-1.
+    n_classes : int >= 1, optional
+        Default ``max(y) + 1``.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (m, n_classes)
+
+    Raises
+    ------
+    ValueError
+        A label outside ``0..n_classes-1`` (or not a whole number), or an empty ``y`` without
+        ``n_classes``.
+
+    Examples
+    --------
+    >>> from polynn.datasets import one_hot
+    >>> one_hot([0, 2, 1])
+    array([[1., 0., 0.],
+           [0., 0., 1.],
+           [0., 1., 0.]])
     """
     y = as_labels(y)
     if n_classes is None:

@@ -7,6 +7,7 @@ import math
 import os
 import stat
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
@@ -53,17 +54,33 @@ def _bounded(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else f"{text[:limit]}..."
 
 
-def load_npy(path, *, mmap_mode="r"):
-    """Open a ``.npy`` array, memory-mapped by default (``mmap_mode`` "r", "r+", "c" as
-    :func:`numpy.load`; None reads it into memory). A mapped array is read from disk only as its
-    rows are used, so a file larger than memory can be trained on (``MLP.fit`` gathers and casts
-    one batch at a time). Never unpickles: object arrays are refused.
+def load_npy(path: str | os.PathLike[str], *,
+             mmap_mode: Literal["r", "r+", "c"] | None = "r") -> np.ndarray:
+    """Open a ``.npy`` array, memory-mapped by default.
 
-    Returns the array (a ``numpy.memmap`` when mapped) with its stored shape and dtype. Raises
-    FileNotFoundError, IsADirectoryError or ValueError naming the file (not a regular file, an
-    empty file, an ``.npz`` archive, object or non-numeric data, a header declaring more data
-    than the file holds, checked before anything is allocated).
-    ``numpy.load(path, mmap_mode="r")`` works as well; this adds the checks.
+    A mapped array is read from disk only as its rows are used, so a file larger than memory
+    can be trained on (``MLP.fit`` gathers and casts one batch at a time). Never unpickles:
+    object arrays are refused. ``numpy.load(path, mmap_mode="r")`` works as well; this adds
+    the checks.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.npy`` file.
+    mmap_mode : {"r", "r+", "c", None}, default "r"
+        As :func:`numpy.load`; None reads the array into memory.
+
+    Returns
+    -------
+    numpy.ndarray
+        With its stored shape and dtype (a ``numpy.memmap`` when mapped).
+
+    Raises
+    ------
+    FileNotFoundError, IsADirectoryError, ValueError
+        Naming the file: not a regular file, an empty file, an ``.npz`` archive, object or
+        non-numeric data, a header declaring more data than the file holds (checked before
+        anything is allocated).
     """
     check_mmap_mode(mmap_mode)
     path = regular_file(path, ".npy file")
@@ -111,19 +128,41 @@ def _check_replaceable(path: Path) -> None:
                               "read-only file)", str(path)) from None
 
 
-def write_npy(path, X, *, dtype=None, scale=None, chunk_rows=None):
-    """Write ``X`` (any array NumPy can slice by rows, a memmap included) to a ``.npy`` file
-    chunk by chunk, cast to ``dtype`` (default: X's) and multiplied by ``scale`` when given, so
-    that converting data larger than memory never holds more than one chunk (``chunk_rows``,
-    default about 64 MiB of output). The write is atomic (a temporary file in the target's
-    directory, renamed at the end). Returns the new file memory-mapped read-only
-    (:func:`load_npy`).
+def write_npy(path: str | os.PathLike[str], X: Any, *, dtype: Any = None,
+              scale: float | None = None, chunk_rows: int | None = None) -> np.ndarray:
+    """Write ``X`` to a ``.npy`` file chunk by chunk, so that converting data larger than
+    memory never holds more than one chunk. The write is atomic (a temporary file in the
+    target's directory, renamed at the end).
 
-    Raises, before anything is written: TypeError for an ``X`` or ``dtype`` that is not
-    numeric, ParameterError (a TypeError) for a ``scale`` that is not a real number, ValueError
-    for a NaN or infinite ``scale`` or one with an integer ``dtype``; as ``numpy.save`` does,
-    PermissionError naming ``path`` when it exists and may not be written (it is not
-    replaced), IsADirectoryError for a directory.
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write.
+    X : array, shape (m, ...)
+        Any array NumPy can slice by rows, a memmap included.
+    dtype : numeric dtype, optional
+        The file's dtype (default: X's).
+    scale : float, optional
+        Multiply every value by it (e.g. ``1 / 255``).
+    chunk_rows : int, optional
+        Rows per chunk (default: about 64 MiB of output).
+
+    Returns
+    -------
+    numpy.memmap
+        The new file memory-mapped read-only (:func:`load_npy`).
+
+    Raises
+    ------
+    TypeError
+        Before anything is written: an ``X`` or ``dtype`` that is not numeric, a ``scale``
+        that is not a real number (:class:`polynn.validate.ParameterError`).
+    ValueError
+        Before anything is written: a NaN or infinite ``scale``, or one with an integer
+        ``dtype``.
+    PermissionError, IsADirectoryError
+        As ``numpy.save``: ``path`` exists and may not be written (it is not replaced), or is
+        a directory.
     """
     path = Path(path)
     if not hasattr(X, "shape") or not hasattr(X, "dtype"):

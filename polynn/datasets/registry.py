@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
 
 from polynn.datasets.csvfile import load_csv
 from polynn.datasets.idx import load_mnist
 from polynn.datasets.synthetic import circles, digits, moons, spiral
 
-DATASETS = {"spiral": spiral, "moons": moons, "circles": circles, "digits": digits}
-_PREFIXED = {
+DATASETS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+    "spiral": spiral, "moons": moons, "circles": circles, "digits": digits}
+_PREFIXED: dict[str, Callable[..., Any]] = {
     "csv:": lambda path, **kw: load_csv(path, **kw)[:2],
     "idx:": load_mnist,
 }
@@ -19,11 +24,29 @@ _PREFIXED = {
 PREFIXES = tuple(_PREFIXED)
 
 
-def get(name, **kw):
-    """Dataset by name for the CLI: returns ``(X, y)`` (float64 ``(m, n)``, int64 ``(m,)``).
+def get(name: str, **kw: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Dataset by name, as the command line names them.
 
-    Names: ``spiral``, ``moons``, ``circles``, ``digits``, ``csv:PATH`` (:func:`load_csv`, the
-    classes mapping dropped), ``idx:DIR`` (:func:`load_mnist`). Keyword arguments go to the loader.
+    Parameters
+    ----------
+    name : str
+        ``spiral``, ``moons``, ``circles``, ``digits``, ``csv:PATH`` (:func:`load_csv`, the
+        classes mapping dropped) or ``idx:DIR`` (:func:`load_mnist`); ``~`` is expanded.
+    **kw
+        Keyword arguments for the loader.
+
+    Returns
+    -------
+    X : numpy.ndarray, shape (m, n_features)
+        float64 (a loader's own dtype for ``csv:`` and ``idx:``).
+    y : numpy.ndarray of int64, shape (m,)
+
+    Raises
+    ------
+    ValueError
+        An unknown name, or a prefix without a path.
+    TypeError
+        ``name`` is not a string.
     """
     if not isinstance(name, str):
         raise TypeError(f"dataset name must be a string, got {name!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -33,10 +34,34 @@ def _stratified_test_indices(y, n_test, rng):
     return np.concatenate([idx[:t] for idx, t in zip(members, take, strict=True)])
 
 
-def split_indices(y, *, test_size=0.25, seed=0, stratify=False):
+def split_indices(y: Any, *, test_size: float | int = 0.25, seed: int = 0,
+                  stratify: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The row numbers of a shuffled train/test split of ``m = len(y)`` examples, as
-    :func:`train_test_split` draws them: ``(train, test)``, int64 arrays in shuffled order.
-    Splitting by index lets a caller gather the rows later instead of copying the data."""
+    :func:`train_test_split` draws them. Splitting by index lets a caller gather the rows
+    later instead of copying the data; ``MLP.fit(validation_split=...)`` splits this way.
+
+    Parameters
+    ----------
+    y : array-like, shape (m,) or (m, k)
+        Labels or targets (only their count matters unless ``stratify``).
+    test_size : float in (0, 1) or int >= 1, default 0.25
+        A fraction (the test set gets ``ceil(test_size * m)`` rows) or a count.
+    seed : int, default 0
+        Seeds ``numpy.random.default_rng``.
+    stratify : bool, default False
+        Each class (of integer labels ``y``) gives the test set its share of the test rows
+        (by largest remainder), drawn at random within the class.
+
+    Returns
+    -------
+    train, test : numpy.ndarray of int64
+        Row numbers, in shuffled order.
+
+    Raises
+    ------
+    ValueError
+        A ``test_size`` that leaves an empty train or test set, or a 0-d ``y``.
+    """
     y = np.asarray(y)
     if y.ndim == 0:
         raise ValueError(f"y must have one entry per example, got shape {y.shape}")
@@ -52,14 +77,43 @@ def split_indices(y, *, test_size=0.25, seed=0, stratify=False):
     return train, test
 
 
-def train_test_split(X, y, *, test_size=0.25, seed=0, stratify=False):
-    """Shuffle and split ``(X, y)`` into train and test sets.
+def train_test_split(X: Any, y: Any, *, test_size: float | int = 0.25, seed: int = 0,
+                     stratify: bool = False
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Shuffle and split ``(X, y)`` into train and test sets (rows of both come out shuffled).
 
-    ``test_size`` is a fraction in (0, 1) (the test set gets ``ceil(test_size * m)`` rows) or an
-    integer count. With ``stratify=True`` (integer labels ``y``) each class contributes to the
-    test set in proportion to its size. Rows of both sets come out shuffled.
+    Parameters
+    ----------
+    X : array-like, shape (m, ...)
+        Features.
+    y : array-like, shape (m,) or (m, k)
+        Labels or targets.
+    test_size : float in (0, 1) or int >= 1, default 0.25
+        A fraction (the test set gets ``ceil(test_size * m)`` rows) or an integer count.
+    seed : int, default 0
+        Seeds the shuffle.
+    stratify : bool, default False
+        With integer labels ``y``, each class contributes to the test set in proportion to
+        its size.
 
-    Returns ``(X_train, X_test, y_train, y_test)``, with the dtypes of the inputs.
+    Returns
+    -------
+    X_train, X_test, y_train, y_test : numpy.ndarray
+        With the dtypes of the inputs.
+
+    Raises
+    ------
+    ValueError
+        ``X`` and ``y`` of different lengths, or a ``test_size`` that leaves a set empty.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from polynn.datasets import train_test_split
+    >>> X, y = np.arange(20.0).reshape(10, 2), np.arange(10) % 2
+    >>> X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=True)
+    >>> X_train.shape, X_test.shape, sorted(y_test.tolist())
+    ((7, 2), (3, 2), [0, 0, 1])
     """
     X, y = host_array(X, "X"), host_array(y, "y")
     stratify = check_bool("stratify", stratify)

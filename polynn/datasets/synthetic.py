@@ -11,14 +11,43 @@ import numpy as np
 from polynn.validate import check_int, check_real, check_seed
 
 
-def spiral(n_per_class=100, n_classes=3, *, noise=0.2, seed=0):
+def spiral(n_per_class: int = 100, n_classes: int = 3, *, noise: float = 0.2,
+           seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The cs231n spiral: ``n_classes`` interleaved arms in the plane.
 
     For class j: ``r = linspace(0, 1, n_per_class)``,
     ``t = linspace(4j, 4(j+1), n_per_class) + noise * N(0, 1)``, points ``(r sin t, r cos t)``.
 
-    Returns ``X`` float64 ``(n_per_class * n_classes, 2)`` and ``y`` int64 of the same length,
-    rows ordered class by class (all of class 0, then class 1, ...).
+    Parameters
+    ----------
+    n_per_class : int >= 1, default 100
+        Points per arm.
+    n_classes : int >= 1, default 3
+        Arms (classes).
+    noise : float >= 0, default 0.2
+        Standard deviation of the Gaussian noise added to the angle ``t``.
+    seed : int, default 0
+        Seeds ``numpy.random.default_rng``: a seed fixes the data.
+
+    Returns
+    -------
+    X : numpy.ndarray of float64, shape (n_per_class * n_classes, 2)
+    y : numpy.ndarray of int64, shape (n_per_class * n_classes,)
+        Labels 0..n_classes-1, rows ordered class by class (all of class 0, then class 1, ...).
+
+    Raises
+    ------
+    ValueError
+        A count below 1 or a negative ``noise``.
+
+    Examples
+    --------
+    >>> import polynn as pn
+    >>> X, y = pn.datasets.spiral(100, 3, seed=0)
+    >>> X.shape, X.dtype, y.shape, y.dtype
+    ((300, 2), dtype('float64'), (300,), dtype('int64'))
+    >>> y[:3], y[-3:]
+    (array([0, 0, 0]), array([2, 2, 2]))
     """
     n_per_class = check_int("n_per_class", n_per_class, 1)
     n_classes = check_int("n_classes", n_classes, 1)
@@ -47,13 +76,27 @@ def _two_class(xs, ys, n_out, noise, seed):
     return X + rng.normal(scale=noise, size=X.shape), y
 
 
-def moons(n_samples=200, *, noise=0.1, seed=0):
+def moons(n_samples: int = 200, *, noise: float = 0.1,
+          seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Two interleaving half circles (the geometry of scikit-learn's ``make_moons``).
 
-    Class 0 is the upper moon (``n_samples // 2`` points), class 1 the lower one; Gaussian noise of
-    std ``noise`` is added to every coordinate. Rows are ordered class by class (not shuffled).
+    Class 0 is the upper moon (``n_samples // 2`` points), class 1 the lower one. Rows are
+    ordered class by class (not shuffled).
 
-    Returns ``X`` float64 ``(n_samples, 2)`` and ``y`` int64 ``(n_samples,)`` in {0, 1}.
+    Parameters
+    ----------
+    n_samples : int >= 2, default 200
+        Points in all.
+    noise : float >= 0, default 0.1
+        Standard deviation of the Gaussian noise added to every coordinate.
+    seed : int, default 0
+        Seeds the noise.
+
+    Returns
+    -------
+    X : numpy.ndarray of float64, shape (n_samples, 2)
+    y : numpy.ndarray of int64, shape (n_samples,)
+        Labels in {0, 1}.
     """
     n_out, n_in = _split_two(n_samples)
     noise = check_real("noise", noise, 0)
@@ -64,13 +107,27 @@ def moons(n_samples=200, *, noise=0.1, seed=0):
     return _two_class(xs, ys, n_out, noise, seed)
 
 
-def circles(n_samples=200, *, noise=0.05, factor=0.5, seed=0):
-    """A large circle (class 0) around a smaller one (class 1), as scikit-learn's ``make_circles``.
+def circles(n_samples: int = 200, *, noise: float = 0.05, factor: float = 0.5,
+            seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A large circle (class 0) around a smaller one (class 1), as scikit-learn's
+    ``make_circles``. Rows are ordered class by class (not shuffled).
 
-    The inner radius is ``factor`` (0 <= factor < 1), the outer 1; Gaussian noise of std ``noise``
-    is added. Rows are ordered class by class (not shuffled).
+    Parameters
+    ----------
+    n_samples : int >= 2, default 200
+        Points in all (``n_samples // 2`` on the outer circle).
+    noise : float >= 0, default 0.05
+        Standard deviation of the Gaussian noise added to every coordinate.
+    factor : float in [0, 1), default 0.5
+        The inner circle's radius (the outer one's is 1).
+    seed : int, default 0
+        Seeds the noise.
 
-    Returns ``X`` float64 ``(n_samples, 2)`` and ``y`` int64 ``(n_samples,)`` in {0, 1}.
+    Returns
+    -------
+    X : numpy.ndarray of float64, shape (n_samples, 2)
+    y : numpy.ndarray of int64, shape (n_samples,)
+        Labels in {0, 1}.
     """
     n_out, n_in = _split_two(n_samples)
     noise = check_real("noise", noise, 0)
@@ -85,11 +142,20 @@ def circles(n_samples=200, *, noise=0.05, factor=0.5, seed=0):
 # --------------------------------------------------------------------------- scikit-learn digits
 
 
-def digits():
+def digits() -> tuple[np.ndarray, np.ndarray]:
     """The 8x8 handwritten digits bundled with scikit-learn (no download).
 
-    Returns ``X`` float64 ``(1797, 64)`` scaled to [0, 1] (pixel / 16) and ``y`` int64 ``(1797,)``
-    in 0..9. Needs scikit-learn: ``pip install "polynn[sklearn]"``.
+    Returns
+    -------
+    X : numpy.ndarray of float64, shape (1797, 64)
+        Pixels scaled to [0, 1] (pixel / 16).
+    y : numpy.ndarray of int64, shape (1797,)
+        Digits 0..9.
+
+    Raises
+    ------
+    ImportError
+        scikit-learn is not installed: ``pip install "polynn[sklearn]"``.
     """
     try:
         from sklearn.datasets import load_digits

@@ -37,17 +37,27 @@ def _encode(record: ModelRecord) -> bytes:
     return blob
 
 
-def write(path, record: ModelRecord) -> None:
-    """Write ``record`` to the safetensors file ``path`` (exactly that name; nothing is
-    appended), atomically: the previous file at ``path``, if any, stays intact until the new
-    one is complete. A record with a ``training`` state makes a checkpoint. Through a symlink,
-    the file it points to is replaced.
+def write(path: str | os.PathLike[str], record: ModelRecord) -> None:
+    """Write ``record`` to a safetensors file, atomically: the previous file at ``path``, if
+    any, stays intact until the new one is complete. Through a symlink, the file it points to
+    is replaced.
 
-    Raises ValueError (and writes nothing) for a record that :func:`read` would refuse (NaN or
-    infinite values, a configuration ``MLP(...)`` refuses, tensors that do not match it) or
-    that no file can hold (an optimizer or schedule that is not polynn's own); as
-    ``open(path, "wb")``: PermissionError naming ``path`` when it exists and may not be
-    written, IsADirectoryError when it is a directory."""
+    Parameters
+    ----------
+    path : str or path-like
+        The file (exactly that name; nothing is appended).
+    record : ModelRecord
+        A record with a ``training`` state makes a checkpoint.
+
+    Raises
+    ------
+    ValueError
+        Writing nothing: a record that :func:`read` would refuse (NaN or infinite values, a
+        configuration ``MLP(...)`` refuses, tensors that do not match it) or that no file can
+        hold (an optimizer or schedule that is not polynn's own).
+    PermissionError, IsADirectoryError
+        As ``open(path, "wb")``: ``path`` exists and may not be written, or is a directory.
+    """
     name = os.fspath(path)
     try:
         blob = _encode(record)
@@ -98,17 +108,33 @@ def _read(name: str, checkpoint: bool):
     return checked, arrays
 
 
-def read(path, *, checkpoint: bool = False) -> ModelRecord:
-    """The :class:`ModelRecord` of the polynn file at ``path``. With ``checkpoint`` the file
-    must hold a training state (written from a record with ``training``), returned in the
-    record's ``training``; without it ``training`` is None (a model that starts afresh).
+def read(path: str | os.PathLike[str], *, checkpoint: bool = False) -> ModelRecord:
+    """The :class:`ModelRecord` of the polynn file at ``path``.
 
     Every field is checked before anything is built from it: the header's length and JSON
     within polynn's limits, each tensor's dtype, shape and byte range, the configuration by the
-    rules ``MLP(...)`` applies, the checksum, finite values. Raises :class:`ModelFileError` (a
-    ValueError) naming the file when it is not a polynn file, is truncated or corrupted,
-    exceeds polynn's limits, or does not match itself; FileNotFoundError and other OSErrors as
-    ``open`` does."""
+    rules ``MLP(...)`` applies, the checksum, finite values.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by :func:`write` (or ``MLP.save``).
+    checkpoint : bool, default False
+        The file must hold a training state, returned in the record's ``training``; without
+        it ``training`` is None (a model that starts afresh).
+
+    Returns
+    -------
+    ModelRecord
+
+    Raises
+    ------
+    ModelFileError
+        A ``ValueError`` naming the file: not a polynn file, truncated or corrupted, beyond
+        polynn's limits, or not matching itself.
+    OSError
+        FileNotFoundError and others, as ``open`` raises them.
+    """
     name = os.fspath(path)
     try:
         checked, arrays = _read(name, checkpoint)

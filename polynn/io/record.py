@@ -39,6 +39,8 @@ from polynn.version import __version__
 class TrainingRecord:
     """The training state of a checkpoint.
 
+    Attributes
+    ----------
     optimizer : an optimizer object of :data:`polynn.nn.optim.OPTIMIZER_CLASSES`, or None
         (no ``fit`` yet). Its learning rate is a schedule of ``SCHEDULE_CLASSES``.
     state : the optimizer's ``State`` NamedTuple (``count``: a Python int; then one tree per
@@ -56,6 +58,8 @@ class TrainingRecord:
 class ModelRecord:
     """A model as plain data.
 
+    Attributes
+    ----------
     config : dict with keys ``layer_sizes``, ``activation``, ``output``, ``negative_slope``,
         ``init``, ``dtype``, ``seed`` (the arguments of ``MLP(...)``).
     params : tuple of ``(W (n_in, n_out), b (n_out,))`` host NumPy arrays per layer, in the

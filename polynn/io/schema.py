@@ -226,7 +226,20 @@ def check_finite(key: str, array: np.ndarray) -> None:
 def checksum(metadata: dict, tensors: dict) -> str:
     """The ``polynn.sha256`` of a file: SHA-256 over the config and training JSON texts, the
     classes JSON text when there is one (so that files without it keep their checksum), and
-    each tensor's name and little-endian C-order bytes, tensors in name order."""
+    each tensor's name and little-endian C-order bytes, tensors in name order.
+
+    Parameters
+    ----------
+    metadata : dict of str to str
+        The safetensors header's ``__metadata__`` (JSON texts by key).
+    tensors : dict of str to numpy.ndarray
+        The file's tensors by name.
+
+    Returns
+    -------
+    str
+        The hex digest.
+    """
     digest = hashlib.sha256()
     keys = (CONFIG_KEY, TRAINING_KEY, *((CLASSES_KEY,) if CLASSES_KEY in metadata else ()))
     for key in keys:

@@ -120,9 +120,24 @@ def check_shuffle(state) -> dict:
     return bit_generator.state
 
 
-def generator(state) -> np.random.Generator:
-    """A ``numpy.random.Generator`` continuing the stream ``state`` describes, checked as
-    :func:`check_shuffle` checks it (ValueError naming the field otherwise)."""
+def generator(state: Any) -> np.random.Generator:
+    """A NumPy generator continuing a saved shuffling stream.
+
+    Parameters
+    ----------
+    state : dict
+        A ``bit_generator.state`` (as :class:`TrainingRecord` holds it), checked as
+        :func:`check_shuffle` checks it.
+
+    Returns
+    -------
+    numpy.random.Generator
+
+    Raises
+    ------
+    ValueError
+        Naming the field that is wrong.
+    """
     try:
         checked = check_shuffle(state)
     except Refused as err:

@@ -4,6 +4,8 @@ a fit uses. Functions of the model (``self``), bound as :class:`~polynn.model.ML
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -12,55 +14,115 @@ from polynn.init import dropout_key
 from polynn.nn.dropout import Dropout
 from polynn.nn.losses import CLASSIFIERS
 from polynn.nn.optim import make_optimizer
-from polynn.train import DivergenceError, History, TrainSpec, run
+from polynn.train import DivergenceError, EpochInfo, History, TrainSpec, run
 from polynn.validate import check_fit_options, check_rows
 
+if TYPE_CHECKING:
+    from polynn.model.mlp import MLP
 
-def fit(self, X, y, *, lr=None, l2=0.0, epochs=100, batch_size=None, shuffle=True, seed=None,
-        optimizer="sgd", momentum=0.9, schedule=None, validation_split=None,
-        validation_data=None, patience=None, min_delta=0.0, restore_best_weights=True,
-        progress=False, callback=None, sample_weight=None, l2_per_weight=False,
-        stream=False, class_weight=None) -> History:
-    """Train on ``X`` ``(m, n_features)`` and labels/targets ``y``; returns a :class:`History`.
 
-    Full batch when ``batch_size`` is None (each step is an epoch; ``history.loss[k]`` is the
-    loss of step k's forward pass, before its update), mini-batches otherwise (per-epoch mean
-    loss). Calling ``fit`` again continues from the current weights, and from the optimizer
-    state and shuffling stream when the optimizer settings are unchanged.
+def fit(self: MLP, X: Any, y: Any, *, lr: float | None = None, l2: float = 0.0,
+        epochs: int = 100, batch_size: int | None = None, shuffle: bool = True,
+        seed: int | None = None, optimizer: str | Any = "sgd", momentum: float = 0.9,
+        schedule: Any = None, validation_split: float | None = None,
+        validation_data: tuple[Any, Any] | None = None, patience: int | None = None,
+        min_delta: float = 0.0, restore_best_weights: bool = True, progress: bool = False,
+        callback: Callable[[EpochInfo], bool | None] | None = None, sample_weight: Any = None,
+        l2_per_weight: bool = False, stream: bool = False,
+        class_weight: str | dict[int, float] | None = None) -> History:
+    """Train on ``(X, y)``, continuing from the current weights.
 
-    ``optimizer``: "sgd", "momentum", "nesterov" or "adam"; ``lr`` defaults to
-    ``polynn.nn.optim.DEFAULT_LEARNING_RATES`` (0.1 for sgd, 0.01 for momentum/nesterov,
-    0.001 for adam); ``schedule`` is None (constant) or a schedule object from
-    ``polynn.nn.optim``; ``optimizer`` may also be an optimizer object from
-    ``polynn.nn.optim`` (e.g. ``Adam(Constant(1e-3), eps=1e-7)``), learning rate included.
-    ``validation_split`` (a fraction: a seeded, stratified split) or
-    ``validation_data=(X_val, y_val)`` add validation loss/accuracy per epoch; ``patience``
-    stops after that many epochs without improvement of the validation loss by more than
-    ``min_delta`` and restores the best weights. ``seed`` reseeds the shuffling; Ctrl-C
-    stops after the current step and keeps the weights. ``callback(info)`` runs after every
-    epoch with a :class:`polynn.train.EpochInfo` (epoch count, history, current row-layout
-    params) and stops training by returning True; during the callback the model itself
-    holds the current parameters and optimizer state (``predict``, ``loss``,
-    ``save_checkpoint`` see them). A loss that becomes NaN/inf raises
-    :class:`DivergenceError` and keeps the weights from before the divergence.
+    Full batch when ``batch_size`` is None (each step is an epoch), mini-batches otherwise.
+    Calling ``fit`` again continues from the current weights, and from the optimizer state and
+    shuffling stream when the optimizer settings are unchanged. No copy of ``X`` is made where
+    the backend computes in host memory (a ``numpy.memmap`` included); other backends hold one
+    device copy in the model's dtype unless ``stream=True`` (see :mod:`polynn.placement`).
 
-    ``sample_weight`` ``(m,)``: non-negative example weights; each batch's data loss becomes
-    its weighted mean Σ wᵢ lᵢ / Σ wᵢ (as ``numpy.average``; uniform weights change nothing).
-    ``l2_per_weight=True`` also divides the L2 term by the batch's mean weight, which is
-    scikit-learn's convention (its alpha is normalised by the batch's sum of weights).
-    ``class_weight``: None, "balanced" or ``{class index: weight}`` (classifiers with one
-    label per example), multiplied with ``sample_weight``, scikit-learn's meaning (see
-    :mod:`polynn.model.class_weight`).
+    Parameters
+    ----------
+    X : array, shape (m, n_features)
+        Real features: NumPy (memmaps included) or the model backend's array; checked finite.
+    y : array, shape (m,) or (m, k)
+        Integer labels 0..k-1 (softmax; or the values of ``classes``), 0/1 labels or a
+        multilabel 0/1 indicator ``(m, k)`` (sigmoid), real targets (identity) or
+        non-negative targets (poisson).
+    lr : float > 0, optional
+        Learning rate; default ``polynn.nn.optim.DEFAULT_LEARNING_RATES`` (0.1 for sgd, 0.01
+        for momentum/nesterov, 0.001 for adam).
+    l2 : float >= 0, default 0
+        L2 penalty ``l2/2 * sum(W**2)`` added to the mean loss (biases are not penalised).
+    epochs : int >= 1, default 100
+        Passes over the training rows.
+    batch_size : int >= 1, optional
+        Rows per step; None (or >= m) for full batch.
+    shuffle : bool, default True
+        Reshuffle the rows every epoch (mini-batches).
+    seed : int, optional
+        Reseeds the shuffling, the validation split and the dropout masks (default: the
+        model's ``seed``).
+    optimizer : {"sgd", "momentum", "nesterov", "adam"} or optimizer object, default "sgd"
+        A name, or an object of :mod:`polynn.nn.optim` (e.g. ``Adam(Constant(1e-3))``).
+    momentum : float in [0, 1), default 0.9
+        For "momentum" and "nesterov".
+    schedule : schedule object, optional
+        A learning-rate schedule of :mod:`polynn.nn.optim` (None: constant ``lr``).
+    validation_split : float in (0, 1), optional
+        The fraction of rows held out for validation: ``ceil(validation_split * m)`` rows
+        drawn by :func:`polynn.datasets.split_indices`, seeded by ``seed`` (else the model's
+        seed, so every ``fit`` holds out the same rows) and stratified for classifiers with
+        integer labels ``(m,)`` (each class in proportion to its size, by largest
+        remainder). Not the last rows: data sets often come sorted by class. The rows are
+        taken by index (no copy); validation rows are unweighted.
+    validation_data : tuple (X_val, y_val), optional
+        Validation data instead of ``validation_split`` (not both).
+    patience : int >= 1, optional
+        Stop after this many epochs without the validation loss improving by more than
+        ``min_delta`` (needs validation data).
+    min_delta : float >= 0, default 0
+        The improvement ``patience`` waits for.
+    restore_best_weights : bool, default True
+        On early stopping, go back to the weights of the best validation loss.
+    progress : bool, default False
+        Show a progress bar (tqdm).
+    callback : callable, optional
+        ``callback(info)`` after every epoch with a :class:`polynn.train.EpochInfo`; returning
+        True stops training. The model holds the current parameters during the call.
+    sample_weight : array of float >= 0, shape (m,), optional
+        Example weights: each batch's data loss is Σ wᵢ lᵢ / Σ wᵢ.
+    l2_per_weight : bool, default False
+        Also divide the L2 term by the batch's mean weight (scikit-learn's convention).
+    stream : bool, default False
+        Keep host data on the host and move mini-batches to the device as needed (data
+        larger than device memory); needs ``batch_size`` < the number of training rows.
+    class_weight : "balanced" or dict {class index: weight}, optional
+        Multiplied with ``sample_weight`` (scikit-learn's meaning; one label per example).
 
-    Memory (see :mod:`polynn.placement`): no copy of ``X`` is made where the backend
-    computes in host memory (NumPy, array-api-strict, PyTorch on the CPU): each mini-batch
-    is gathered (and cast to the model's dtype) when it is used, also from a
-    ``numpy.memmap``. Other backends hold one device copy of the data in the model's dtype;
-    ``stream=True`` keeps host data on the host instead and moves the batches as they are
-    needed (on JAX, chunks of batches moved while the previous chunk trains), for data
-    larger than device memory; it gives the same parameters as the resident path and needs
-    mini-batches (``batch_size`` < the number of rows). ``validation_split`` takes its rows
-    by index (no copy) and validation is evaluated in chunks of rows.
+    Returns
+    -------
+    History
+        Losses (and accuracies, validation metrics) per epoch; full batch: ``loss[k]`` is
+        step k's loss before its update.
+
+    Raises
+    ------
+    polynn.validate.ParameterError
+        An option out of range or of the wrong type (a ``ValueError`` and ``TypeError``).
+    ValueError
+        ``X`` or ``y`` of the wrong shape, non-finite, or labels the output cannot take;
+        ``validation_split`` and ``validation_data`` both given; ``patience`` without
+        validation data.
+    polynn.DivergenceError
+        The loss became NaN or inf; the model keeps the weights from before.
+
+    Examples
+    --------
+    >>> import polynn as pn
+    >>> X, y = pn.datasets.spiral(50, 3, seed=0)
+    >>> model = pn.MLP([2, 16, 3], seed=0)
+    >>> history = model.fit(X, y, epochs=3, batch_size=32, optimizer="adam", lr=0.01,
+    ...                     validation_split=0.2)
+    >>> history.epochs, len(history.val_loss)
+    (3, 3)
     """
     options = check_fit_options(dict(
         lr=lr, l2=l2, epochs=epochs, batch_size=batch_size, shuffle=shuffle, seed=seed,
@@ -133,9 +195,29 @@ def publish(self, params, opt_state):
     self.params, self._opt_state = params, opt_state
 
 
-def partial_fit(self, X, y, **fit_options) -> History:
-    """One epoch over (X, y) that continues the weights, optimizer state and shuffling
-    stream: for data that arrives in pieces. Takes ``fit``'s options except ``epochs``."""
+def partial_fit(self: MLP, X: Any, y: Any, **fit_options: Any) -> History:
+    """One epoch over ``(X, y)`` that continues the weights, optimizer state and shuffling
+    stream: for data that arrives in pieces.
+
+    Parameters
+    ----------
+    X : array, shape (m, n_features)
+        Features, as :meth:`fit` takes them.
+    y : array, shape (m,) or (m, k)
+        Labels or targets, as :meth:`fit` takes them.
+    **fit_options
+        :meth:`fit`'s keyword options, except ``epochs``.
+
+    Returns
+    -------
+    History
+        The epoch's record.
+
+    Raises
+    ------
+    TypeError
+        ``epochs`` given.
+    """
     if "epochs" in fit_options:
         raise TypeError("partial_fit runs exactly one epoch; use fit(epochs=...) for more")
     return self.fit(X, y, epochs=1, **fit_options)

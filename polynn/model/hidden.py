@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -12,6 +13,9 @@ from polynn.nn import mlp as nn_mlp
 from polynn.nn.layout import params_to_columns
 from polynn.placement import row_chunks, take_rows
 from polynn.validate import check_int
+
+if TYPE_CHECKING:
+    from polynn.model.mlp import MLP
 
 
 @functools.lru_cache(maxsize=64)
@@ -44,7 +48,7 @@ def hidden_layer_index(n_hidden: int, layer) -> int:
     return layer % n_hidden
 
 
-def hidden(self, X, layer=-1, *, batch_size=None) -> np.ndarray:
+def hidden(self: MLP, X: Any, layer: int = -1, *, batch_size: int | None = None) -> np.ndarray:
     """The activations of one hidden layer, for using a trained network as a feature extractor.
 
     Parameters

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 from polynn import io
@@ -69,12 +73,22 @@ class MLP:
         tuple of one rate per hidden layer.
     init : "he" (N(0, 2/n_in)) | "glorot" (uniform); drawn on the host, so a seed gives the same
         initial weights, bit for bit, on every backend.
-    seed : int; fixes the initial weights and the shuffling of every later ``fit``.
+    seed : int, list of int or None, default 0; fixes the initial weights and the shuffling of
+        every later ``fit`` (None: fresh entropy).
+    negative_slope : float > 0, default 0.01
+        leaky_relu's slope for negative inputs.
     mesh : JAX only: None (one device), a device count N, "all", a ``(data, model)`` pair or a
         ``jax.sharding.Mesh`` with a "data" (and optionally "model") axis: train data-parallel
         over the "data" devices (and split wide hidden layers over "model"); see
         :func:`polynn.backend.resolve_mesh` and :mod:`polynn.distributed`. Results equal the
         one-device run up to rounding.
+
+    Raises
+    ------
+    ValueError
+        An unknown choice, a size or rate out of range (:class:`polynn.validate.ParameterError`).
+    polynn.BackendUnavailableError
+        The backend's library is not installed, or the device does not exist.
 
     Examples
     --------
@@ -89,9 +103,12 @@ class MLP:
     (300,)
     """
 
-    def __init__(self, layer_sizes, *, activation="relu", output="softmax", backend=None,
-                 device=None, dtype="float32", init="he", seed=0, negative_slope=0.01,
-                 mesh=None, dropout=0.0):
+    def __init__(self, layer_sizes: Sequence[int], *, activation: str | Sequence[str] = "relu",
+                 output: str = "softmax", backend: str | Backend | None = None,
+                 device: Any = None, dtype: str = "float32", init: str = "he",
+                 seed: int | Sequence[int] | None = 0, negative_slope: float = 0.01,
+                 mesh: Any = None,
+                 dropout: float | Sequence[float] = 0.0) -> None:
         self.layer_sizes = check_layer_sizes(layer_sizes)
         n_hidden = len(self.layer_sizes) - 2
         activation = check_activations(activation, n_hidden)
@@ -112,11 +129,29 @@ class MLP:
 
     # -- construction ----------------------------------------------------------------------------
     @classmethod
-    def from_params(cls, params, *, activation="relu", output="softmax", backend=None,
-                    device=None, dtype=None, seed=0, negative_slope=0.01, mesh=None,
-                    dropout=0.0):
-        """Build a model around existing parameters: a sequence of ``(W, b)`` pairs as NumPy or
-        any backend's arrays (copied to the chosen backend). ``dtype`` defaults to W's dtype."""
+    def from_params(cls, params: Sequence[tuple[Any, Any]], *,
+                    activation: str | Sequence[str] = "relu", output: str = "softmax",
+                    backend: str | Backend | None = None, device: Any = None,
+                    dtype: str | None = None, seed: int | Sequence[int] | None = 0,
+                    negative_slope: float = 0.01,
+                    mesh: Any = None, dropout: float | Sequence[float] = 0.0) -> MLP:
+        """Build a model around existing parameters (copied to the chosen backend).
+
+        Parameters
+        ----------
+        params : sequence of (W, b) pairs
+            ``W`` ``(n_{l-1}, n_l)`` and ``b`` ``(n_l,)`` per layer: NumPy or any backend's
+            arrays.
+        activation, output, backend, device, seed, negative_slope, mesh, dropout
+            As :class:`MLP` takes them.
+        dtype : str, optional
+            The model's dtype; default W's dtype (float32 when it is not one of polynn's).
+
+        Returns
+        -------
+        MLP
+            A model with these parameters.
+        """
         host = tuple((to_host(W), to_host(b)) for W, b in params)
         sizes = check_layers(host)
         if dtype is None:
@@ -153,24 +188,24 @@ class MLP:
         return self._dtype.name
 
     @property
-    def dtype_record(self):
+    def dtype_record(self) -> Any:
         """The backend's ``DType`` record of the model's dtype (name, native dtype, host dtype,
         itemsize, largest finite value)."""
         return self._dtype
 
     @property
-    def optimizer(self):
+    def optimizer(self) -> Any:
         """The optimizer of the last ``fit`` (a :mod:`polynn.nn.optim` object) or None."""
         return self._optimizer
 
     @property
-    def opt_state(self):
+    def opt_state(self) -> Any:
         """The optimizer's state (a NamedTuple: count, then trees shaped like ``params``), or
         None before the first ``fit``."""
         return self._opt_state
 
     @property
-    def activation_fn(self):
+    def activation_fn(self) -> Any:
         """The hidden layers' activation: a :mod:`polynn.nn.activations` pair (forward,
         backward) with the model's ``negative_slope`` (a tuple of them, one per hidden layer,
         for per-layer activations), as ``polynn.nn.mlp`` takes it."""
@@ -179,10 +214,12 @@ class MLP:
 
     @property
     def n_features(self) -> int:
+        """The number of input features, ``layer_sizes[0]``."""
         return self.layer_sizes[0]
 
     @property
     def n_outputs(self) -> int:
+        """The number of output units, ``layer_sizes[-1]``."""
         return self.layer_sizes[-1]
 
     def __repr__(self) -> str:
@@ -224,18 +261,41 @@ class MLP:
         T = self._columns(y, data.m, "y" if name == "X" else "y_val")
         return data.with_targets(T, example_weights(class_weight, T, self.output, weights))
 
-    def place(self, X, *, name="X"):
-        """``X`` ``(m, n_features)``, checked, where this model keeps data that it reads again
-        and again (see :mod:`polynn.placement`): one device copy in the model's dtype, or the
-        host data itself on backends that compute in host memory; an array this backend
-        already owns is used in place. Passing the result to ``fit`` (repeatedly, or as
-        validation data) moves nothing again."""
+    def place(self, X: Any, *, name: str = "X") -> Any:
+        """``X``, checked, where this model keeps data that it reads again and again.
+
+        Parameters
+        ----------
+        X : array, shape (m, n_features)
+            Features.
+        name : str, default "X"
+            The name error messages use.
+
+        Returns
+        -------
+        array
+            One device copy in the model's dtype, or the host data itself on backends that
+            compute in host memory; an array this backend owns is used in place (see
+            :mod:`polynn.placement`). Passing it to ``fit`` moves nothing again.
+        """
         return self._placed(X, name=name, purpose="evaluate").X
 
     # -- the math, exposed -----------------------------------------------------------------------
-    def forward(self, X, *, batch_size=None):
-        """The output layer's pre-activation Z ``(m, n_outputs)`` as a backend array, computed
-        in chunks of ``batch_size`` rows (see :meth:`predict`)."""
+    def forward(self, X: Any, *, batch_size: int | None = None) -> Any:
+        """The output layer's pre-activation.
+
+        Parameters
+        ----------
+        X : array, shape (m, n_features)
+            Features.
+        batch_size : int, optional
+            Rows per chunk (see :meth:`predict`).
+
+        Returns
+        -------
+        backend array, shape (m, n_outputs)
+            Z of the output layer, in the model's dtype.
+        """
         parts = [Z for _, _, Z in self._chunks(X, batch_size, "forward")]
         return parts[0] if len(parts) == 1 else self.backend.xp.concat(parts, axis=0)
 
@@ -253,12 +313,30 @@ class MLP:
             yield start, stop, inference.run_chunk(self.backend, infer, params_t, data.X, start,
                                                    stop, self._dtype)
 
-    def value_and_grad(self, X, y, *, l2=0.0, sample_weight=None, training=False):
-        """The regularised loss (float) and the hand-derived gradients: a tuple of ``(dW, db)``
-        backend arrays per layer, shaped like ``params``. ``sample_weight`` ``(m,)``: the data
-        loss is Σ wᵢ lᵢ / Σ wᵢ. ``training=True`` applies the model's dropout as a full-batch
-        ``fit`` step would at the optimizer's current step count (0 before any ``fit``), the
-        rows of ``X`` being examples 0..m-1; without it nothing is dropped."""
+    def value_and_grad(self, X: Any, y: Any, *, l2: float = 0.0, sample_weight: Any = None,
+                       training: bool = False) -> tuple[float, Any]:
+        """The regularised loss and its hand-derived gradients on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array, shape (m, n_features)
+            Features.
+        y : array, shape (m,) or (m, k)
+            Labels or targets, as :meth:`fit` takes them.
+        l2 : float >= 0, default 0
+            L2 penalty.
+        sample_weight : array, shape (m,), optional
+            The data loss is Σ wᵢ lᵢ / Σ wᵢ.
+        training : bool, default False
+            Apply the model's dropout as a full-batch ``fit`` step would at the optimizer's
+            step count (0 before any ``fit``), rows being examples 0..m-1.
+
+        Returns
+        -------
+        loss : float
+        grads : tuple of (dW, db)
+            Backend arrays per layer, shaped like ``params``.
+        """
         data = self._placed(X, y, sample_weight=sample_weight)  # as a full-batch step
         every, dtype = slice(None), self._dtype
         Xd = take_rows(self.backend, data.X, every, dtype)
@@ -275,10 +353,27 @@ class MLP:
             static=dict(activation=self.activation_fn, output=self.output, l2=check_l2(l2)))
         return float(to_host(loss)), grads
 
-    def loss(self, X, y, *, l2=0.0, sample_weight=None, batch_size=None) -> float:
-        """The regularised loss of the current parameters on (X, y), as a float; evaluated in
-        chunks of ``batch_size`` rows (see :meth:`predict`), each chunk's (weighted) mean loss
-        counted by its rows (or its sum of weights)."""
+    def loss(self, X: Any, y: Any, *, l2: float = 0.0, sample_weight: Any = None,
+             batch_size: int | None = None) -> float:
+        """The regularised loss of the current parameters on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array, shape (m, n_features)
+            Features.
+        y : array, shape (m,) or (m, k)
+            Labels or targets, as :meth:`fit` takes them.
+        l2 : float >= 0, default 0
+            L2 penalty.
+        sample_weight : array, shape (m,), optional
+            Example weights (the weighted mean loss).
+        batch_size : int, optional
+            Rows per chunk (see :meth:`predict`); chunks are counted by rows (or weights).
+
+        Returns
+        -------
+        float
+        """
         X = self._placed(X, purpose="infer").X
         m = X.shape[0]
         T = encode_targets(y, self.output, self.n_outputs, m, "y", self._dtype)
@@ -308,16 +403,36 @@ class MLP:
     _publish = fitting.publish
     _optimizer_for = fitting.optimizer_for
 
-    def save(self, path) -> None:
-        """Write weights and configuration to one ``.safetensors`` file (no pickle),
-        atomically; see :func:`polynn.load` and :mod:`polynn.io` for the layout. With several
-        processes every process calls it (gathering split parameters is collective) and only
-        process 0 writes."""
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write weights and configuration to one ``.safetensors`` file (no pickle), atomically.
+
+        With several processes every process calls it (gathering split parameters is
+        collective) and only process 0 writes. See :func:`polynn.load` and :mod:`polynn.io`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write (replaced if it exists).
+
+        Examples
+        --------
+        >>> import polynn as pn
+        >>> model = pn.MLP([2, 8, 3], seed=0)
+        >>> model.save("model.safetensors")
+        >>> pn.load("model.safetensors").layer_sizes
+        [2, 8, 3]
+        """
         self._write(path, checkpoint=False)
 
-    def save_checkpoint(self, path) -> None:
+    def save_checkpoint(self, path: str | os.PathLike[str]) -> None:
         """Like :meth:`save`, plus the optimizer, its state and the shuffling stream, so that
-        :func:`polynn.load_checkpoint` resumes training exactly where it stopped."""
+        :func:`polynn.load_checkpoint` resumes training exactly where it stopped.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write.
+        """
         self._write(path, checkpoint=True)
 
     def _write(self, path, checkpoint: bool) -> None:
@@ -330,11 +445,37 @@ class MLP:
     def _multilabel(self) -> bool:
         return self.output == "sigmoid" and self.n_outputs > 1
 
-    def predict_proba(self, X, *, batch_size=None) -> np.ndarray:
-        """Class probabilities as a host NumPy array in the model's host dtype (float32 for
-        bfloat16): ``(m, k)`` for softmax; ``(m, 2)`` columns [P(0), P(1)] for one sigmoid
-        unit; ``(m, k)`` per-label P(1) for multilabel. Computed in chunks of ``batch_size``
-        rows (see :meth:`predict`)."""
+    def predict_proba(self, X: Any, *, batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities, as a host NumPy array.
+
+        Parameters
+        ----------
+        X : array, shape (m, n_features)
+            Features: NumPy (memmaps included) or the backend's array.
+        batch_size : int, optional
+            Rows per chunk (see :meth:`predict`).
+
+        Returns
+        -------
+        numpy.ndarray, shape (m, k) or (m, 2)
+            In the model's host dtype (float32 for bfloat16): ``(m, k)`` for softmax;
+            ``(m, 2)`` columns [P(0), P(1)] for one sigmoid unit; ``(m, k)`` per-label P(1)
+            for multilabel.
+
+        Raises
+        ------
+        ValueError
+            The model is a regressor (``output`` "identity" or "poisson"), or ``X`` is not
+            ``(m, n_features)`` of finite numbers.
+
+        Examples
+        --------
+        >>> import polynn as pn
+        >>> X, y = pn.datasets.spiral(20, 3, seed=0)
+        >>> P = pn.MLP([2, 8, 3], seed=0).predict_proba(X)
+        >>> P.shape, P.dtype, bool(abs(P.sum(axis=1) - 1).max() < 1e-5)
+        ((60, 3), dtype('float32'), True)
+        """
         if self.output not in CLASSIFIERS:
             raise ValueError("predict_proba needs a classifier (output='softmax' or 'sigmoid')")
         binary = self.output == "sigmoid" and not self._multilabel
@@ -353,15 +494,39 @@ class MLP:
 
     hidden = hidden.hidden  # a hidden layer's activations (m, n_layer): polynn.model.hidden
 
-    def predict(self, X, *, batch_size=None) -> np.ndarray:
-        """As a host NumPy array: predicted labels (int64 ``(m,)``) for classifiers, a 0/1
-        indicator (int64 ``(m, k)``) for multilabel, or values in the model's host dtype for
-        regression (``(m,)`` with one output, else ``(m, k)``; the predicted means e^z for
-        poisson).
+    def predict(self, X: Any, *, batch_size: int | None = None) -> np.ndarray:
+        """Predicted labels or values, as a host NumPy array.
 
-        Rows are processed in chunks of ``batch_size`` (default: as many as keep one chunk's
-        activations near 8 MiB), so predicting on many rows, a memory-mapped file included,
-        never holds a copy of ``X`` or every row's activations at once."""
+        Rows are processed in chunks, so predicting on many rows, a memory-mapped file
+        included, never holds a copy of ``X`` or every row's activations at once.
+
+        Parameters
+        ----------
+        X : array, shape (m, n_features)
+            Features: NumPy (memmaps included) or the backend's array.
+        batch_size : int, optional
+            Rows per chunk (default: as many as keep one chunk's activations near 8 MiB).
+
+        Returns
+        -------
+        numpy.ndarray, shape (m,) or (m, k)
+            Labels (int64 ``(m,)``) for classifiers, a 0/1 indicator (int64 ``(m, k)``) for
+            multilabel, or values in the model's host dtype for regression (``(m,)`` with
+            one output; the predicted means e^z for poisson).
+
+        Raises
+        ------
+        ValueError
+            ``X`` is not ``(m, n_features)`` of finite numbers.
+
+        Examples
+        --------
+        >>> import polynn as pn
+        >>> X, y = pn.datasets.spiral(20, 3, seed=0)
+        >>> labels = pn.MLP([2, 8, 3], seed=0).predict(X)
+        >>> labels.shape, labels.dtype
+        ((60,), dtype('int64'))
+        """
         out: np.ndarray | None = None
         for start, stop, Z in self._chunks(X, batch_size, "forward"):
             part = inference.labels_or_values(inference.host_output(Z, self._dtype),
@@ -373,10 +538,33 @@ class MLP:
         single = self.output != "softmax" and not self._multilabel and out.shape[1] == 1
         return out[:, 0] if single else out
 
-    def score(self, X, y, *, batch_size=None) -> float:
-        """Accuracy for classifiers (subset accuracy for multilabel: every label right); the
-        coefficient of determination R² for regression (identity and poisson). Predictions are
-        computed in chunks of ``batch_size`` rows (see :meth:`predict`)."""
+    def score(self, X: Any, y: Any, *, batch_size: int | None = None) -> float:
+        """Accuracy for classifiers, R² for regression.
+
+        Parameters
+        ----------
+        X : array, shape (m, n_features)
+            Features.
+        y : array, shape (m,) or (m, k)
+            True labels or targets, as :meth:`fit` takes them.
+        batch_size : int, optional
+            Rows per chunk (see :meth:`predict`).
+
+        Returns
+        -------
+        float
+            The accuracy (subset accuracy for multilabel: every label right), or the
+            coefficient of determination R² (identity and poisson; 0.0 for constant ``y``).
+
+        Examples
+        --------
+        >>> import polynn as pn
+        >>> X, y = pn.datasets.spiral(50, 3, seed=0)
+        >>> model = pn.MLP([2, 32, 3], seed=0)
+        >>> _ = model.fit(X, y, epochs=200, optimizer="adam", lr=0.05)
+        >>> model.score(X, y) > 0.8
+        True
+        """
         pred = self.predict(X, batch_size=batch_size)
         if self.output in CLASSIFIERS:
             labels = encode_targets(y, self.output, self.n_outputs, pred.shape[0])
@@ -390,9 +578,24 @@ class MLP:
         ss_tot = np.sum((y - y.mean(axis=0)) ** 2)
         return float(1.0 - ss_res / ss_tot) if ss_tot > 0 else 0.0
 
-    def to(self, backend=None, device=None, dtype=None, mesh=None) -> MLP:
-        """A copy of this model (same weights) on another backend, device, dtype or mesh; the
-        model's own backend unless ``backend`` is given."""
+    def to(self, backend: str | Backend | None = None, device: Any = None,
+           dtype: str | None = None, mesh: Any = None) -> MLP:
+        """A copy of this model (same weights) on another backend, device, dtype or mesh.
+
+        Parameters
+        ----------
+        backend : str or Backend, optional
+            Default: the model's own backend.
+        device, mesh
+            As :class:`MLP` takes them.
+        dtype : str, optional
+            Default: the model's dtype.
+
+        Returns
+        -------
+        MLP
+            The copy (the class values too; no training state).
+        """
         copy = MLP.from_params(self.params, activation=self.activation, output=self.output,
                                backend=self.backend if backend is None else backend,
                                device=device, dtype=self.dtype if dtype is None else dtype,
@@ -401,8 +604,13 @@ class MLP:
         copy.classes = self.classes
         return copy
 
-    def host_params(self):
-        """The parameters as host NumPy arrays in the model's host dtype: a tuple of
-        ``(W, b)``."""
+    def host_params(self) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+        """The parameters as host NumPy arrays.
+
+        Returns
+        -------
+        tuple of (W, b)
+            NumPy arrays in the model's host dtype: ``W`` ``(n_{l-1}, n_l)``, ``b`` ``(n_l,)``.
+        """
         return tuple((inference.host_output(W, self._dtype), inference.host_output(b, self._dtype))
                      for W, b in self.params)

@@ -6,6 +6,7 @@ knows no MLP; :func:`load` and :func:`load_checkpoint` build the model from them
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,17 +16,31 @@ from polynn.datasets.labels import check_model_classes
 from polynn.io import ModelRecord, TrainingRecord
 from polynn.model.inference import host_output
 
+if TYPE_CHECKING:
+    from polynn.backend import Backend
+    from polynn.model.mlp import MLP
+
 
 def _host_tree(tree, dtype):
     return tuple((host_output(W, dtype), host_output(b, dtype)) for W, b in tree)
 
 
-def to_record(self, *, checkpoint: bool = False) -> ModelRecord:
-    """The model as a :class:`polynn.io.ModelRecord`: configuration and host parameters (row
-    layout, in the model's host dtype); with ``checkpoint``, a ``TrainingRecord`` too: the
-    optimizer, its state (an int count and host trees) and the shuffling stream's
-    ``bit_generator.state``. With several processes every process must call it: gathering
-    split arrays is collective."""
+def to_record(self: MLP, *, checkpoint: bool = False) -> ModelRecord:
+    """The model as plain data: what :meth:`save` writes and pickling stores.
+
+    With several processes every process must call it: gathering split arrays is collective.
+
+    Parameters
+    ----------
+    checkpoint : bool, default False
+        Include a :class:`polynn.io.TrainingRecord`: the optimizer, its state (an int count
+        and host trees) and the shuffling stream's ``bit_generator.state``.
+
+    Returns
+    -------
+    polynn.io.ModelRecord
+        The configuration and the host parameters (row layout, in the model's host dtype).
+    """
     dtype = self.dtype_record
     seed = self.seed
     config = {"layer_sizes": list(self.layer_sizes), "activation": self.activation,
@@ -44,10 +59,30 @@ def to_record(self, *, checkpoint: bool = False) -> ModelRecord:
     return ModelRecord(config, _host_tree(self.params, dtype), training, self.classes)
 
 
-def from_record(cls, record: ModelRecord, *, backend=None, device=None, dtype=None, mesh=None):
-    """The model a :class:`polynn.io.ModelRecord` describes, on ``backend`` / ``device`` /
-    ``mesh`` (default: ``$POLYNN_BACKEND`` or "numpy"; JAX with a mesh) in ``dtype`` (default:
-    the record's), with its training state when the record has one."""
+def from_record(cls: type[MLP], record: ModelRecord, *, backend: str | Backend | None = None,
+                device: Any = None, dtype: str | None = None, mesh: Any = None) -> MLP:
+    """The model a :class:`polynn.io.ModelRecord` describes, with its training state when the
+    record has one.
+
+    Parameters
+    ----------
+    record : polynn.io.ModelRecord
+        What :meth:`to_record` or :func:`polynn.io.read` returned.
+    backend, device, mesh
+        Where the model lives, as :class:`MLP` takes them (default: ``$POLYNN_BACKEND`` or
+        "numpy"; JAX with a mesh).
+    dtype : str, optional
+        Default: the record's dtype.
+
+    Returns
+    -------
+    MLP
+
+    Raises
+    ------
+    ValueError
+        The backend does not support the record's dtype (give ``dtype``).
+    """
     config = record.config
     target = get_backend(backend, device, mesh)
     if dtype is None:
@@ -73,11 +108,11 @@ def from_record(cls, record: ModelRecord, *, backend=None, device=None, dtype=No
     return model
 
 
-def _get_classes(self):
+def _get_classes(self: MLP) -> np.ndarray | None:
     return getattr(self, "_classes", None)
 
 
-def _set_classes(self, classes):
+def _set_classes(self, classes: Any) -> None:
     self._classes = check_model_classes(classes, self.output, self.n_outputs)
 
 
@@ -105,19 +140,71 @@ def setstate(self, state: dict) -> None:
 
 
 # --- files: polynn.io reads and writes records ------------------------------------------------
-def load(path, backend=None, device=None, dtype=None, mesh=None):
-    """The :class:`~polynn.MLP` saved at ``path`` (by ``save`` or ``save_checkpoint``), on
-    ``backend``/``device`` (default: ``$POLYNN_BACKEND`` or "numpy"; JAX with ``mesh``) in
-    ``dtype`` (default: the saved dtype). The model starts with a fresh training state, as a
-    new one would. Raises :class:`polynn.io.ModelFileError` (a ValueError) naming the file when
-    it is not a polynn model file, is truncated or corrupted, or does not match itself."""
+def load(path: str | os.PathLike[str], backend: str | Backend | None = None,
+         device: Any = None, dtype: str | None = None, mesh: Any = None) -> MLP:
+    """The :class:`~polynn.MLP` saved at ``path`` by ``save`` or ``save_checkpoint``.
+
+    The model starts with a fresh training state, as a new one would (see
+    :func:`load_checkpoint` to resume training).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.safetensors`` file written by polynn.
+    backend : str or Backend, optional
+        Default: ``$POLYNN_BACKEND`` or "numpy" (JAX with ``mesh``).
+    device : optional
+        A backend-specific device ("cpu", "gpu:0", ...), default the backend's.
+    dtype : str, optional
+        Default: the saved dtype.
+    mesh : optional
+        JAX only, as :class:`~polynn.MLP` takes it.
+
+    Returns
+    -------
+    MLP
+
+    Raises
+    ------
+    polynn.io.ModelFileError
+        A ``ValueError`` naming the file: not a polynn model file, truncated or corrupted,
+        or not matching itself.
+    ValueError
+        The backend does not support the saved dtype (give ``dtype``).
+
+    Examples
+    --------
+    >>> import polynn as pn
+    >>> pn.MLP([4, 8, 2], output="sigmoid", seed=0).save("m.safetensors")
+    >>> model = pn.load("m.safetensors", dtype="float64")
+    >>> model.layer_sizes, model.output, model.dtype
+    ([4, 8, 2], 'sigmoid', 'float64')
+    """
     return _load(path, backend, device, dtype, mesh, checkpoint=False)
 
 
-def load_checkpoint(path, backend=None, device=None, dtype=None, mesh=None):
+def load_checkpoint(path: str | os.PathLike[str], backend: str | Backend | None = None,
+                    device: Any = None, dtype: str | None = None, mesh: Any = None) -> MLP:
     """The model saved by ``save_checkpoint`` with its training state restored: the next
     ``fit`` with the same optimizer options continues the optimizer state and the shuffling
-    stream. ``backend``, ``device``, ``dtype`` and ``mesh`` as in :func:`load`."""
+    stream.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by :meth:`~polynn.MLP.save_checkpoint`.
+    backend, device, dtype, mesh
+        As in :func:`load`.
+
+    Returns
+    -------
+    MLP
+
+    Raises
+    ------
+    polynn.io.ModelFileError
+        As :func:`load`; also when the file holds no training state (written by ``save``).
+    """
     return _load(path, backend, device, dtype, mesh, checkpoint=True)
 
 

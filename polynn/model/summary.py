@@ -50,8 +50,12 @@ def _state_elements(state) -> int:
 def summary(self) -> Summary:
     """The model as a table: one row per layer (shape, activation, dropout, parameters), the
     total, the dtype, the backend and its device or mesh, and the memory of the parameters and
-    of the optimizer's state. Returns a :class:`Summary`: its text, with the numbers as
-    attributes.
+    of the optimizer's state.
+
+    Returns
+    -------
+    Summary
+        A ``str`` (print it) with the numbers as attributes (``total_params``, ...).
 
     Examples
     --------

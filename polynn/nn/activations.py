@@ -16,6 +16,16 @@ from polynn.nn.namespace import Array, namespace
 
 
 class Activation(NamedTuple):
+    """A hidden-layer activation and its derivative.
+
+    Attributes
+    ----------
+    forward : callable
+        ``forward(Z) -> A``, elementwise.
+    backward : callable
+        ``backward(A, dA) -> dZ``: the gradient through the activation, from its output ``A``.
+    """
+
     forward: Callable[[Array], Array]
     backward: Callable[[Array, Array], Array]
 
@@ -86,7 +96,24 @@ ACTIVATIONS: dict[str, Activation] = {
 
 
 def get_activation(name: str, *, negative_slope: float = 0.01) -> Activation:
-    """Look up an activation by name; ``negative_slope`` configures leaky_relu only."""
+    """Look up an activation by name.
+
+    Parameters
+    ----------
+    name : str
+        A key of ``ACTIVATIONS``: "relu", "leaky_relu", "tanh", "sigmoid" or "identity".
+    negative_slope : float, default 0.01
+        leaky_relu's slope for negative inputs (leaky_relu only).
+
+    Returns
+    -------
+    Activation
+
+    Raises
+    ------
+    ValueError
+        An unknown name.
+    """
     if name not in ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
     if name == "leaky_relu" and negative_slope != 0.01:

@@ -20,8 +20,19 @@ ColumnParams = tuple[Array, ...]
 
 
 def params_to_columns(params: RowParams) -> ColumnParams:
-    """Row-layout ``((W (n_in, n_out), b (n_out,)), ...)`` -> ``(Wb (n_out, n_in + 1), ...)``,
-    each a new array in C (row-major) order, in the dtype of ``W``."""
+    """Row layout -> column layout (also ``polynn.nn.to_columns``).
+
+    Parameters
+    ----------
+    params : tuple of (W, b)
+        ``W`` ``(n_in, n_out)``, ``b`` ``(n_out,)`` per layer.
+
+    Returns
+    -------
+    tuple of array
+        ``Wb`` ``(n_out, n_in + 1)`` per layer, each a new array in C (row-major) order, in
+        the dtype of ``W``.
+    """
     xp = namespace(params[0][0])
 
     def row_major(A: Array) -> Array:
@@ -34,8 +45,19 @@ def params_to_columns(params: RowParams) -> ColumnParams:
 
 
 def params_to_rows(params_t: ColumnParams) -> RowParams:
-    """The inverse of :func:`params_to_columns`: ``(W (n_in, n_out), b (n_out,))`` per layer
-    (views of ``Wb`` where the backend has views)."""
+    """The inverse of :func:`params_to_columns` (also ``polynn.nn.to_rows``).
+
+    Parameters
+    ----------
+    params_t : tuple of array
+        ``Wb`` ``(n_out, n_in + 1)`` per layer.
+
+    Returns
+    -------
+    tuple of (W, b)
+        ``W`` ``(n_in, n_out)``, ``b`` ``(n_out,)`` per layer (views of ``Wb`` where the
+        backend has views).
+    """
     return tuple((Wb[:, :-1].T, Wb[:, -1]) for Wb in params_t)
 
 
@@ -48,11 +70,32 @@ def _convert_state(state: tuple[Any, ...], convert: Callable[[Any], Any]) -> tup
 
 
 def state_to_columns(state: tuple[Any, ...]) -> tuple[Any, ...]:
-    """An optimizer state ``(count, *trees)`` with row-layout trees -> the same state type with
-    every tree in columns (:func:`params_to_columns`); the count is kept as it is."""
+    """An optimizer state with every tree in columns.
+
+    Parameters
+    ----------
+    state : tuple
+        ``(count, *trees)`` with row-layout trees (a NamedTuple keeps its type).
+
+    Returns
+    -------
+    tuple
+        The same state type, every tree through :func:`params_to_columns`; the count kept.
+    """
     return _convert_state(state, params_to_columns)
 
 
 def state_to_rows(state_t: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The inverse of :func:`state_to_columns`."""
+    """The inverse of :func:`state_to_columns`.
+
+    Parameters
+    ----------
+    state_t : tuple
+        ``(count, *trees)`` with column-layout trees.
+
+    Returns
+    -------
+    tuple
+        The same state type with row-layout trees.
+    """
     return _convert_state(state_t, params_to_rows)

@@ -37,15 +37,53 @@ from polynn.nn.namespace import Array, Namespace, namespace
 
 
 class OutputLoss(NamedTuple):
+    """An output layer's activation fused with its loss, in the columns layout (see the
+    module's docstring).
+
+    Attributes
+    ----------
+    output : callable
+        ``output(Z) -> (k, m)``: probabilities, predictions or means.
+    terms : callable
+        ``terms(Z, T, w=None) -> (value (), delta (k, m), correct ())``.
+    """
+
     output: Callable[[Array], Array]
     terms: Callable[..., tuple[Array, Array, Array]]
 
     def value(self, Z: Array, T: Array, w: Array | None = None) -> Array:
-        """The mean data loss alone (0-d); for evaluation and autodiff."""
+        """The mean data loss alone; for evaluation and autodiff.
+
+        Parameters
+        ----------
+        Z : array, shape (k, m)
+            The output layer's pre-activation.
+        T : array, shape (k, m)
+            Targets.
+        w : array, shape (1, m), optional
+            Example weights summing to 1 (None: 1/m each).
+
+        Returns
+        -------
+        array, shape ()
+        """
         return self.terms(Z, T, w)[0]
 
     def value_and_delta(self, Z: Array, T: Array, w: Array | None = None
                         ) -> tuple[Array, Array]:
+        """The mean data loss and dLoss/dZ.
+
+        Parameters
+        ----------
+        Z, T, w
+            As :meth:`value` takes them.
+
+        Returns
+        -------
+        value : array, shape ()
+        delta : array, shape (k, m)
+            Computed directly and stably, already divided by m (or weighted by ``w``).
+        """
         value, delta, _ = self.terms(Z, T, w)
         return value, delta
 

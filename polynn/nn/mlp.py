@@ -63,7 +63,18 @@ def _as_output(output: str | OutputLoss) -> OutputLoss:
 
 # --- the augmented batch -------------------------------------------------------------------
 def augment(X: Array) -> Array:
-    """Rows ``X`` ``(m, n)`` -> columns with a ones row, ``(n + 1, m)``, same dtype (a copy)."""
+    """Rows -> columns with a ones row (the bias input).
+
+    Parameters
+    ----------
+    X : array, shape (m, n)
+        Rows of examples.
+
+    Returns
+    -------
+    array, shape (n + 1, m)
+        ``[Xᵀ; 1]``, in the dtype of ``X`` (a copy).
+    """
     xp = namespace(X)
     ones = xp.ones((1, X.shape[0]), dtype=X.dtype, device=device_of(X))
     return xp.concat([X.T, ones], axis=0)
@@ -87,14 +98,29 @@ def weight_decay(params_t: ColumnParams, l2: float | Array) -> tuple[Array, ...]
 # --- the math, in columns ------------------------------------------------------------------------
 def forward_columns(params_t: ColumnParams, Xa: Array, activation: Activations = "relu",
                     masks: Masks = None) -> tuple[Array, tuple[Array, ...]]:
-    """Run the network on ``Xa`` ``(n_0 + 1, m)`` (see :func:`augment`). ``activation``: one
-    for every hidden layer or one per hidden layer (:func:`hidden_activations`); ``masks``:
-    None, or per hidden layer an ``(n_l, m)`` dropout mask (:mod:`polynn.nn.dropout`) or None,
-    multiplied into that layer's activations before the next layer reads them.
+    """Run the network in columns.
 
-    Returns ``(Z_out, cache)``: the output pre-activation ``(n_L, m)`` and the tuple of
-    augmented layer inputs ``(Â_0 = Xa, Â_1, ..., Â_{L-1})`` that ``backward_columns`` needs
-    (before the masks: the activations' derivatives are read from them)."""
+    Parameters
+    ----------
+    params_t : tuple of array
+        Column-layout parameters: ``Wb`` ``(n_l, n_{l-1} + 1)`` per layer.
+    Xa : array, shape (n_0 + 1, m)
+        The augmented batch (see :func:`augment`).
+    activation : str, Activation or a sequence of them, default "relu"
+        One for every hidden layer or one per hidden layer (:func:`hidden_activations`).
+    masks : sequence of (array (n_l, m) or None), optional
+        Per hidden layer a dropout mask (:mod:`polynn.nn.dropout`) or None, multiplied into
+        that layer's activations before the next layer reads them.
+
+    Returns
+    -------
+    Z_out : array, shape (n_L, m)
+        The output pre-activation.
+    cache : tuple of array
+        The augmented layer inputs ``(Â_0 = Xa, Â_1, ..., Â_{L-1})`` that
+        :func:`backward_columns` needs (before the masks: the activations' derivatives are
+        read from them).
+    """
     xp = namespace(Xa)
     gs = hidden_activations(activation, len(params_t) - 1)
     ones = Xa[-1:, ...]  # the ones row, reused by every layer
@@ -119,14 +145,31 @@ def backward_columns(params_t: ColumnParams, cache: tuple[Array, ...], delta: Ar
                      decay: tuple[Array, ...] | None = None, masks: Masks = None) -> ColumnParams:
     """Hand-derived backpropagation in columns.
 
-    ``delta`` is dLoss/dZ_out ``(n_L, m)`` (from an output/loss pair, already divided by m);
-    ``cache`` comes from ``forward_columns``; ``decay`` from :func:`weight_decay` (or None);
-    ``masks`` the dropout masks the forward pass used (or None). With a mask D on layer l,
-    ``Â_l = [D ⊙ g(Z_l); 1]`` is what the next layer reads, so ``dWb_{l+1} = dZ · Â_lᵀ`` and
-    ``dZ_l = g'(Z_l) ⊙ D ⊙ (W_{l+1}ᵀ dZ)``.
-    Returns a tuple of ``dWb`` with the shapes and dtype of ``params_t``: one matmul gives each
-    layer's weight and bias gradients together (the bias column meets the ones row). dÂ_0 (the
-    gradient w.r.t. the input) is never formed: nothing needs it."""
+    With a mask D on layer l, ``Â_l = [D ⊙ g(Z_l); 1]`` is what the next layer reads, so
+    ``dWb_{l+1} = dZ · Â_lᵀ`` and ``dZ_l = g'(Z_l) ⊙ D ⊙ (W_{l+1}ᵀ dZ)``. dÂ_0 (the gradient
+    w.r.t. the input) is never formed: nothing needs it.
+
+    Parameters
+    ----------
+    params_t : tuple of array
+        Column-layout parameters: ``Wb`` ``(n_l, n_{l-1} + 1)`` per layer.
+    cache : tuple of array
+        From :func:`forward_columns`.
+    delta : array, shape (n_L, m)
+        dLoss/dZ_out (from an output/loss pair, already divided by m).
+    activation : str, Activation or a sequence of them, default "relu"
+        As the forward pass used.
+    decay : tuple of array, optional
+        From :func:`weight_decay` (None: no L2 term).
+    masks : sequence of (array or None), optional
+        The dropout masks the forward pass used.
+
+    Returns
+    -------
+    tuple of array
+        ``dWb`` with the shapes and dtype of ``params_t``: one matmul gives each layer's
+        weight and bias gradients together (the bias column meets the ones row).
+    """
     gs = hidden_activations(activation, len(params_t) - 1)
     grads = []
     dZ = delta
@@ -161,10 +204,35 @@ def value_and_grad_columns(params_t: ColumnParams, Xa: Array, T: Array,
                            decay: tuple[Array, ...] | None = None,
                            w: Array | None = None,
                            masks: Masks = None) -> tuple[Array, ColumnParams, Array]:
-    """Regularised loss (0-d), its gradient (a tuple of ``dWb``) and the correct count (0-d
-    int32), all in columns: ``Xa`` ``(n_0 + 1, m)``, ``T`` ``(n_L, m)``, ``w`` None or
-    ``(1, m)`` example weights summing to 1, ``masks`` None or dropout masks (see
-    :func:`forward_columns`)."""
+    """The regularised loss, its gradient and the correct count, all in columns.
+
+    Parameters
+    ----------
+    params_t : tuple of array
+        Column-layout parameters: ``Wb`` ``(n_l, n_{l-1} + 1)`` per layer.
+    Xa : array, shape (n_0 + 1, m)
+        The augmented batch (see :func:`augment`).
+    T : array, shape (n_L, m)
+        Targets, in the dtype of the parameters.
+    activation : str, Activation or a sequence of them, default "relu"
+        The hidden layers' activation(s).
+    output : str or OutputLoss, default "softmax"
+        The output/loss pair.
+    decay : tuple of array, optional
+        From :func:`weight_decay` (None: no L2 term).
+    w : array, shape (1, m), optional
+        Example weights summing to 1 (None: 1/m each).
+    masks : sequence of (array or None), optional
+        Dropout masks (see :func:`forward_columns`).
+
+    Returns
+    -------
+    loss : array, shape ()
+    grads : tuple of array
+        ``dWb`` per layer, shaped like ``params_t``.
+    correct : array of int32, shape ()
+        Correctly classified examples (0 for regression).
+    """
     Z, cache = forward_columns(params_t, Xa, activation, masks)
     data_loss, delta, correct = _as_output(output).terms(Z, T, w)
     grads = backward_columns(params_t, cache, delta, activation, decay, masks)
@@ -173,7 +241,21 @@ def value_and_grad_columns(params_t: ColumnParams, Xa: Array, T: Array,
 
 # --- the public row layout, over the same math ---------------------------------------------------
 def forward(params: RowParams, X: Array, activation: str | Activation = "relu") -> Array:
-    """The output layer's pre-activation ``(m, n_L)`` for rows ``X`` ``(m, n_0)``."""
+    """The output layer's pre-activation for rows of examples.
+
+    Parameters
+    ----------
+    params : tuple of (W, b)
+        Row-layout parameters: ``W`` ``(n_{l-1}, n_l)``, ``b`` ``(n_l,)``.
+    X : array, shape (m, n_0)
+        Examples.
+    activation : str or Activation, default "relu"
+        The hidden layers' activation.
+
+    Returns
+    -------
+    array, shape (m, n_L)
+    """
     Z, _ = forward_columns(to_columns(params), augment(X), activation)
     return Z.T
 
@@ -190,9 +272,31 @@ def example_weights(sample_weight: Array | None) -> Array | None:
 def loss(params: RowParams, X: Array, T: Array, activation: Activations = "relu",
          output: str | OutputLoss = "softmax", l2: float = 0.0,
          sample_weight: Array | None = None, masks: Masks = None) -> Array:
-    """Regularised loss (0-d array) of row-layout ``params`` on ``X`` ``(m, n_0)`` and targets
-    ``T`` ``(m, n_L)``; with ``sample_weight`` ``(m,)`` the data loss is Σ wᵢ lᵢ / Σ wᵢ;
-    ``masks``: None or per hidden layer a dropout mask ``(n_l, m)`` (columns) or None."""
+    """The regularised loss of row-layout parameters.
+
+    Parameters
+    ----------
+    params : tuple of (W, b)
+        Row-layout parameters: ``W`` ``(n_{l-1}, n_l)``, ``b`` ``(n_l,)``.
+    X : array, shape (m, n_0)
+        Examples.
+    T : array, shape (m, n_L)
+        Targets (one-hot for softmax), in the dtype of ``X``.
+    activation : str, Activation or a sequence of them, default "relu"
+        The hidden layers' activation(s).
+    output : str or OutputLoss, default "softmax"
+        The output/loss pair.
+    l2 : float, default 0
+        L2 penalty ``l2/2 · Σ W²``.
+    sample_weight : array, shape (m,), optional
+        The data loss is Σ wᵢ lᵢ / Σ wᵢ.
+    masks : sequence of (array (n_l, m) or None), optional
+        Per hidden layer a dropout mask (columns) or None.
+
+    Returns
+    -------
+    array, shape ()
+    """
     params_t = to_columns(params)
     Z, _ = forward_columns(params_t, augment(X), activation, masks)
     decay = weight_decay(params_t, l2)
@@ -204,9 +308,19 @@ def value_and_grad(params: RowParams, X: Array, T: Array, activation: Activation
                    output: str | OutputLoss = "softmax", l2: float = 0.0,
                    sample_weight: Array | None = None,
                    masks: Masks = None) -> tuple[Array, RowParams]:
-    """The regularised loss (0-d array) and its gradient: a tuple of ``(dW (n_in, n_out),
-    db (n_out,))`` per layer, for row-layout ``params``, ``X`` ``(m, n_0)``, ``T`` ``(m, n_L)``,
-    optional ``sample_weight`` ``(m,)`` and dropout ``masks`` (as :func:`loss`)."""
+    """The regularised loss and its hand-derived gradient, in the row layout.
+
+    Parameters
+    ----------
+    params, X, T, activation, output, l2, sample_weight, masks
+        As :func:`loss` takes them.
+
+    Returns
+    -------
+    loss : array, shape ()
+    grads : tuple of (dW, db)
+        ``dW`` ``(n_in, n_out)`` and ``db`` ``(n_out,)`` per layer.
+    """
     params_t = to_columns(params)
     value, grads_t, _ = value_and_grad_columns(params_t, augment(X), T.T, activation, output,
                                                weight_decay(params_t, l2),
@@ -216,6 +330,23 @@ def value_and_grad(params: RowParams, X: Array, T: Array, activation: Activation
 
 def predict_output(params: RowParams, X: Array, activation: str | Activation = "relu",
                    output: str | OutputLoss = "softmax") -> Array:
-    """Probabilities (softmax/sigmoid) or predictions (identity), ``(m, n_L)``."""
+    """The network's outputs for rows of examples.
+
+    Parameters
+    ----------
+    params : tuple of (W, b)
+        Row-layout parameters.
+    X : array, shape (m, n_0)
+        Examples.
+    activation : str or Activation, default "relu"
+        The hidden layers' activation.
+    output : str or OutputLoss, default "softmax"
+        The output/loss pair.
+
+    Returns
+    -------
+    array, shape (m, n_L)
+        Probabilities (softmax, sigmoid), predictions (identity) or means (poisson).
+    """
     Z = forward(params, X, activation)
     return _as_output(output).output(Z.T).T

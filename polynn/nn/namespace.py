@@ -23,7 +23,18 @@ _BY_TYPE: dict[type, Namespace] = {}
 
 
 def namespace(x: Array) -> Namespace:
-    """The array API namespace of ``x`` (an array of any supported backend)."""
+    """The array API namespace of an array.
+
+    Parameters
+    ----------
+    x : array
+        An array of any supported backend.
+
+    Returns
+    -------
+    module
+        Its array API namespace (cached per array type).
+    """
     kind = type(x)
     xp = _BY_TYPE.get(kind)
     if xp is None:

@@ -25,6 +25,8 @@ and converter).
 from __future__ import annotations
 
 import importlib.util
+import os
+from typing import TYPE_CHECKING
 
 try:
     import onnx  # noqa: F401  (only to name the extra when it is missing)
@@ -35,13 +37,19 @@ from polynn.io.safetensors_file import write_atomically
 from polynn.onnx.graph import DEFAULT_OPSET, build_model
 from polynn.onnx.network import Network, network_of
 
+if TYPE_CHECKING:
+    from polynn.model import MLP
+    from polynn.sklearn import MLPClassifier, MLPRegressor
 
-def export(model, path, *, dtype=None, opset: int = DEFAULT_OPSET, name: str = "polynn"):
+
+def export(model: MLP | MLPClassifier | MLPRegressor, path: str | os.PathLike[str] | None, *,
+           dtype: str | None = None, opset: int = DEFAULT_OPSET,
+           name: str = "polynn") -> onnx.ModelProto:
     """Write ``model`` as an ONNX model at ``path`` (atomically) and return it.
 
     Parameters
     ----------
-    model : polynn.MLP or polynn.sklearn.MLPClassifier or polynn.sklearn.MLPRegressor
+    model : polynn.MLP, polynn.sklearn.MLPClassifier or polynn.sklearn.MLPRegressor
         The network to export (an estimator must be fitted). Inference only: dropout, if any,
         is left out.
     path : str or os.PathLike or None

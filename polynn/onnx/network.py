@@ -9,6 +9,7 @@ Dropout, where a model has it, is absent here: inference never drops.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -56,10 +57,12 @@ class Network:
 
     @property
     def n_features(self) -> int:
+        """The input width: ``W`` of the first layer has ``n_features`` rows."""
         return int(self.params[0][0].shape[0])
 
     @property
     def n_outputs(self) -> int:
+        """The output units: ``W`` of the last layer has ``n_outputs`` columns."""
         return int(self.params[-1][0].shape[1])
 
     @property
@@ -69,6 +72,7 @@ class Network:
 
     @property
     def classifier(self) -> bool:
+        """Whether the output is a classifier's (softmax or sigmoid)."""
         return self.output in CLASSIFIER_OUTPUTS
 
 
@@ -115,7 +119,7 @@ def _from_model(model: MLP, classes, dtype) -> Network:
     return Network(params, activations, model.output, classes, dtype)
 
 
-def network_of(model, *, dtype=None) -> Network:
+def network_of(model: Any, *, dtype: str | np.dtype[Any] | None = None) -> Network:
     """The :class:`Network` of a :class:`polynn.MLP` or a fitted ``polynn.sklearn`` estimator.
 
     Parameters
@@ -124,7 +128,7 @@ def network_of(model, *, dtype=None) -> Network:
         An estimator must be fitted; its network is its ``model_`` (``coefs_`` /
         ``intercepts_`` with its activation and output), its labels its ``classes_``; a
         ``pn.MLP``'s labels are its ``classes`` when set, else the class indices.
-    dtype : "float32", "float64" or None
+    dtype : "float32", "float64", their NumPy dtype, or None
         The graph's float dtype; None: the model's own (float32 for bfloat16).
 
     Returns

@@ -68,7 +68,7 @@ def build_model(key: ModelKey, params) -> MLP:
     ``dropout`` and per-layer activations are passed to :class:`polynn.MLP` (dropout only when
     a rate is not 0); a polynn whose MLP lacks them refuses with a message naming the
     parameter."""
-    options = {"dropout": key.dropout} if uses_dropout(key.dropout) else {}
+    options: dict[str, Any] = {"dropout": key.dropout} if uses_dropout(key.dropout) else {}
     try:
         return MLP.from_params(params, activation=key.activation, output=key.output,
                                backend=key.backend, device=key.device, dtype=key.dtype,

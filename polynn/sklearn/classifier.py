@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.special
 from sklearn.base import ClassifierMixin
@@ -197,9 +199,25 @@ feature_names_in_
             return np.vstack([1 - proba, proba]).T
         return proba
 
-    def fit(self, X, y, sample_weight=None):
-        """Fit the model to ``X`` ``(n_samples, n_features)`` and labels ``y``; returns self.
-        ``sample_weight`` ``(n_samples,)`` weights each sample's loss."""
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPClassifier:
+        """Fit the model to ``X`` and labels ``y``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            NumPy, pandas, a scipy sparse matrix, or (with ``array_api_dispatch``) a torch/JAX
+            array.
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            Labels of any type (``classes_`` are their sorted values), or a multilabel 0/1
+            indicator.
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights each sample's loss.
+
+        Returns
+        -------
+        MLPClassifier
+            self, fitted.
+        """
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     def _check_solver(self):
@@ -210,9 +228,28 @@ feature_names_in_
         return super()._check_solver()
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y, sample_weight=None, classes=None):
-        """One epoch over ``(X, y)``; ``classes`` (every label that will ever occur) is required
-        on the first call."""
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None,
+                    classes: Any = None) -> MLPClassifier:
+        """One epoch over ``(X, y)``, continuing the current model (solver "sgd" or "adam";
+        not with ``class_weight="balanced"``).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            NumPy, pandas, a scipy sparse matrix, or (with ``array_api_dispatch``) a torch/JAX
+            array.
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            Labels, or a multilabel 0/1 indicator.
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights each sample's loss.
+        classes : array-like of shape (n_classes,), optional
+            Every label that will ever occur; required on the first call.
+
+        Returns
+        -------
+        MLPClassifier
+            self.
+        """
         (y,) = inputs.host_data(y)
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
@@ -222,16 +259,40 @@ feature_names_in_
                 self._label_binarizer.fit(classes)
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
-    def predict(self, X):
-        """Predicted labels ``(n_samples,)`` from ``classes_`` (multilabel: a 0/1 indicator
-        ``(n_samples, n_classes)``)."""
+    def predict(self, X: Any) -> Any:
+        """Predicted labels.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            NumPy, pandas, a scipy sparse matrix, or (with ``array_api_dispatch``) a torch/JAX
+            array.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_classes)
+            Labels from ``classes_`` (multilabel: a 0/1 indicator); with
+            ``array_api_dispatch``, in the input's namespace and device.
+        """
         check_is_fitted(self)
         target, X = inputs.host_input(X)
         return inputs.to_namespace(self._labels(self._forward(X)), target)
 
-    def predict_proba(self, X):
-        """Class probabilities ``(n_samples, n_classes)`` in ``classes_`` order, in the
-        weights' dtype; binary: columns [P(classes_[0]), P(classes_[1])]."""
+    def predict_proba(self, X: Any) -> Any:
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            NumPy, pandas, a scipy sparse matrix, or (with ``array_api_dispatch``) a torch/JAX
+            array.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            In ``classes_`` order and the weights' dtype; binary: columns
+            [P(classes_[0]), P(classes_[1])].
+        """
         check_is_fitted(self)
         target, X = inputs.host_input(X)
         return inputs.to_namespace(self._host_proba(X), target)
@@ -244,8 +305,23 @@ feature_names_in_
         with np.errstate(divide="ignore"):
             return inputs.to_namespace(np.log(proba, out=proba), target)
 
-    def score(self, X, y, sample_weight=None):
-        """Mean accuracy (multilabel: subset accuracy) on ``(X, y)``."""
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Mean accuracy (multilabel: subset accuracy) on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            NumPy, pandas, a scipy sparse matrix, or (with ``array_api_dispatch``) a torch/JAX
+            array.
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            True labels.
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights of the samples.
+
+        Returns
+        -------
+        float
+        """
         return self._score_on_host(ClassifierMixin.score, X, y, sample_weight)
 
     def __sklearn_tags__(self):

@@ -10,6 +10,8 @@ what scikit-learn's users asked for in issues 8574 and 9468)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.exceptions import NotFittedError
@@ -39,7 +41,7 @@ class HiddenFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
             raise NotFittedError("not fitted")  # an AttributeError: hasattr() is False
         return int(np.shape(self.coefs_[self._transform_index()])[1])
 
-    def transform(self, X):
+    def transform(self, X: Any) -> Any:
         """The activations of hidden layer ``transform_layer`` for ``X``.
 
         Parameters

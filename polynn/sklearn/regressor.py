@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.metrics import r2_score
@@ -110,25 +112,83 @@ class MLPRegressor(RegressorMixin, BaseMLP):
             Z = np.exp(Z)
         return Z.ravel() if Z.shape[1] == 1 else Z
 
-    def fit(self, X, y, sample_weight=None):
-        """Fit the model to ``X`` ``(n_samples, n_features)`` and targets ``y`` ``(n_samples,)``
-        or ``(n_samples, n_outputs)``; returns self."""
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
+        """Fit the model to ``X`` and targets ``y``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            NumPy, pandas, a scipy sparse matrix, or (with ``array_api_dispatch``) a torch/JAX
+            array.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Real targets (non-negative for ``loss="poisson"``).
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights each sample's loss.
+
+        Returns
+        -------
+        MLPRegressor
+            self, fitted.
+        """
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y, sample_weight=None):
-        """One epoch over ``(X, y)``, continuing the current model."""
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
+        """One epoch over ``(X, y)``, continuing the current model (solver "sgd" or "adam").
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            NumPy, pandas, a scipy sparse matrix, or (with ``array_api_dispatch``) a torch/JAX
+            array.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights each sample's loss.
+
+        Returns
+        -------
+        MLPRegressor
+            self.
+        """
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
-    def predict(self, X):
-        """Predictions ``(n_samples,)`` for one output, else ``(n_samples, n_outputs)``, in the
-        weights' dtype."""
+    def predict(self, X: Any) -> Any:
+        """Predicted values.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            NumPy, pandas, a scipy sparse matrix, or (with ``array_api_dispatch``) a torch/JAX
+            array.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            ``(n_samples,)`` for one output, in the weights' dtype; with
+            ``array_api_dispatch``, in the input's namespace and device.
+        """
         check_is_fitted(self)
         target, X = inputs.host_input(X)
         return inputs.to_namespace(self._values(self._forward(X)), target)
 
-    def score(self, X, y, sample_weight=None):
-        """The coefficient of determination R² on ``(X, y)``."""
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """The coefficient of determination R² on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            NumPy, pandas, a scipy sparse matrix, or (with ``array_api_dispatch``) a torch/JAX
+            array.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            True targets.
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights of the samples.
+
+        Returns
+        -------
+        float
+        """
         return self._score_on_host(RegressorMixin.score, X, y, sample_weight)
 
     def __sklearn_tags__(self):

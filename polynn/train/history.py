@@ -4,15 +4,28 @@ an epoch) and :class:`DivergenceError`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from polynn.nn.layout import params_to_rows
 
 
 class DivergenceError(FloatingPointError):
-    """The training loss became NaN or infinite. ``history`` holds what was recorded before;
-    ``params`` and ``opt_state`` (row layout) the last finite state."""
+    """The training loss became NaN or infinite; the model keeps the last finite state.
 
-    def __init__(self, message, history, params=None, opt_state=None):
+    Parameters
+    ----------
+    message : str
+        What diverged, and when.
+    history : History
+        What was recorded before the divergence (also ``self.history``).
+    params : tuple of (W, b), optional
+        The last finite parameters, row layout (also ``self.params``).
+    opt_state : optional
+        The optimizer's state that goes with them (also ``self.opt_state``).
+    """
+
+    def __init__(self, message: str, history: History, params: Any = None,
+                 opt_state: Any = None) -> None:
         super().__init__(message)
         self.history = history
         self.params, self.opt_state = params, opt_state
@@ -31,6 +44,33 @@ class History:
     in ``epochs``, and ``partial_steps`` is the number of its steps (0 otherwise).
 
     ``repr`` is a short summary (a few lines, however long the run); the lists are the data.
+
+    Attributes
+    ----------
+    loss : list of float
+        The training loss per epoch (full batch: per step, before its update).
+    accuracy : list of float
+        The training accuracy per epoch (classifiers only).
+    val_loss, val_accuracy : list of float
+        The validation loss and accuracy after each epoch (with validation data only).
+    steps : int
+        Every update made.
+    epochs : int
+        Epochs completed.
+    best_epoch : int or None
+        The epoch of the best validation loss (with validation data).
+    stopped : {None, "early_stopping", "interrupted", "callback"}
+        Why training stopped before ``epochs`` (None: it ran them all).
+    partial_steps : int
+        Steps of an epoch interrupted by Ctrl-C (0 otherwise).
+
+    Examples
+    --------
+    >>> import polynn as pn
+    >>> X, y = pn.datasets.spiral(30, 3, seed=0)
+    >>> history = pn.MLP([2, 16, 3], seed=0).fit(X, y, epochs=4, batch_size=30)
+    >>> history.epochs, history.steps, len(history.loss), len(history.accuracy)
+    (4, 12, 4, 4)
     """
 
     loss: list = field(default_factory=list)
@@ -43,7 +83,14 @@ class History:
     stopped: str | None = None
     partial_steps: int = 0
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
+        """The record as a plain ``dict`` of its attributes (for JSON, pandas, ...).
+
+        Returns
+        -------
+        dict
+            ``{"loss": [...], "accuracy": [...], ..., "partial_steps": int}``.
+        """
         return dict(self.__dict__)
 
     def __repr__(self) -> str:
@@ -75,12 +122,21 @@ class EpochInfo:
     completed, counting earlier fits), the running ``history``, and ``params``: the current
     parameters in the public row layout (the model holds the same ones during the callback).
     They are views into the arrays being trained on eager backends: copy them to keep them past
-    the callback."""
+    the callback.
+
+    Attributes
+    ----------
+    epoch : int
+        The number of epochs completed, counting earlier fits.
+    history : History
+        The running record.
+    """
 
     epoch: int
     history: History
     _params_t: tuple
 
     @property
-    def params(self):
+    def params(self) -> Any:
+        """The current parameters, row layout: a tuple of ``(W, b)`` backend arrays."""
         return params_to_rows(self._params_t)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -37,13 +38,44 @@ from polynn.train.weights import weighted_rows
 
 @dataclass
 class TrainSpec:
-    """Everything ``run`` needs besides data and parameters. ``dtype`` is the backend's
-    ``DType`` record that batches are cast to; ``callback(EpochInfo) -> bool | None`` runs after
-    every epoch and stops training when it returns True; ``publish(params, opt_state)`` (row
-    layout) runs just before it, so that the model holds the current state during the callback;
-    ``l2_per_weight``: see :func:`polynn.train.steps.normalized_weights`; ``dropout``: see
-    :func:`polynn.train.steps.make_step`; ``progress``: a bool (a tqdm bar) or a
-    :class:`polynn.train.progress.Progress`."""
+    """Everything ``run`` needs besides data and parameters.
+
+    Attributes
+    ----------
+    backend : Backend
+        Where training runs.
+    activation : Activation or tuple of them
+        The hidden layers' activation(s).
+    output : str
+        The output/loss pair.
+    l2 : float
+        L2 penalty.
+    optimizer : optimizer object
+        Of :mod:`polynn.nn.optim`.
+    epochs : int
+        Epochs to run.
+    batch_size : int or None
+        None: full batch.
+    shuffle : bool
+        Reshuffle every epoch.
+    rng : numpy.random.Generator
+        The shuffling stream.
+    dtype : DType
+        The backend's dtype record that batches are cast to.
+    patience, min_delta, restore_best
+        Early stopping, as ``MLP.fit`` takes them.
+    progress : bool or polynn.train.progress.Progress
+        A bool (a tqdm bar) or a progress object.
+    callback : callable or None
+        ``callback(EpochInfo) -> bool | None`` after every epoch; True stops training.
+    l2_per_weight : bool
+        See :func:`polynn.train.steps.normalized_weights`.
+    publish : callable or None
+        ``publish(params, opt_state)`` (row layout) just before the callback, so that the
+        model holds the current state during it.
+    dropout : polynn.nn.dropout.Dropout or None
+        See :func:`polynn.train.steps.make_step`.
+    """
 
     backend: Backend
     activation: object
@@ -169,16 +201,39 @@ def _callback_says_stop(callback, answer) -> bool:
                     "a callback returns None or False to continue training, True to stop")
 
 
-def run(spec: TrainSpec, params, opt_state, data, validation=None, history=None):
-    """Train from row-layout ``(params, opt_state)`` on ``data``, a
-    :class:`polynn.placement.Placement` with targets (``X`` ``(m, n_0)`` in any real dtype:
-    batches are cast to ``spec.dtype`` when used; ``T`` ``(n_L, m)``; optional ``weights``
-    ``(m,)``: each batch's loss is then its weighted mean Σ wᵢ lᵢ / Σ wᵢ; ``rows``: the rows
-    trained on). ``validation``: None or a Placement with targets, evaluated after every
-    epoch in chunks of rows.
+def run(spec: TrainSpec, params: Any, opt_state: Any, data: Any, validation: Any = None,
+        history: History | None = None) -> tuple[Any, Any, History]:
+    """Train from row-layout ``(params, opt_state)`` on ``data``.
 
-    Returns ``(params, opt_state, history)`` in the row layout. Raises :class:`DivergenceError`
-    (carrying the last finite ``params`` and ``opt_state``) when the loss stops being finite."""
+    Parameters
+    ----------
+    spec : TrainSpec
+        Everything but data and parameters.
+    params : tuple of (W, b)
+        Row-layout backend arrays.
+    opt_state : optimizer state or None
+        Row layout (None: the optimizer's initial state).
+    data : polynn.placement.Placement
+        With targets: ``X`` ``(m, n_0)`` in any real dtype (batches are cast to
+        ``spec.dtype`` when used); ``T`` ``(n_L, m)``; optional ``weights`` ``(m,)`` (each
+        batch's loss is then its weighted mean Σ wᵢ lᵢ / Σ wᵢ); ``rows``: the rows trained
+        on.
+    validation : polynn.placement.Placement, optional
+        With targets, evaluated after every epoch in chunks of rows.
+    history : History, optional
+        The record to continue (default: a new one).
+
+    Returns
+    -------
+    params, opt_state : row layout
+    history : History
+
+    Raises
+    ------
+    DivergenceError
+        Carrying the last finite ``params`` and ``opt_state``, when the loss stops being
+        finite.
+    """
     history = history or History()
     backend = spec.backend
     full, batches, evaluate = runners(backend, spec.activation, spec.output, spec.optimizer,

@@ -7,6 +7,8 @@ per chunk on JAX, a Python loop elsewhere (:func:`runners`)."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -19,8 +21,8 @@ from polynn.train.chunks import MAX_CHUNK_STEPS
 from polynn.train.weights import skip_if_weightless
 
 
-def make_step(activation, output: str, optimizer, inplace: bool = False, dropout=None,
-              compute=None):
+def make_step(activation: Any, output: str, optimizer: Any, inplace: bool = False,
+              dropout: Any = None, compute: Any = None) -> Callable[..., Any]:
     """One training step in columns: ``step((params_t, opt_state), Xa (n_0 + 1, m), T (k, m),
     decay, w=None, examples=None) -> ((params_t, opt_state), (loss, correct))``; ``w`` is None
     or the batch's ``(1, m)`` example weights, summing to 1.
@@ -31,7 +33,30 @@ def make_step(activation, output: str, optimizer, inplace: bool = False, dropout
     (:mod:`polynn.nn.mixed`; parameters, state and data stay in their own dtype).
 
     Pure unless ``inplace``: then the optimizer overwrites the parameters it is given (for a
-    caller that owns them, on backends with mutable arrays; JAX arrays are never mutated)."""
+    caller that owns them, on backends with mutable arrays; JAX arrays are never mutated).
+
+    Parameters
+    ----------
+    activation : Activation or tuple of them
+        The hidden layers' activation(s).
+    output : str
+        The output/loss pair.
+    optimizer : optimizer object
+        Of :mod:`polynn.nn.optim`.
+    inplace : bool, default False
+        Let the optimizer overwrite the parameters.
+    dropout : polynn.nn.dropout.Dropout, optional
+        Its masks are drawn for the optimizer's step count and ``examples`` ``(m,)``, the
+        batch's rows in the data set.
+    compute : dtype object, optional
+        The dtype a mixed-precision step computes in (:mod:`polynn.nn.mixed`; parameters,
+        state and data stay in their own dtype).
+
+    Returns
+    -------
+    callable
+        The step.
+    """
     pair = get_output(output)
     grad = value_and_grad_columns if compute is None else functools.partial(
         value_and_grad_mixed, compute=compute)
@@ -46,10 +71,23 @@ def make_step(activation, output: str, optimizer, inplace: bool = False, dropout
     return step
 
 
-def make_evaluate(activation, output: str):
-    """``evaluate(params_t, Xa, T) -> (loss, correct)``: the mean data loss (without the
-    penalty, which does not depend on the rows) and the number of correctly classified
-    examples, in columns."""
+def make_evaluate(activation: Any, output: str) -> Callable[..., Any]:
+    """The evaluation of a batch in columns.
+
+    Parameters
+    ----------
+    activation : Activation or tuple of them
+        The hidden layers' activation(s).
+    output : str
+        The output/loss pair.
+
+    Returns
+    -------
+    callable
+        ``evaluate(params_t, Xa, T) -> (loss, correct)``: the mean data loss (without the
+        penalty, which does not depend on the rows) and the number of correctly classified
+        examples.
+    """
     pair = get_output(output)
 
     def evaluate(params, Xa, T):
@@ -60,12 +98,29 @@ def make_evaluate(activation, output: str):
     return evaluate
 
 
-def normalized_weights(weights, decay, l2_per_weight: bool, count=None):
-    """A batch's example weights ``(b,)`` as the ``(1, b)`` row summing to 1 that the loss pairs
-    take, and the weight decay for that batch: with ``l2_per_weight`` the L2 term is divided by
-    the batch's mean weight (scikit-learn's convention: its penalty is normalised by the batch's
-    sum of weights, like its data term) over ``count`` examples (default ``b``; a padded batch
-    counts its real rows only)."""
+def normalized_weights(weights: Any, decay: Any, l2_per_weight: bool,
+                       count: Any = None) -> tuple[Any, Any]:
+    """A batch's example weights as the loss pairs take them, and the batch's weight decay.
+
+    Parameters
+    ----------
+    weights : array, shape (b,)
+        The batch's example weights.
+    decay : tuple of array
+        The weight decay (:func:`polynn.nn.mlp.weight_decay`).
+    l2_per_weight : bool
+        Divide the L2 term by the batch's mean weight (scikit-learn's convention: its
+        penalty is normalised by the batch's sum of weights, like its data term).
+    count : int or 0-d array, optional
+        The examples the mean weight is over (default ``b``; a padded batch counts its real
+        rows only).
+
+    Returns
+    -------
+    w : array, shape (1, b)
+        Summing to 1.
+    decay : tuple of array
+    """
     if l2_per_weight and decay is not None:
         count = weights.shape[0] if count is None else count
         mean_weight = namespace(weights).sum(weights) / count
@@ -74,8 +129,9 @@ def normalized_weights(weights, decay, l2_per_weight: bool, count=None):
 
 
 @functools.lru_cache(maxsize=64)
-def runners(backend: Backend, activation, output, optimizer, dtype, l2_per_weight=False,
-            host=False, dropout=None):
+def runners(backend: Backend, activation: Any, output: str, optimizer: Any, dtype: Any,
+            l2_per_weight: bool = False, host: bool = False,
+            dropout: Any = None) -> tuple[Any, Any, Any]:
     """``(full, batches, evaluate)`` for one configuration (``dtype``: the backend's ``DType``
     record), cached so that a second ``fit`` (or a benchmark's timed run after its warm-up)
     reuses JAX's compiled code.
@@ -92,7 +148,25 @@ def runners(backend: Backend, activation, output, optimizer, dtype, l2_per_weigh
     ``(carry, (losses, correct), n_done)`` (see ``Backend.repeat``). With ``host``
     (eager backends only), ``X``, ``T``, ``order`` and ``weights`` of ``batches`` are host
     NumPy arrays: each batch is gathered on the host and moved to the backend, cast to
-    ``dtype``, when used."""
+    ``dtype``, when used.
+
+    Parameters
+    ----------
+    backend : Backend
+        Where the steps run.
+    activation, output, optimizer, dropout
+        As :func:`make_step` takes them.
+    dtype : DType
+        The backend's dtype record.
+    l2_per_weight : bool, default False
+        See :func:`normalized_weights`.
+    host : bool, default False
+        Gather batches on the host (eager backends only).
+
+    Returns
+    -------
+    full, batches, evaluate : callable
+    """
     # Eager backends update in place (the loop owns its arrays: see ``owned``); allocating new
     # weights every step cost ~12 % per step on an MNIST-sized NumPy network.
     step = make_step(activation, output, optimizer, inplace=not backend.jit, dropout=dropout,

@@ -20,8 +20,24 @@ STREAM_CHUNK_BYTES = 32 << 20
 
 
 def stream_chunk_batches(m: int, n_features: int, batch_size: int, itemsize: int) -> int:
-    """Batches per transfer chunk when streaming ``m`` rows of ``n_features``: about
-    ``STREAM_CHUNK_SHARE`` of the data, at most ``STREAM_CHUNK_BYTES``, at least one batch."""
+    """Batches per transfer chunk when streaming: about ``STREAM_CHUNK_SHARE`` of the data, at
+    most ``STREAM_CHUNK_BYTES``, at least one batch.
+
+    Parameters
+    ----------
+    m : int
+        Rows streamed.
+    n_features : int
+        Their width.
+    batch_size : int
+        Rows per batch.
+    itemsize : int
+        Bytes per element.
+
+    Returns
+    -------
+    int
+    """
     batch_bytes = batch_size * n_features * itemsize
     budget = min(STREAM_CHUNK_BYTES, m * n_features * itemsize * STREAM_CHUNK_SHARE)
     return int(max(1, min(MAX_CHUNK_STEPS, budget // batch_bytes)))

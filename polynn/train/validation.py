@@ -3,16 +3,37 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 from polynn.nn.mlp import augment, l2_penalty_columns
 from polynn.placement import chunk_rows, take_columns, take_rows
 
 
-def evaluate_rows(evaluate, params_t, decay, data, rows_per_chunk=None):
-    """The regularised loss and correct count of ``params_t`` on the rows of ``data`` (a
-    :class:`polynn.placement.Placement` with targets), in chunks of ``rows_per_chunk`` rows so
-    that activations never exist for all rows at once. Returns ``(loss, correct)`` as Python
-    numbers; the loss is the mean over the rows plus the L2 penalty."""
+def evaluate_rows(evaluate: Callable[..., Any], params_t: tuple[Any, ...], decay: Any,
+                  data: Any, rows_per_chunk: int | None = None) -> tuple[float, int]:
+    """The regularised loss and correct count of ``params_t`` on the rows of ``data``, in
+    chunks of rows so that activations never exist for all rows at once.
+
+    Parameters
+    ----------
+    evaluate : callable
+        ``evaluate(params_t, Xa, T) -> (loss, correct)`` (:func:`make_evaluate`).
+    params_t : tuple of array
+        Column-layout parameters.
+    decay : tuple of array or None
+        The weight decay (:func:`polynn.nn.mlp.weight_decay`) for the L2 penalty.
+    data : polynn.placement.Placement
+        With targets.
+    rows_per_chunk : int, optional
+        Rows per chunk (default: from the layer widths, about 8 MiB of activations).
+
+    Returns
+    -------
+    loss : float
+        The mean over the rows plus the L2 penalty.
+    correct : int
+    """
     backend, dtype, rows, m = data.backend, data.dtype, data.rows, data.m
     if rows_per_chunk is None:
         widths = [params_t[0].shape[1] - 1] + [Wb.shape[0] for Wb in params_t]

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 
-from polynn.backend import to_host
+from polynn.backend import DType, to_host
 from polynn.validate.values import check_real, type_name
 
 
@@ -17,13 +18,28 @@ def is_sparse(x) -> bool:
     return type(x).__module__.startswith("scipy.sparse")
 
 
-def host_array(x, name="X") -> np.ndarray:
+def host_array(x: Any, name: str = "X") -> np.ndarray:
     """``x`` as a host NumPy array, without a copy where possible.
 
-    Accepts NumPy arrays, nested sequences, any backend's arrays, and table objects with
-    ``to_numpy`` (pandas, polars): pandas' nullable dtypes (``Float64``, ``Int64``, ...) become
-    float64 with NaN for missing values (then refused by name where values must be finite).
-    A scipy sparse matrix is a TypeError (polynn computes on dense arrays)."""
+    Parameters
+    ----------
+    x : array-like
+        NumPy arrays, nested sequences, any backend's arrays, and table objects with
+        ``to_numpy`` (pandas, polars): pandas' nullable dtypes (``Float64``, ``Int64``, ...)
+        become float64 with NaN for missing values (then refused by name where values must
+        be finite).
+    name : str, default "X"
+        The argument's name, for messages.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    TypeError
+        A scipy sparse matrix (polynn computes on dense arrays).
+    """
     if isinstance(x, np.ndarray):
         return x
     if is_sparse(x):
@@ -71,10 +87,24 @@ def _nonfinite_name(value) -> str:
     return "NaN (a missing value)" if np.isnan(value) else ("inf" if value > 0 else "-inf")
 
 
-def check_finite(array, name, dtype=None):
-    """Raise ValueError unless every value of the real host ``array`` is finite and, when
-    ``dtype`` (a backend's ``DType`` record: ``.name``, ``.max``) is given, stays finite when
-    cast to it."""
+def check_finite(array: np.ndarray, name: str, dtype: DType | None = None) -> None:
+    """Check that every value of a real host array is finite (and stays finite in ``dtype``).
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        Real values (integers and bools always pass).
+    name : str
+        The argument's name, for messages.
+    dtype : DType, optional
+        A backend's dtype record (``.name``, ``.max``): the values must stay finite when cast
+        to it.
+
+    Raises
+    ------
+    ValueError
+        Naming the first value that is (or would become) NaN or infinite.
+    """
     if array.dtype.kind != "f" or array.size == 0:
         return  # integers and bools are finite, and no integer overflows float32
     # min/max propagate NaN and ±inf without allocating a mask the size of the array
@@ -86,7 +116,7 @@ def check_finite(array, name, dtype=None):
         raise ValueError(f"{name} contains NaN or infinity: {_nonfinite_name(first)} first "
                          f"at {_first_bad(bad)} (values must be finite)")
     limit = None if dtype is None else dtype.max
-    if limit is not None and max(-float(low), float(high)) > limit:
+    if dtype is not None and limit is not None and max(-float(low), float(high)) > limit:
         bad = np.abs(array) > limit
         first = array[tuple(np.argwhere(bad)[0])]
         raise ValueError(f"{name} has values beyond the range of the model's dtype {dtype.name} "
@@ -95,10 +125,34 @@ def check_finite(array, name, dtype=None):
                          f"polynn.datasets.standardize) or use dtype='float64'")
 
 
-def check_X(X, n_features, name="X", dtype=None, *, allow_empty=False) -> np.ndarray:
-    """``X`` as a host real array of shape ``(m, n_features)`` (any width when ``n_features``
-    is None), ``m >= 1`` unless ``allow_empty``, whose values are finite in the model's ``dtype``
-    (a ``DType`` record; None: as given)."""
+def check_X(X: Any, n_features: int | None, name: str = "X", dtype: DType | None = None, *,
+            allow_empty: bool = False) -> np.ndarray:
+    """``X`` as a checked host array of real numbers.
+
+    Parameters
+    ----------
+    X : array-like, shape (m, n_features)
+        As :func:`host_array` takes it.
+    n_features : int or None
+        The width required (None: any).
+    name : str, default "X"
+        The argument's name, for messages.
+    dtype : DType, optional
+        The model's dtype record: values must be finite in it (None: as given).
+    allow_empty : bool, default False
+        Accept ``m == 0``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (m, n_features)
+
+    Raises
+    ------
+    ValueError
+        Not 2-D, no rows, the wrong width, or non-finite values.
+    TypeError
+        Not real numbers (complex, text, sparse).
+    """
     X = host_array(X, name)
     check_kind(X, name)
     if X.ndim != 2:
@@ -112,12 +166,38 @@ def check_X(X, n_features, name="X", dtype=None, *, allow_empty=False) -> np.nda
     return X
 
 
-def check_resident_X(X, xp, dtype, n_features, name="X", *, cast=True):
-    """``X``, already an array of namespace ``xp``, checked and cast to ``dtype`` (a ``DType``
-    record) on its device:
-    shape ``(m, n_features)``, real, and finite after the cast (one reduction when it is).
-    ``cast=False`` returns ``X`` itself, checked without a cast copy or a mask the size of X
-    (min and max, against the dtype's range), for callers that cast rows when they use them."""
+def check_resident_X(X: Any, xp: Any, dtype: DType, n_features: int, name: str = "X", *,
+                     cast: bool = True) -> Any:
+    """A device array ``X`` checked (and cast to ``dtype``) where it lives.
+
+    Parameters
+    ----------
+    X : array of namespace ``xp``, shape (m, n_features)
+        Real numbers, finite after the cast (one reduction when they are).
+    xp : array namespace
+        ``X``'s namespace.
+    dtype : DType
+        The model's dtype record.
+    n_features : int
+        The width required.
+    name : str, default "X"
+        The argument's name, for messages.
+    cast : bool, default True
+        False returns ``X`` itself, checked without a cast copy or a mask the size of X (min
+        and max, against the dtype's range), for callers that cast rows when they use them.
+
+    Returns
+    -------
+    array of namespace ``xp``, shape (m, n_features)
+        In ``dtype`` (``X`` itself with ``cast=False``).
+
+    Raises
+    ------
+    ValueError
+        Not 2-D, no rows, the wrong width, or non-finite values in ``dtype``.
+    TypeError
+        Not real numbers.
+    """
     if X.ndim != 2:
         raise ValueError(f"{name} must be 2-D (m examples, n_features), got shape "
                          f"{tuple(X.shape)}")
@@ -151,8 +231,27 @@ def check_resident_X(X, xp, dtype, n_features, name="X", *, cast=True):
     return cast
 
 
-def check_rows(y, m, name="y") -> np.ndarray:
-    """``y`` as a host array with ``m`` rows (those of ``X``), else ValueError."""
+def check_rows(y: Any, m: int, name: str = "y") -> np.ndarray:
+    """``y`` as a host array with ``m`` rows (those of ``X``).
+
+    Parameters
+    ----------
+    y : array-like, shape (m, ...)
+        Labels, targets or weights.
+    m : int
+        The rows of ``X``.
+    name : str, default "y"
+        The argument's name, for messages.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    ValueError
+        Another number of rows.
+    """
     y = host_array(y, name)
     if y.shape[:1] != (m,):
         raise ValueError(f"X has {m} rows but {name} has shape {y.shape}: they must have the "
@@ -160,9 +259,27 @@ def check_rows(y, m, name="y") -> np.ndarray:
     return y
 
 
-def check_sample_weight(sample_weight, m, name="sample_weight") -> np.ndarray:
-    """``sample_weight`` as a host float64 ``(m,)`` array of finite non-negative weights with a
-    positive sum."""
+def check_sample_weight(sample_weight: Any, m: int, name: str = "sample_weight") -> np.ndarray:
+    """Example weights, checked.
+
+    Parameters
+    ----------
+    sample_weight : array-like of real numbers, shape (m,)
+        Finite, non-negative, with a positive sum.
+    m : int
+        The rows of ``X``.
+    name : str, default "sample_weight"
+        The argument's name, for messages.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (m,)
+
+    Raises
+    ------
+    ValueError
+        The wrong shape, a negative or non-finite weight, or a zero sum.
+    """
     w = host_array(sample_weight, name)
     check_kind(w, name, "real numbers")
     if w.shape != (m,):
@@ -176,15 +293,27 @@ def check_sample_weight(sample_weight, m, name="sample_weight") -> np.ndarray:
     return w
 
 
-def normalize_sample_weight(weights) -> tuple[np.ndarray, int]:
-    """``(weights * 2**-e, e)`` for checked float64 weights ``(m,)`` (see
-    :func:`check_sample_weight`): the weights divided, exactly, by the power of two that brings
-    their mean into [0.25, 1), in float64 on the host, before any cast to the model's dtype.
+def normalize_sample_weight(weights: np.ndarray) -> tuple[np.ndarray, int]:
+    """The weights divided, exactly, by the power of two that brings their mean into
+    [0.25, 1), in float64 on the host, before any cast to the model's dtype.
 
     A batch's weighted mean Σ wᵢ lᵢ / Σ wᵢ does not depend on that scale, so uniform weights of
     1e300 or 1e-300 train like ones, where a cast first would make them inf or 0. ``e`` is the
     scale's exponent: :meth:`MLP.fit`'s ``l2_per_weight`` (scikit-learn's penalty over the
-    batch's sum of weights) divides the L2 term by ``2**e`` too, so it keeps its meaning."""
+    batch's sum of weights) divides the L2 term by ``2**e`` too, so it keeps its meaning.
+
+    Parameters
+    ----------
+    weights : numpy.ndarray of float64, shape (m,)
+        Checked by :func:`check_sample_weight`.
+
+    Returns
+    -------
+    scaled : numpy.ndarray of float64, shape (m,)
+        ``weights * 2**-e``.
+    e : int
+        The exponent.
+    """
     # mean = top * relative, each factor written f * 2**e (0.5 <= f < 1): exponents add, so
     # nothing overflows (1e300 * m) or underflows (subnormal weights) on the way.
     top = float(weights.max())
@@ -193,9 +322,26 @@ def normalize_sample_weight(weights) -> tuple[np.ndarray, int]:
     return np.ldexp(weights, -exponent), exponent
 
 
-def check_validation_split(validation_split, m) -> float:
-    """A fraction in (0, 1) that leaves at least one row on each side of an ``m``-row split
-    (the validation set gets ``ceil(validation_split * m)`` rows, as train_test_split)."""
+def check_validation_split(validation_split: Any, m: int) -> float:
+    """``fit``'s ``validation_split``, checked against the number of rows.
+
+    Parameters
+    ----------
+    validation_split : float in (0, 1)
+        The validation set gets ``ceil(validation_split * m)`` rows, as
+        :func:`polynn.datasets.train_test_split`.
+    m : int
+        The rows to split.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        Not in (0, 1), or leaving no row on one side.
+    """
     split = check_real("validation_split", validation_split, 0, 1, low_open=True,
                        high_open=True)
     n_val = math.ceil(split * m)

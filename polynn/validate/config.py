@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from polynn.validate.values import (
     ParameterError,
     check_choice,
@@ -20,10 +23,27 @@ MODEL_CONFIG_KEYS = ("layer_sizes", "activation", "output", "negative_slope", "i
 OPTIONAL_CONFIG = {"dropout": 0.0}
 
 
-def check_activations(value, n_hidden: int):
-    """The hidden layers' activation: a name from ``ACTIVATIONS`` (every hidden layer), returned
-    as it is, or a list/tuple of exactly ``n_hidden`` names (one per hidden layer, the first
-    hidden layer's first), returned as a tuple. ValueError/TypeError naming ``activation``."""
+def check_activations(value: Any, n_hidden: int) -> str | tuple[str, ...]:
+    """The hidden layers' activation, checked.
+
+    Parameters
+    ----------
+    value : str or list/tuple of str
+        A name from ``ACTIVATIONS`` (every hidden layer), or exactly ``n_hidden`` names (one
+        per hidden layer, the first hidden layer's first).
+    n_hidden : int
+        The number of hidden layers.
+
+    Returns
+    -------
+    str or tuple of str
+        The name as it is, or the names as a tuple.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming ``activation``.
+    """
     from polynn.nn.activations import ACTIVATIONS
 
     if isinstance(value, str):
@@ -38,10 +58,26 @@ def check_activations(value, n_hidden: int):
                  for i, name in enumerate(value))
 
 
-def check_dropout(value, n_hidden: int):
-    """The hidden layers' dropout rates: one rate in [0, 1) for every hidden layer, or a
-    list/tuple of exactly ``n_hidden`` rates. Returns a tuple of ``n_hidden`` Python floats.
-    ValueError/TypeError naming ``dropout``."""
+def check_dropout(value: Any, n_hidden: int) -> tuple[float, ...]:
+    """The hidden layers' dropout rates, checked.
+
+    Parameters
+    ----------
+    value : float or list/tuple of float
+        One rate in [0, 1) for every hidden layer, or exactly ``n_hidden`` rates.
+    n_hidden : int
+        The number of hidden layers.
+
+    Returns
+    -------
+    tuple of float
+        ``n_hidden`` Python floats.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming ``dropout``.
+    """
     if isinstance(value, (list, tuple)):
         if len(value) != n_hidden:
             raise ValueError(f"dropout has {len(value)} rates for {n_hidden} hidden layers; "
@@ -51,22 +87,46 @@ def check_dropout(value, n_hidden: int):
     return (check_real("dropout", value, 0, 1, high_open=True),) * n_hidden
 
 
-def dropout_value(rates) -> float | list:
-    """Rates per hidden layer as a configuration records them: one float when they are all
-    equal (or there are none), else a list."""
+def dropout_value(rates: Iterable[float]) -> float | list[float]:
+    """Rates per hidden layer as a configuration records them.
+
+    Parameters
+    ----------
+    rates : iterable of float
+        One rate per hidden layer.
+
+    Returns
+    -------
+    float or list of float
+        One float when they are all equal (or there are none), else a list.
+    """
     rates = list(rates)
     return rates[0] if rates and len(set(rates)) == 1 else (rates or 0.0)
 
 
-def check_model_config(config) -> dict:
-    """``config`` (a dict with exactly the keys :data:`MODEL_CONFIG_KEYS`, and optionally those
-    of :data:`OPTIONAL_CONFIG`, as ``MLP(...)`` takes them) checked field by field with the
-    constructor's own checks, against the same registries (``ACTIVATIONS``, ``OUTPUTS``,
-    ``INITIALIZERS``, ``DTYPES``). Returns a new dict with the values normalised
-    (``layer_sizes`` and a sequence ``seed`` as lists of Python ints, ``negative_slope`` a
-    float, per-layer ``activation`` a tuple, ``dropout`` a tuple of rates per hidden layer;
-    an optional key absent stays absent: it means its :data:`OPTIONAL_CONFIG` default). Raises
-    ValueError or TypeError naming the field."""
+def check_model_config(config: Any) -> dict[str, Any]:
+    """A model's configuration checked field by field with the constructor's own checks,
+    against the same registries (``ACTIVATIONS``, ``OUTPUTS``, ``INITIALIZERS``, ``DTYPES``).
+
+    Parameters
+    ----------
+    config : dict
+        Exactly the keys :data:`MODEL_CONFIG_KEYS`, and optionally those of
+        :data:`OPTIONAL_CONFIG`, as ``MLP(...)`` takes them.
+
+    Returns
+    -------
+    dict
+        A new dict with the values normalised (``layer_sizes`` and a sequence ``seed`` as
+        lists of Python ints, ``negative_slope`` a float, per-layer ``activation`` a tuple,
+        ``dropout`` a tuple of rates per hidden layer; an optional key absent stays absent: it
+        means its :data:`OPTIONAL_CONFIG` default).
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the field.
+    """
     from polynn.backend import DTYPES
     from polynn.init import INITIALIZERS
     from polynn.nn.losses import OUTPUTS

@@ -92,8 +92,26 @@ FIT_OPTIONS = {
 
 
 def check_fit_options(options: dict) -> dict:
-    """Every option of ``options`` checked by its rule in :data:`FIT_OPTIONS`, in the table's
-    order, before any data is touched; returns the checked values (Python numbers)."""
+    """``fit``'s options, each checked by its rule in :data:`FIT_OPTIONS`, in the table's
+    order, before any data is touched.
+
+    Parameters
+    ----------
+    options : dict
+        Option name to value, as ``MLP.fit`` takes them.
+
+    Returns
+    -------
+    dict
+        The checked values (Python numbers).
+
+    Raises
+    ------
+    ParameterError, ValueError
+        Naming the option.
+    TypeError
+        An unknown option.
+    """
     unknown = set(options) - set(FIT_OPTIONS)
     if unknown:
         raise TypeError(f"unknown fit option(s) {sorted(unknown)}; choose from "

@@ -6,15 +6,44 @@ one-hot and indicator targets) have one owner, :mod:`polynn.datasets.labels`, wh
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from polynn.validate.arrays import check_finite, check_kind
 
+if TYPE_CHECKING:
+    from polynn.backend import DType
 
-def regression_targets(y, output, n_outputs, m, name="y", dtype=None) -> np.ndarray:
-    """Real targets ``y`` ``(m,)`` or ``(m, n_outputs)`` as the float64 matrix
-    ``(m, n_outputs)``: numbers, finite in the model's ``dtype`` (a ``DType`` record) when
-    given, non-negative for ``output="poisson"``. Raises TypeError/ValueError naming ``name``."""
+
+def regression_targets(y: np.ndarray, output: str, n_outputs: int, m: int, name: str = "y",
+                       dtype: DType | None = None) -> np.ndarray:
+    """Real targets as the float64 matrix ``(m, n_outputs)``.
+
+    Parameters
+    ----------
+    y : numpy.ndarray, shape (m,) or (m, n_outputs)
+        Numbers, finite in ``dtype`` when given.
+    output : str
+        The model's output: non-negative targets for "poisson".
+    n_outputs : int
+        The model's output units.
+    m : int
+        The rows.
+    name : str, default "y"
+        The argument's name, for messages.
+    dtype : DType, optional
+        The model's dtype record.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (m, n_outputs)
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming ``name``.
+    """
     check_kind(y, name, "numbers for regression")
     T = y.reshape(m, -1).astype(np.float64)
     if T.shape[1] != n_outputs:

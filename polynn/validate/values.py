@@ -4,26 +4,58 @@ strings are never parsed, NaN is never a value), and the sizes of a network's la
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Iterable
 from numbers import Integral, Real
+from typing import Any, Literal, overload
 
 import numpy as np
 
 
 class ParameterError(ValueError, TypeError):
-    """A parameter of the wrong type (a bool or a string where a number belongs, ...). Both a
-    TypeError and a ValueError, as scikit-learn's ``InvalidParameterError``, so code that
-    catches either keeps working."""
+    """A parameter of the wrong type (a bool or a string where a number belongs, ...).
+
+    Both a TypeError and a ValueError, as scikit-learn's ``InvalidParameterError``, so code
+    that catches either keeps working. Raised with one message (``ParameterError(message)``).
+    """
 
 
 # --- scalars -----------------------------------------------------------------------------------
-def type_name(value) -> str:
+def type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def check_int(name, value, minimum=None, maximum=None, *, allow_none=False):
-    """``value`` as a Python int in ``[minimum, maximum]`` (None: unbounded); ``bool``, floats
-    (even whole ones) and strings are refused with :class:`ParameterError`, out-of-range ints
-    with ValueError. ``allow_none`` lets None through unchanged."""
+@overload
+def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None, *,
+              allow_none: Literal[False] = False) -> int: ...
+@overload
+def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None, *,
+              allow_none: bool) -> int | None: ...
+def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None, *,
+              allow_none: bool = False) -> int | None:
+    """``value`` as a Python int in ``[minimum, maximum]``.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for messages.
+    value : object
+        What the user gave.
+    minimum, maximum : int, optional
+        The bounds, inclusive (None: unbounded).
+    allow_none : bool, default False
+        Let None through unchanged.
+
+    Returns
+    -------
+    int or None
+
+    Raises
+    ------
+    ParameterError
+        A ``bool``, a float (even a whole one), a string...
+    ValueError
+        An int out of range.
+    """
     if value is None and allow_none:
         return None
     if minimum == 1 and maximum is None:
@@ -45,11 +77,43 @@ def check_int(name, value, minimum=None, maximum=None, *, allow_none=False):
     return value
 
 
-def check_real(name, value, low=-math.inf, high=math.inf, *, low_open=False, high_open=False,
-               allow_none=False):
-    """``value`` as a finite Python float in the interval from ``low`` to ``high`` (open ends
-    with ``low_open`` / ``high_open``). ``bool``, strings and complex numbers are refused with
-    :class:`ParameterError`; NaN, infinity and out-of-range values with ValueError."""
+@overload
+def check_real(name: str, value: Any, low: float = -math.inf, high: float = math.inf, *,
+               low_open: bool = False, high_open: bool = False,
+               allow_none: Literal[False] = False) -> float: ...
+@overload
+def check_real(name: str, value: Any, low: float = -math.inf, high: float = math.inf, *,
+               low_open: bool = False, high_open: bool = False,
+               allow_none: bool) -> float | None: ...
+def check_real(name: str, value: Any, low: float = -math.inf, high: float = math.inf, *,
+               low_open: bool = False, high_open: bool = False,
+               allow_none: bool = False) -> float | None:
+    """``value`` as a finite Python float in the interval from ``low`` to ``high``.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for messages.
+    value : object
+        What the user gave.
+    low, high : float, default -inf, inf
+        The interval's ends.
+    low_open, high_open : bool, default False
+        Exclude that end.
+    allow_none : bool, default False
+        Let None through unchanged.
+
+    Returns
+    -------
+    float or None
+
+    Raises
+    ------
+    ParameterError
+        A ``bool``, a string, a complex number...
+    ValueError
+        NaN, infinity or a value out of range.
+    """
     if value is None and allow_none:
         return None
     if low == 0 and high == math.inf:
@@ -73,24 +137,77 @@ def check_real(name, value, low=-math.inf, high=math.inf, *, low_open=False, hig
     return number
 
 
-def check_bool(name, value) -> bool:
-    """``True``/``False`` (or NumPy's bool); anything else, 0 and 1 included, is a
-    :class:`ParameterError`."""
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` as a Python bool.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for messages.
+    value : object
+        ``True``/``False`` (or NumPy's bool).
+
+    Returns
+    -------
+    bool
+
+    Raises
+    ------
+    ParameterError
+        Anything else, 0 and 1 included.
+    """
     if not isinstance(value, (bool, np.bool_)):
         raise ParameterError(f"{name} must be True or False, got {value!r} ({type_name(value)})")
     return bool(value)
 
 
-def check_choice(name, value, choices):
-    """``value`` if it is one of the strings ``choices``, else ValueError naming both."""
+def check_choice(name: str, value: Any, choices: Collection[str]) -> str:
+    """``value`` if it is one of the strings ``choices``.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for messages.
+    value : object
+        What the user gave.
+    choices : collection of str
+        The names allowed.
+
+    Returns
+    -------
+    str
+        ``value`` itself.
+
+    Raises
+    ------
+    ValueError
+        Naming ``value`` and the choices.
+    """
     if not (isinstance(value, str) and value in choices):
         raise ValueError(f"unknown {name} {value!r}; choose one of {sorted(choices)}")
     return value
 
 
-def check_seed(value, name="seed"):
-    """A seed for ``numpy.random.default_rng``: None, a non-negative int or a non-empty
-    sequence of them (what polynn's model files record). Returns it with ints as Python ints."""
+def check_seed(value: Any, name: str = "seed") -> int | list[int] | None:
+    """A seed for ``numpy.random.default_rng``, as polynn's model files record it.
+
+    Parameters
+    ----------
+    value : None, int >= 0 or non-empty list/tuple of them
+        The seed.
+    name : str, default "seed"
+        The parameter's name, for messages.
+
+    Returns
+    -------
+    None, int or list of int
+        With Python ints.
+
+    Raises
+    ------
+    ParameterError, ValueError
+        Not such a seed.
+    """
     what = f"{name} must be None, a non-negative integer or a list of them"
     if value is None:
         return None
@@ -109,9 +226,26 @@ def _seed_int(value, what) -> int:
     return int(value)
 
 
-def check_layer_sizes(layer_sizes, name="layer_sizes") -> list[int]:
-    """``[n_features, hidden..., n_outputs]`` as a list of at least 2 positive ints. A string
-    is not a sequence of sizes here ("23" is not [2, 3]), nor is a bool or a float a size."""
+def check_layer_sizes(layer_sizes: Iterable[int], name: str = "layer_sizes") -> list[int]:
+    """``[n_features, hidden..., n_outputs]`` checked.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        At least 2 positive ints. A string is not a sequence of sizes here ("23" is not
+        [2, 3]), nor is a bool or a float a size.
+    name : str, default "layer_sizes"
+        The parameter's name, for messages.
+
+    Returns
+    -------
+    list of int
+
+    Raises
+    ------
+    ParameterError, ValueError
+        Naming the first wrong size.
+    """
     what = f"{name} must be a sequence of at least 2 positive integers [n_features, ..., n_outputs]"
     if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__iter__") or (
             isinstance(layer_sizes, np.ndarray) and layer_sizes.ndim != 1):
@@ -127,14 +261,44 @@ def check_layer_sizes(layer_sizes, name="layer_sizes") -> list[int]:
     return [int(n) for n in sizes]
 
 
-def check_l2(l2, name="l2") -> float:
+def check_l2(l2: Any, name: str = "l2") -> float:
+    """An L2 penalty: a finite float >= 0.
+
+    Parameters
+    ----------
+    l2 : float
+        The penalty.
+    name : str, default "l2"
+        The parameter's name, for messages.
+
+    Returns
+    -------
+    float
+    """
     return check_real(name, l2, 0)
 
 
-def check_layers(params, name="params") -> list[int]:
-    """The layer sizes ``[n_0, ..., n_L]`` of a sequence of ``(W (n_{l-1}, n_l), b (n_l,))``
-    pairs (host arrays, or anything with ``shape`` and ``ndim``), else ValueError naming the
-    first layer that does not chain onto the one before it."""
+def check_layers(params: Iterable[tuple[Any, Any]], name: str = "params") -> list[int]:
+    """The layer sizes of a network's parameters.
+
+    Parameters
+    ----------
+    params : sequence of (W, b)
+        ``W`` ``(n_{l-1}, n_l)``, ``b`` ``(n_l,)``: host arrays, or anything with ``shape``
+        and ``ndim``.
+    name : str, default "params"
+        The parameter's name, for messages.
+
+    Returns
+    -------
+    list of int
+        ``[n_0, ..., n_L]``.
+
+    Raises
+    ------
+    ValueError
+        Naming the first layer that does not chain onto the one before it (or no layers).
+    """
     params = tuple(params)
     if not params:
         raise ValueError(f"{name} is empty: need at least one (W, b) layer")
