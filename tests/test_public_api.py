@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import importlib.util
 import inspect
 import re
 from pathlib import Path
@@ -216,8 +217,11 @@ def test_the_walk_covers_the_public_api():
     names = {q for q, _ in CALLABLES}
     assert {"polynn.MLP", "polynn.MLP.fit", "polynn.MLP.predict", "polynn.load",
             "polynn.History", "polynn.datasets.spiral", "polynn.io.read", "polynn.onnx.export",
-            "polynn.validate.check_X", "polynn.backend.get_backend", "polynn.nn.forward",
-            "polynn.gradcheck"} <= names
+            "polynn.validate.check_X", "polynn.backend.get_backend",
+            "polynn.nn.forward"} <= names
+    # The gradient judge needs JAX (its module imports it): walked wherever JAX is installed.
+    if importlib.util.find_spec("jax") is not None:
+        assert "polynn.gradcheck" in names
     assert KNOWN_GAPS <= names, "KNOWN_GAPS names a callable that is not public"
     assert len(CALLABLES) >= 140
 
