@@ -13,7 +13,9 @@ import os
 
 import numpy as np
 
+from polynn.backend.allocator import tune_allocator
 from polynn.backend.cache import configure_jax_cache
+from polynn.backend.kernels import register_faster_kernels
 
 BACKENDS = ("numpy", "jax", "cupy", "torch", "array_api_strict")
 ENV_VAR = "POLYNN_BACKEND"
@@ -103,10 +105,18 @@ def _cupy_usable(library) -> None:
 @functools.cache
 def load_namespace(name: str):
     """The array namespace of backend ``name`` (cached; tests clear it to fake a missing
-    library). Raises ValueError for an unknown name, BackendUnavailableError when the library
-    is missing or unusable."""
+    library), with polynn's faster primitives for it registered (:mod:`polynn.nn.kernels`).
+    Raises ValueError for an unknown name, BackendUnavailableError when the library is missing
+    or unusable."""
+    xp = _load_namespace(name)
+    register_faster_kernels(name, xp)
+    return xp
+
+
+def _load_namespace(name: str):
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
+    tune_allocator()  # temporaries reused across steps (POLYNN_MALLOC=0 leaves malloc alone)
     if name == "numpy":
         import array_api_compat.numpy as numpy_xp
 

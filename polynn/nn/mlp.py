@@ -28,6 +28,7 @@ from typing import Any
 from array_api_compat import device as device_of
 
 from polynn.nn.activations import Activation, get_activation
+from polynn.nn.kernels import plus_product, sum_of_squares
 from polynn.nn.layout import ColumnParams, RowParams
 from polynn.nn.layout import params_to_columns as to_columns
 from polynn.nn.layout import params_to_rows as to_rows
@@ -178,7 +179,7 @@ def backward_columns(params_t: ColumnParams, cache: tuple[Array, ...], delta: Ar
         A_prev = cache[layer]
         dWb = dZ @ _dropped(A_prev, masks, layer).T
         if decay is not None:
-            dWb = dWb + decay[layer] * Wb
+            dWb = plus_product(dWb, decay[layer], Wb)
         grads.append(dWb)
         if layer > 0:
             dA = Wb[:, :-1].T @ dZ
@@ -192,10 +193,9 @@ def l2_penalty_columns(params_t: ColumnParams, decay: tuple[Array, ...] | None) 
     """``0.5 * l2 * Σ‖W‖²`` over the weights (not the bias column); a 0-d array, or 0.0."""
     if decay is None:
         return 0.0
-    xp = namespace(params_t[0])
     # Each decay row holds l2 in its weight columns: l2 · ΣW² over the weight columns alone
-    # makes one temporary, where Σ(decay · Wb²) made two (5.1 against 2.1 ms for a 2048² layer).
-    return 0.5 * sum(d[0, 0] * xp.sum(Wb[:, :-1] * Wb[:, :-1]) for Wb, d in zip(params_t, decay))
+    # (Σ(decay · Wb²) made two temporaries); the sum of squares is a delegated kernel.
+    return 0.5 * sum(d[0, 0] * sum_of_squares(Wb[:, :-1]) for Wb, d in zip(params_t, decay))
 
 
 def value_and_grad_columns(params_t: ColumnParams, Xa: Array, T: Array,

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from polynn.nn import scalars
+from polynn.nn.kernels import descend
 from polynn.nn.namespace import Array, namespace
 
 # A step count: a Python int in eager loops, a 0-d integer array inside a compiled JAX loop.
@@ -263,7 +264,7 @@ class SGD:
                ) -> tuple[Tree, SGDState]:
         (t,) = state
         eta = self.learning_rate(_count_in_dtype_of(t, params))
-        new = tree_map(lambda p, g: _descend(p, eta * g, inplace), params, grads)
+        new = tree_map(lambda p, g: descend(p, g, eta, inplace), params, grads)
         return new, SGDState(t + 1)
 
 

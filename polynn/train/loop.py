@@ -181,12 +181,18 @@ def _after_epoch(spec, history, carry, validation, classify) -> bool:
         return False
     if spec.publish is not None:
         # The model is the truth during fit: the callback may predict, score or save with it.
-        spec.publish(params_to_rows(carry[0]), state_to_rows(carry[1]))
+        # One compiled call on JAX: eager slicing cost 0.3 s of a 5-fold cross-validation.
+        spec.publish(*spec.backend.call(_state_to_rows, carry))
     if _callback_says_stop(spec.callback, spec.callback(EpochInfo(history.epochs, history,
                                                                   carry[0]))):
         history.stopped = "callback"
         return True
     return False
+
+
+def _state_to_rows(carry):
+    """``(params, opt_state)`` in columns -> both in rows."""
+    return params_to_rows(carry[0]), state_to_rows(carry[1])
 
 
 def _callback_says_stop(callback, answer) -> bool:

@@ -1,0 +1,108 @@
+"""Primitives whose fastest form differs between libraries: the one delegation place.
+
+The math calls these instead of writing such an operation inline. Each has a default written in
+the array API standard; a library with a faster form gets it registered for its namespace
+(:func:`register`; :mod:`polynn.backend.kernels` does so when polynn loads the library), so the
+math stays written once and names no library.
+
+- :func:`sum_of_squares` (the L2 penalty, every step): ``sum(A * A)`` makes a temporary as
+  large as the weights; NumPy's row-wise ``vecdot`` (a BLAS dot per row) makes none: 14 against
+  70 µs on a 256×784 float32 weight, 0.26 against 2.1 ms on 2048×2048 (issue 18). PyTorch's
+  ``vecdot`` is slower than its ``sum(A * A)`` (102 against 34 µs), and XLA fuses either.
+- :func:`plus_product` (the L2 term of every gradient): PyTorch adds into the fresh gradient
+  with one fused ``addcmul_`` instead of two operations and two new arrays; NumPy adds in place.
+- :func:`descend` (the optimizer's ``p -= η·g``): PyTorch's fused ``sub_(g, alpha=η)`` makes no
+  temporary ``η·g``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from polynn.nn.namespace import Array, Namespace, namespace
+
+_FASTER: dict[Any, dict[str, Callable[..., Any]]] = {}  # namespace -> name -> function
+KERNELS = ("sum_of_squares", "plus_product", "descend")
+
+
+def register(xp: Namespace, **kernels: Callable[..., Any]) -> None:
+    """Use ``kernels`` (by name, from :data:`KERNELS`) for arrays of namespace ``xp``.
+
+    Parameters
+    ----------
+    xp : module
+        An array API namespace, as :func:`polynn.nn.namespace.namespace` returns it.
+    **kernels : callable
+        Each with the signature and result of the default of that name.
+    """
+    unknown = sorted(set(kernels) - set(KERNELS))
+    if unknown:
+        raise ValueError(f"unknown kernels {unknown}; the kernels are {list(KERNELS)}")
+    _FASTER.setdefault(xp, {}).update(kernels)
+
+
+def sum_of_squares(A: Array) -> Array:
+    """Σ A², over every element.
+
+    Parameters
+    ----------
+    A : array
+        Any shape (a strided view, such as ``Wb[:, :-1]``, is fine), real dtype.
+
+    Returns
+    -------
+    array, shape ()
+        In the dtype of ``A``.
+    """
+    xp = namespace(A)
+    faster = _FASTER.get(xp, {}).get("sum_of_squares")
+    return xp.sum(A * A) if faster is None else faster(A)
+
+
+def plus_product(G: Array, D: Array, W: Array) -> Array:
+    """``G + D ⊙ W``, where ``G`` is a temporary the caller made and no longer needs: a library
+    with mutable arrays may add into it.
+
+    Parameters
+    ----------
+    G : array, shape (n, k)
+        A fresh array (a matmul's result), overwritten where the library allows.
+    D : array, shape (1, k) or (n, k)
+        Broadcast over the rows of ``G``.
+    W : array, shape (n, k)
+
+    Returns
+    -------
+    array, shape (n, k)
+        ``G`` itself or a new array.
+    """
+    faster = _FASTER.get(namespace(G), {}).get("plus_product")
+    return G + D * W if faster is None else faster(G, D, W)
+
+
+def descend(p: Array, g: Array, eta: Any, inplace: bool) -> Array:
+    """``p − η·g``; with ``inplace`` it is ``p -= η·g``, which overwrites mutable arrays (NumPy,
+    CuPy, PyTorch) and rebinds immutable ones (JAX), so the result is the same everywhere.
+
+    Parameters
+    ----------
+    p, g : array
+        A parameter and its step direction, of one shape and dtype.
+    eta : float or array, shape ()
+        The step size.
+    inplace : bool
+        Overwrite ``p`` where the library allows.
+
+    Returns
+    -------
+    array
+        The new parameter (``p`` itself when updated in place).
+    """
+    faster = _FASTER.get(namespace(p), {}).get("descend") if inplace else None
+    if faster is not None:
+        return faster(p, g, eta)
+    if inplace:
+        p -= eta * g
+        return p
+    return p - eta * g
