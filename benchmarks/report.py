@@ -368,6 +368,11 @@ def results_md(res: dict) -> str:
         f"- BLAS: {meta.get('blas', '?')}; torch threads: {meta.get('torch_threads')}; "
         f"JAX devices: {meta.get('jax_devices')}; jax_enable_x64: {meta.get('jax_x64')}",
         f"- threads: {meta.get('threads')}",
+        "- malloc: " + (f"glibc's mmap threshold {int(a['-3']) >> 20} MiB and trim threshold "
+                        f"{int(a['-1']) >> 20} MiB, set by `polynn.backend.allocator` before "
+                        "anything was timed, so every contestant of this process (the peers too) "
+                        "ran with them" if (a := meta.get("allocator")) and {"-1", "-3"} <= set(a)
+                        else f"the C library's defaults ({a})"),
         f"- BLAS thread probe ({probe['shape']}): {us['default']:.0f} µs with the default threads, "
         f"{us['1 thread']:.0f} µs with one (default/1-thread = {probe['default_over_1thread']:.2f}"
         "; well above 1 means the cores were oversubscribed by other processes during the run)"

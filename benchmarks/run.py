@@ -97,7 +97,12 @@ def setup(args, argv, log) -> dict:
     except Exception as e:  # noqa: BLE001
         jax_ok = log(f"jax unavailable: {type(e).__name__}: {e}") or False
     argv = sys.argv[1:] if argv is None else argv
-    meta = {"command": "python -m benchmarks.run " + " ".join(argv),
+    # polynn raises glibc's malloc thresholds when it loads a library; set them before anything
+    # is timed so that every contestant of this process (peers too) runs with the same allocator
+    from polynn.backend.allocator import tune_allocator
+
+    allocator = {str(k): v for k, v in tune_allocator().items()}
+    meta = {"command": "python -m benchmarks.run " + " ".join(argv), "allocator": allocator,
             "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "quick": S.quick, **machine.describe(), "jax_x64": jax_ok, "threads": threads}
     log(f"polynn benchmarks ({'quick' if S.quick else 'full'}): {meta['cpu_model']}, "
