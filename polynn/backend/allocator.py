@@ -21,7 +21,6 @@ system; blocks of ``MMAP_THRESHOLD`` or more are still mapped and unmapped as be
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import os
 import sys
@@ -80,7 +79,9 @@ def tune_allocator() -> dict[int, int]:
 def _glibc_mallopt():
     """glibc's ``mallopt``, or None (another C library: musl has no such thresholds)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        # The process's own symbols (libc among them): no search for the library, which
+        # ctypes.util.find_library would do by running ldconfig at every start.
+        libc = ctypes.CDLL(None)
         libc.gnu_get_libc_version  # noqa: B018  (only glibc has it)
     except (OSError, AttributeError):
         return None
