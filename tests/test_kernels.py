@@ -96,3 +96,13 @@ def test_allocator_is_tuned_once_when_a_library_loads():
         assert done == {}
     else:
         assert done == allocator.wanted_thresholds()
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_relu_backward_passes_the_gradient_where_the_output_is_positive(name):
+    backend = _backend(name)
+    Z, dA = _arrays(backend, (7, 9), (7, 9))
+    A = backend.xp.maximum(Z, 0.0)
+    host_A, host_dA = np.asarray(backend.to_host(A)), np.asarray(backend.to_host(dA))
+    got = np.asarray(backend.to_host(kernels.relu_backward(A, dA)))
+    np.testing.assert_array_equal(got, np.where(host_A > 0, host_dA, 0.0))

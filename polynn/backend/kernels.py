@@ -21,8 +21,11 @@ def register_faster_kernels(name: str, xp) -> None:
         kernels.register(xp, sum_of_squares=lambda A: xp.sum(xp.vecdot(A, A)),
                          plus_product=_add_into)
     elif name == "torch":
+        import torch
+
         kernels.register(xp, plus_product=lambda G, D, W: G.addcmul_(D, W),
-                         descend=_torch_descend)
+                         descend=_torch_descend,
+                         relu_backward=lambda A, dA: torch.ops.aten.threshold_backward(dA, A, 0))
 
 
 def _add_into(G, D, W):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+from polynn.nn.kernels import relu_backward
 from polynn.nn.namespace import Array, namespace
 
 
@@ -35,10 +36,7 @@ def _relu(Z: Array) -> Array:
 
 
 def _relu_backward(A: Array, dA: Array) -> Array:
-    # A 0/1 mask times dA, as the reference program writes it: on NumPy a multiply by the mask
-    # is ~8x faster than ``where`` (measured on 256x256 float32).
-    xp = namespace(A)
-    return dA * xp.astype(A > 0, dA.dtype)
+    return relu_backward(A, dA)  # a delegated kernel (polynn.nn.kernels)
 
 
 def _tanh(Z: Array) -> Array:

@@ -13,6 +13,8 @@ math stays written once and names no library.
   with one fused ``addcmul_`` instead of two operations and two new arrays; NumPy adds in place.
 - :func:`descend` (the optimizer's ``p -= η·g``): PyTorch's fused ``sub_(g, alpha=η)`` makes no
   temporary ``η·g``.
+- :func:`relu_backward` (``dA ⊙ [A > 0]``): PyTorch's ``threshold_backward``, the one operation
+  its autograd uses, takes 7 against 33 µs (a comparison, a cast and a product) on 256×256.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 from polynn.nn.namespace import Array, Namespace, namespace
 
 _FASTER: dict[Any, dict[str, Callable[..., Any]]] = {}  # namespace -> name -> function
-KERNELS = ("sum_of_squares", "plus_product", "descend")
+KERNELS = ("sum_of_squares", "plus_product", "descend", "relu_backward")
 
 
 def register(xp: Namespace, **kernels: Callable[..., Any]) -> None:
@@ -106,3 +108,27 @@ def descend(p: Array, g: Array, eta: Any, inplace: bool) -> Array:
         p -= eta * g
         return p
     return p - eta * g
+
+
+def relu_backward(A: Array, dA: Array) -> Array:
+    """The gradient through ReLU from its output: ``dA`` where ``A > 0``, else 0.
+
+    Parameters
+    ----------
+    A : array
+        The ReLU's output (``max(Z, 0)``).
+    dA : array
+        The gradient with respect to ``A``; same shape and dtype.
+
+    Returns
+    -------
+    array
+        A new array shaped like ``dA``.
+    """
+    xp = namespace(A)
+    faster = _FASTER.get(xp, {}).get("relu_backward")
+    if faster is not None:
+        return faster(A, dA)
+    # A 0/1 mask times dA, as the reference program writes it: on NumPy a multiply by the mask
+    # is ~8x faster than ``where`` (measured on 256x256 float32).
+    return dA * xp.astype(A > 0, dA.dtype)
