@@ -106,3 +106,17 @@ def test_relu_backward_passes_the_gradient_where_the_output_is_positive(name):
     host_A, host_dA = np.asarray(backend.to_host(A)), np.asarray(backend.to_host(dA))
     got = np.asarray(backend.to_host(kernels.relu_backward(A, dA)))
     np.testing.assert_array_equal(got, np.where(host_A > 0, host_dA, 0.0))
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("n_in", [6, 1100])  # a narrow layer, and one wide enough for JAX's split
+def test_backward_products_equal_the_folded_ones(name, n_in):
+    backend = _backend(name)
+    dZ, A, Wb = _arrays(backend, (4, 3), (n_in, 3), (4, n_in + 1))
+    A_aug = pn.nn.augment(A.T)  # the kernels' contract: ones in the last row
+    hdZ, hA, hW = (np.array(backend.to_host(a), dtype=np.float64) for a in (dZ, A_aug, Wb))
+    tol = 1e-12 if np.asarray(backend.to_host(dZ)).dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(backend.to_host(kernels.weight_gradient(dZ, A_aug)), hdZ @ hA.T,
+                               rtol=tol, atol=tol)
+    np.testing.assert_allclose(backend.to_host(kernels.input_gradient(Wb, dZ)),
+                               hW[:, :-1].T @ hdZ, rtol=tol, atol=tol)

@@ -15,6 +15,15 @@ math stays written once and names no library.
   temporary ``η·g``.
 - :func:`relu_backward` (``dA ⊙ [A > 0]``): PyTorch's ``threshold_backward``, the one operation
   its autograd uses, takes 7 against 33 µs (a comparison, a cast and a product) on 256×256.
+- :func:`weight_gradient` and :func:`input_gradient` (the backward pass's products with the
+  folded bias): XLA runs the product ``dZ · Âᵀ`` of odd width ``n_in + 1`` ~10 % slower than
+  one of width ``n_in`` and copies a sliced ``Wb[:, :-1]`` before a product; on JAX, for layers
+  of at least 1,024 inputs, the weight part and the bias column are computed apart and joined
+  (the join fuses into the update), and ``dA`` is sliced from ``Wbᵀ · dZ`` (the slice fuses into
+  the activation's gradient). The wide network (1024-2048-2048-10, batch 1024, float32): 86.8
+  against 92.2 ms per step in one compiled loop, 2-3 % per ``fit`` against native JAX; on
+  smaller layers the extra reduction costs more than it saves (the reference network: 12 %).
+  NumPy and PyTorch read strided views directly, and a join would copy the gradient there.
 """
 
 from __future__ import annotations
@@ -25,7 +34,8 @@ from typing import Any
 from polynn.nn.namespace import Array, Namespace, namespace
 
 _FASTER: dict[Any, dict[str, Callable[..., Any]]] = {}  # namespace -> name -> function
-KERNELS = ("sum_of_squares", "plus_product", "descend", "relu_backward")
+KERNELS = ("sum_of_squares", "plus_product", "descend", "relu_backward", "weight_gradient",
+           "input_gradient")
 
 
 def register(xp: Namespace, **kernels: Callable[..., Any]) -> None:
@@ -132,3 +142,40 @@ def relu_backward(A: Array, dA: Array) -> Array:
     # A 0/1 mask times dA, as the reference program writes it: on NumPy a multiply by the mask
     # is ~8x faster than ``where`` (measured on 256x256 float32).
     return dA * xp.astype(A > 0, dA.dtype)
+
+
+def weight_gradient(dZ: Array, A_aug: Array) -> Array:
+    """A layer's gradient with its bias column: ``dZ · Âᵀ``.
+
+    Parameters
+    ----------
+    dZ : array, shape (n_out, m)
+        The gradient with respect to the layer's output.
+    A_aug : array, shape (n_in + 1, m)
+        The layer's augmented input (ones in its last row).
+
+    Returns
+    -------
+    array, shape (n_out, n_in + 1)
+        ``[dZ · Aᵀ | Σ_columns dZ]``.
+    """
+    faster = _FASTER.get(namespace(dZ), {}).get("weight_gradient")
+    return dZ @ A_aug.T if faster is None else faster(dZ, A_aug)
+
+
+def input_gradient(Wb: Array, dZ: Array) -> Array:
+    """The gradient with respect to a layer's input (not its ones row): ``Wᵀ · dZ``.
+
+    Parameters
+    ----------
+    Wb : array, shape (n_out, n_in + 1)
+        The layer's folded parameters.
+    dZ : array, shape (n_out, m)
+        The gradient with respect to the layer's output.
+
+    Returns
+    -------
+    array, shape (n_in, m)
+    """
+    faster = _FASTER.get(namespace(dZ), {}).get("input_gradient")
+    return Wb[:, :-1].T @ dZ if faster is None else faster(Wb, dZ)

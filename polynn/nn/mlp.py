@@ -28,7 +28,7 @@ from typing import Any
 from array_api_compat import device as device_of
 
 from polynn.nn.activations import Activation, get_activation
-from polynn.nn.kernels import plus_product, sum_of_squares
+from polynn.nn.kernels import input_gradient, plus_product, sum_of_squares, weight_gradient
 from polynn.nn.layout import ColumnParams, RowParams
 from polynn.nn.layout import params_to_columns as to_columns
 from polynn.nn.layout import params_to_rows as to_rows
@@ -177,12 +177,12 @@ def backward_columns(params_t: ColumnParams, cache: tuple[Array, ...], delta: Ar
     for layer in range(len(params_t) - 1, -1, -1):
         Wb = params_t[layer]
         A_prev = cache[layer]
-        dWb = dZ @ _dropped(A_prev, masks, layer).T
+        dWb = weight_gradient(dZ, _dropped(A_prev, masks, layer))
         if decay is not None:
             dWb = plus_product(dWb, decay[layer], Wb)
         grads.append(dWb)
         if layer > 0:
-            dA = Wb[:, :-1].T @ dZ
+            dA = input_gradient(Wb, dZ)
             if masks is not None and masks[layer - 1] is not None:
                 dA = dA * masks[layer - 1]
             dZ = gs[layer - 1].backward(A_prev[:-1, ...], dA)
