@@ -12,7 +12,7 @@ from polynn.version import __version__
 def __getattr__(name):
     # gradcheck pulls in its module (and JAX) only when used.
     if name == "gradcheck":
-        from polynn.gradcheck import gradcheck
+        from polynn.gradient_check import gradcheck
 
         return gradcheck
     raise AttributeError(f"module 'polynn' has no attribute {name!r}")

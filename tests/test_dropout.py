@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import polynn as pn
 from polynn.backend import to_host
-from polynn.gradcheck import gradcheck
+from polynn.gradient_check import gradcheck
 from polynn.init import dropout_key
 from polynn.nn.dropout import Dropout, dropout_masks, fmix32, layer_mask, threshold
 

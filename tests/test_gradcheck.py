@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from polynn.gradcheck import (
+from polynn.gradient_check import (
     finite_difference_gradients,
     gradcheck,
     jax_gradients,
@@ -64,7 +64,7 @@ def test_weighted_backward_matches_jax_grad(output):
     """Example weights (a (1, m) row summing to 1) in every output/loss pair, with weight decay:
     the hand-derived columns gradients against jax.grad of the same weighted loss."""
     jax = pytest.importorskip("jax")
-    from polynn.gradcheck import jax_float64
+    from polynn.gradient_check import jax_float64
 
     k = 1 if output == "sigmoid" else 3
     params, X, T = random_problem((4, 6, 5, k), output, m=9, seed=4)
@@ -136,7 +136,7 @@ def test_jax_leaves_the_global_x64_setting_alone():
 
 def test_jax_float64_is_scoped_to_the_block():
     jax = pytest.importorskip("jax")
-    from polynn.gradcheck import jax_float64
+    from polynn.gradient_check import jax_float64
 
     before = jax.config.jax_enable_x64
     with jax_float64():
@@ -185,3 +185,14 @@ def test_bad_arguments():
 def test_relative_error():
     assert relative_error(np.zeros(3), np.zeros(3)) == 0.0
     assert relative_error([1.0, 2.0], [1.0, 2.5]) == pytest.approx(0.2)
+
+
+def test_pn_gradcheck_stays_the_function_after_its_module_is_imported():
+    # The module has its own name: importing it must not replace ``polynn.gradcheck`` (the
+    # function) with a module, as importing a submodule of the same name did.
+    import polynn
+    import polynn.gradient_check  # noqa: F401
+
+    assert callable(polynn.gradcheck) and polynn.gradcheck.__name__ == "gradcheck"
+    r = polynn.gradcheck((2, 3, 2), m=4, methods=("fd",))
+    assert r.ok()

@@ -8,7 +8,7 @@ import pytest
 from conftest import assert_close
 
 import polynn as pn
-from polynn.gradcheck import gradcheck
+from polynn.gradient_check import gradcheck
 from polynn.nn import mlp as nn_mlp
 from polynn.nn.activations import ACTIVATIONS, get_activation
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from polynn.cli.options import add_architecture_options, nonneg_float, positive_int
-from polynn.gradcheck import DEFAULT_TOL, JUDGES
+from polynn.gradient_check import DEFAULT_TOL, JUDGES
 from polynn.nn.activations import ACTIVATIONS
 from polynn.nn.losses import OUTPUTS
 
@@ -34,7 +34,7 @@ def add_parser(commands):
 
 
 def cmd_gradcheck(args, out, err) -> int:
-    from polynn.gradcheck import gradcheck
+    from polynn.gradient_check import gradcheck
 
     pairs = ([(a, o) for a in sorted(ACTIVATIONS) for o in sorted(OUTPUTS)] if args.all
              else [(args.activation, args.output)])

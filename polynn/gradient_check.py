@@ -265,7 +265,7 @@ def gradcheck(layer_sizes: Sequence[int] = (3, 5, 4, 3),
 
     Examples
     --------
-    >>> from polynn.gradcheck import gradcheck
+    >>> from polynn.gradient_check import gradcheck
     >>> result = gradcheck((3, 5, 4, 2), activation=["relu", "tanh"], dropout=0.5, methods=["fd"])
     >>> result.ok()
     True
