@@ -112,12 +112,30 @@ def descend(p: Array, g: Array, eta: Any, inplace: bool) -> Array:
         The new parameter (``p`` itself when updated in place).
     """
     faster = _FASTER.get(namespace(p), {}).get("descend") if inplace else None
-    if faster is not None:
-        return faster(p, g, eta)
+    return subtract(p, eta * g, inplace) if faster is None else faster(p, g, eta)
+
+
+def subtract(p: Array, step: Array, inplace: bool) -> Array:
+    """``p − step`` for a step already scaled (the optimizers' composite steps). With
+    ``inplace`` it is ``p -= step``, the array API's in-place operator: it overwrites mutable
+    arrays instead of allocating new ones and rebinds immutable ones (JAX).
+
+    Parameters
+    ----------
+    p, step : array
+        Of one shape and dtype.
+    inplace : bool
+        Overwrite ``p`` where the library allows.
+
+    Returns
+    -------
+    array
+        The new parameter (``p`` itself when updated in place).
+    """
     if inplace:
-        p -= eta * g
+        p -= step
         return p
-    return p - eta * g
+    return p - step
 
 
 def relu_backward(A: Array, dA: Array) -> Array:

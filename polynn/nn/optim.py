@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from polynn.nn import scalars
-from polynn.nn.kernels import descend
+from polynn.nn.kernels import descend, subtract
 from polynn.nn.namespace import Array, namespace
 
 # A step count: a Python int in eager loops, a 0-d integer array inside a compiled JAX loop.
@@ -200,16 +200,6 @@ def _count_in_dtype_of(t: Count, params: Tree) -> Count:
     return xp.astype(t, like.dtype)
 
 
-def _descend(p: Array, step: Array, inplace: bool) -> Array:
-    """``p - step``. With ``inplace`` it is ``p -= step``, the array API's in-place operator:
-    it overwrites mutable arrays (NumPy, CuPy, PyTorch) instead of allocating new ones, and
-    simply rebinds immutable ones (JAX), so the result is the same everywhere."""
-    if inplace:
-        p -= step
-        return p
-    return p - step
-
-
 def _zeros_like(params: Tree) -> Tree:
     def zeros(p: Array) -> Array:
         return namespace(p).zeros_like(p)
@@ -292,7 +282,7 @@ class Momentum:
         eta, mu = self.learning_rate(_count_in_dtype_of(t, params)), self.momentum
         velocity = tree_map(lambda v, g: mu * v + g, velocity, grads)
         step = tree_map(lambda g, v: g + mu * v, grads, velocity) if self.nesterov else velocity
-        new = tree_map(lambda p, s: _descend(p, eta * s, inplace), params, step)
+        new = tree_map(lambda p, s: descend(p, s, eta, inplace), params, step)
         return new, MomentumState(t + 1, velocity)
 
 
@@ -322,12 +312,12 @@ class VelocityMomentum:
         t, velocity = state
         eta, mu = self.learning_rate(_count_in_dtype_of(t, params)), self.momentum
         velocity = tree_map(lambda v, g: mu * v - eta * g, velocity, grads)
-        # ``_descend`` subtracts, so it is given the negated step.
+        # ``subtract`` subtracts, so it is given the negated step.
         if self.nesterov:
             down = tree_map(lambda g, v: eta * g - mu * v, grads, velocity)
         else:
             down = tree_map(lambda v: -v, velocity)
-        new = tree_map(lambda p, d: _descend(p, d, inplace), params, down)
+        new = tree_map(lambda p, d: subtract(p, d, inplace), params, down)
         return new, MomentumState(t + 1, velocity)
 
 
@@ -362,10 +352,10 @@ class Adam:
         first = tree_map(lambda m, g: b1 * m + (1 - b1) * g, first, grads)
         second = tree_map(lambda v, g: b2 * v + (1 - b2) * (g * g), second, grads)
 
-        def descend(p: Array, m: Array, v: Array) -> Array:
-            return _descend(p, eta * m / (namespace(v).sqrt(v) + eps), inplace)
+        def adam_step(p: Array, m: Array, v: Array) -> Array:
+            return subtract(p, eta * m / (namespace(v).sqrt(v) + eps), inplace)
 
-        new = tree_map(descend, params, first, second)
+        new = tree_map(adam_step, params, first, second)
         return new, AdamState(t + 1, first, second)
 
 
