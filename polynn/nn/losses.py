@@ -16,13 +16,16 @@ elements, as PyTorch's ``BCEWithLogitsLoss`` and ``MSELoss`` do (scikit-learn su
 
 - ``output(Z) -> (k, m)``: probabilities (softmax, sigmoid), predictions (identity) or means
   (poisson).
-- ``terms(Z, T, w=None) -> (value (), delta (k, m), correct ())``: the mean data loss over the
-  batch (no L2 term), dLoss/dZ computed directly and stably (softmax − onehot, sigmoid − y,
-  2(ŷ − y)/k, each divided by m), and the number of correctly classified examples (a 0-d int32
-  array; always 0 for regression). ``w`` is None (every example weighs 1/m) or a ``(1, m)`` row of
-  non-negative example weights that sum to 1 over the batch; it replaces the division by m in the
-  value and the delta. Exponentials are always of shifted or non-positive arguments, and the BCE
-  value comes from the logits (softplus form).
+- ``terms(Z, T, w=None, counted=None) -> (value (), delta (k, m), correct ())``: the mean data
+  loss over the batch (no L2 term), dLoss/dZ computed directly and stably (softmax − onehot,
+  sigmoid − y, 2(ŷ − y)/k, each divided by m), and the number of correctly classified examples
+  (a 0-d int32 array; always 0 for regression). ``w`` is None (every example weighs 1/m) or a
+  ``(1, m)`` row of non-negative example weights that sum to 1 over the batch; it replaces the
+  division by m in the value and the delta. ``counted`` is None (every example counts) or a
+  ``(1, m)`` row of 1 for the examples the correct count is over and 0 for the rest (the padding
+  of a padded batch, which would otherwise be counted as often as it is repeated).
+  Exponentials are always of shifted or non-positive arguments, and the BCE value comes from
+  the logits (softplus form).
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ class OutputLoss(NamedTuple):
     output : callable
         ``output(Z) -> (k, m)``: probabilities, predictions or means.
     terms : callable
-        ``terms(Z, T, w=None) -> (value (), delta (k, m), correct ())``.
+        ``terms(Z, T, w=None, counted=None) -> (value (), delta (k, m), correct ())``.
     """
 
     output: Callable[[Array], Array]
@@ -114,15 +117,24 @@ def softmax(Z: Array) -> Array:
     return E / sum_E
 
 
-def _softmax_ce(Z: Array, T: Array, w: Array | None = None) -> tuple[Array, Array, Array]:
+def _counted(xp: Namespace, hits: Array, counted: Array | None) -> Array:
+    """The number of hits ``(1, m)`` or ``(k, m)`` (0/1 in a floating dtype) over the counted
+    examples, as a 0-d int32 array."""
+    if counted is not None:
+        hits = hits * counted
+    return xp.astype(xp.sum(hits), xp.int32)
+
+
+def _softmax_ce(Z: Array, T: Array, w: Array | None = None,
+                counted: Array | None = None) -> tuple[Array, Array, Array]:
     xp = namespace(Z)
     S, E, sum_E = _softmax_parts(Z)
     # -log p_y = log Σ exp(S) − S_y, picked out by the one-hot columns of T.
     value = _mean(xp, T * (xp.log(sum_E) - S), w)
     # The target's score is the column maximum exactly when its shifted score is 0: reuses the
     # shift instead of two argmax reductions.
-    correct = xp.sum(T * xp.astype(S == 0, T.dtype))
-    return value, _scale(E / sum_E - T, w), xp.astype(correct, xp.int32)
+    correct = _counted(xp, T * xp.astype(S == 0, T.dtype), counted)
+    return value, _scale(E / sum_E - T, w), correct
 
 
 def _softplus(Z: Array) -> Array:
@@ -131,22 +143,24 @@ def _softplus(Z: Array) -> Array:
     return xp.maximum(Z, 0.0) + xp.log1p(xp.exp(-xp.abs(Z)))
 
 
-def _sigmoid_bce(Z: Array, T: Array, w: Array | None = None) -> tuple[Array, Array, Array]:
+def _sigmoid_bce(Z: Array, T: Array, w: Array | None = None,
+                 counted: Array | None = None) -> tuple[Array, Array, Array]:
     # -[t log σ(z) + (1-t) log(1-σ(z))] = softplus(z) − t·z, averaged over all k·m elements.
     xp = namespace(Z)
     k = Z.shape[0]
     value = _mean(xp, _softplus(Z) - T * Z, w) / k
     # An example counts as correct when every one of its k labels is (subset accuracy, as
     # scikit-learn's accuracy_score for multilabel targets); for k = 1 plain accuracy.
-    hits = xp.all((Z > 0) == (T > 0.5), axis=0)
-    return value, _scale(sigmoid(Z) - T, w) / k, xp.sum(xp.astype(hits, xp.int32))
+    hits = xp.all((Z > 0) == (T > 0.5), axis=0, keepdims=True)
+    return value, _scale(sigmoid(Z) - T, w) / k, _counted(xp, xp.astype(hits, Z.dtype), counted)
 
 
 def _identity(Z: Array) -> Array:
     return Z
 
 
-def _mse(Z: Array, T: Array, w: Array | None = None) -> tuple[Array, Array, Array]:
+def _mse(Z: Array, T: Array, w: Array | None = None,
+         counted: Array | None = None) -> tuple[Array, Array, Array]:
     xp = namespace(Z)
     k = Z.shape[0]
     R = Z - T
@@ -158,7 +172,8 @@ def _exp(Z: Array) -> Array:
     return namespace(Z).exp(Z)
 
 
-def _poisson(Z: Array, T: Array, w: Array | None = None) -> tuple[Array, Array, Array]:
+def _poisson(Z: Array, T: Array, w: Array | None = None,
+             counted: Array | None = None) -> tuple[Array, Array, Array]:
     # Half Poisson deviance with a log link, ŷ = e^z:
     # y·log(y/ŷ) − y + ŷ = (y·log y − y) − y·z + e^z, with 0·log 0 = 0; zero at a perfect fit,
     # as scikit-learn's poisson_loss. e^z overflows only where the model has already diverged

@@ -33,7 +33,7 @@ def value_and_grad_mixed(params_t: ColumnParams, Xa: Array, T: Array,
                          activation: Activations = "relu",
                          output: str | OutputLoss = "softmax",
                          decay: tuple[Array, ...] | None = None, w: Array | None = None,
-                         masks: Masks = None, *, compute: Any
+                         masks: Masks = None, counted: Array | None = None, *, compute: Any
                          ) -> tuple[Array, ColumnParams, Array]:
     """As :func:`polynn.nn.mlp.value_and_grad_columns` for float32 ``params_t`` and ``Xa``
     ``(n_0 + 1, m)``, with the matmuls and activations in dtype ``compute`` (the namespace's
@@ -46,7 +46,7 @@ def value_and_grad_mixed(params_t: ColumnParams, Xa: Array, T: Array,
     low_masks = None if masks is None else tuple(
         None if D is None else xp.astype(D, compute) for D in masks)
     Z, cache = forward_columns(low, xp.astype(Xa, compute), activation, low_masks)
-    data_loss, delta, correct = pair.terms(xp.astype(Z, full), T, w)
+    data_loss, delta, correct = pair.terms(xp.astype(Z, full), T, w, counted)
     grads = backward_columns(low, cache, xp.astype(delta, compute), activation, None, low_masks)
     grads = tuple(xp.astype(g, full) for g in grads)
     if decay is not None:

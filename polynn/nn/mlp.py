@@ -203,7 +203,8 @@ def value_and_grad_columns(params_t: ColumnParams, Xa: Array, T: Array,
                            output: str | OutputLoss = "softmax",
                            decay: tuple[Array, ...] | None = None,
                            w: Array | None = None,
-                           masks: Masks = None) -> tuple[Array, ColumnParams, Array]:
+                           masks: Masks = None,
+                           counted: Array | None = None) -> tuple[Array, ColumnParams, Array]:
     """The regularised loss, its gradient and the correct count, all in columns.
 
     Parameters
@@ -224,6 +225,9 @@ def value_and_grad_columns(params_t: ColumnParams, Xa: Array, T: Array,
         Example weights summing to 1 (None: 1/m each).
     masks : sequence of (array or None), optional
         Dropout masks (see :func:`forward_columns`).
+    counted : array, shape (1, m), optional
+        1 for the examples the correct count is over, 0 for the rest (a padded batch's
+        padding); None: all.
 
     Returns
     -------
@@ -234,7 +238,7 @@ def value_and_grad_columns(params_t: ColumnParams, Xa: Array, T: Array,
         Correctly classified examples (0 for regression).
     """
     Z, cache = forward_columns(params_t, Xa, activation, masks)
-    data_loss, delta, correct = _as_output(output).terms(Z, T, w)
+    data_loss, delta, correct = _as_output(output).terms(Z, T, w, counted)
     grads = backward_columns(params_t, cache, delta, activation, decay, masks)
     return data_loss + l2_penalty_columns(params_t, decay), grads, correct
 

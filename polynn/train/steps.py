@@ -24,8 +24,10 @@ from polynn.train.weights import skip_if_weightless
 def make_step(activation: Any, output: str, optimizer: Any, inplace: bool = False,
               dropout: Any = None, compute: Any = None) -> Callable[..., Any]:
     """One training step in columns: ``step((params_t, opt_state), Xa (n_0 + 1, m), T (k, m),
-    decay, w=None, examples=None) -> ((params_t, opt_state), (loss, correct))``; ``w`` is None
-    or the batch's ``(1, m)`` example weights, summing to 1.
+    decay, w=None, examples=None, counted=None) -> ((params_t, opt_state), (loss, correct))``;
+    ``w`` is None or the batch's ``(1, m)`` example weights, summing to 1; ``counted`` is None
+    or the ``(1, m)`` row of 1s for the examples the correct count is over (a padded batch's
+    real rows).
 
     ``dropout``: None or a :class:`polynn.nn.dropout.Dropout`; its masks are drawn for the
     optimizer's step count and ``examples`` ``(m,)``, the batch's rows in the data set.
@@ -61,10 +63,10 @@ def make_step(activation: Any, output: str, optimizer: Any, inplace: bool = Fals
     grad = value_and_grad_columns if compute is None else functools.partial(
         value_and_grad_mixed, compute=compute)
 
-    def step(carry, Xa, T, decay, w=None, examples=None):
+    def step(carry, Xa, T, decay, w=None, examples=None, counted=None):
         params, opt_state = carry
         masks = None if dropout is None else dropout.masks(opt_state[0], examples, Xa)
-        loss, grads, correct = grad(params, Xa, T, activation, pair, decay, w, masks)
+        loss, grads, correct = grad(params, Xa, T, activation, pair, decay, w, masks, counted)
         params, opt_state = optimizer.update(grads, opt_state, params, inplace=inplace)
         return (params, opt_state), (loss, correct)
 
@@ -207,6 +209,8 @@ def runners(backend: Backend, activation: Any, output: str, optimizer: Any, dtyp
             raw = share if weights is None else share * take(weights, rows, 0)
             w, decay = normalized_weights(raw, decay, l2_per_weight, namespace(share).sum(share))
         args = (xa, t, decay, split(w, 1), examples)
+        if mask is not None:  # the padding's rows are not counted as correct either
+            args += (split(namespace(share).reshape(share, (1, -1)), 1),)
         if weights is None:
             return step(carry, *args)
         # A batch whose weights sum to zero is skipped (polynn.train.weights).
