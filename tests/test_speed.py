@@ -275,3 +275,35 @@ def test_chunk_never_exceeds_the_remaining_steps_and_survives_empty_chunks():
     assert chunker.take(10**9) == 50
     chunker.measured(3, 0.0)  # a clock too coarse to see the steps
     assert 1 <= chunker.take(10**9) <= GROWTH * 3
+
+
+# --- in-order batches are views on eager backends -------------------------------------------------
+def test_in_order_slices_are_the_plans_rows():
+    from polynn.train.epochs import in_order
+
+    plan = batch_plan(21, 4, np.random.default_rng(0), False)
+    for (rows, n), (slices, n2) in zip(plan, in_order(plan), strict=True):
+        assert n == n2 and slices.shape == rows.shape
+        for i in range(n):
+            np.testing.assert_array_equal(np.arange(21)[slices[i, ...]], rows[i])
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_in_order_epochs_equal_gathered_ones(monkeypatch, weighted):
+    """shuffle=False on an eager backend slices its batches; gathering them gives the same."""
+    import polynn.train.epochs as epochs
+
+    X, y = _digits_like(37)
+    w = np.linspace(0.5, 2.0, 37) if weighted else None
+    got = []
+    for slicing in (True, False):
+        if not slicing:
+            monkeypatch.setattr(epochs, "in_order", lambda plan: plan)
+        model = pn.MLP([8, 5, 3], backend="numpy", dtype="float64", seed=1)
+        history = model.fit(X, y, lr=0.1, l2=1e-3, epochs=3, batch_size=8, shuffle=False,
+                            sample_weight=w, progress=False)
+        got.append((history.loss, history.accuracy, model.host_params()))
+    assert got[0][:2] == got[1][:2]
+    for (Wa, ba), (Wb, bb) in zip(got[0][2], got[1][2]):
+        np.testing.assert_array_equal(Wa, Wb)
+        np.testing.assert_array_equal(ba, bb)

@@ -25,6 +25,26 @@ def batch_plan(m, batch_size, rng, shuffle, rows=None):
     return plan
 
 
+class InOrder:
+    """The rows of ``n`` consecutive batches of ``b`` rows from row ``first`` on, as slices:
+    ``InOrder(...)[i, ...]`` is batch i's ``slice``, so that an eager backend takes a view of
+    the data instead of gathering a copy (the in-order epochs of ``shuffle=False``, as a NumPy
+    user slices them). Shaped like the ``(n, b)`` row indices it stands for."""
+
+    def __init__(self, first: int, n: int, b: int):
+        self.first, self.shape = first, (n, b)
+
+    def __getitem__(self, key) -> slice:
+        start = self.first + int(key[0]) * self.shape[1]
+        return slice(start, start + self.shape[1])
+
+
+def in_order(plan):
+    """``plan`` (from :func:`batch_plan`, rows in order) with each entry's rows as
+    :class:`InOrder` slices."""
+    return [(InOrder(int(rows[0, 0]), n, rows.shape[1]), n) for rows, n in plan]
+
+
 def padded_plan(plan, batch_size: int):
     """``plan`` (from :func:`batch_plan`) as one ``(order, n, mask)`` entry for a compiled
     backend: every batch of ``batch_size`` rows, the remainder padded with the epoch's first row
@@ -67,13 +87,19 @@ def run_epoch(spec, batches, carry, data, decay, chunker, interrupted, positive=
                                                          tick=tick)
     else:
         backend = data.backend
+        if not (backend.jit or spec.shuffle or data.rows is not None
+                or spec.dropout is not None):
+            # In order on an eager backend: slices (views) instead of gathered copies. (Compiled
+            # steps take batches from one array of row indices; dropout reads the indices.)
+            plan = in_order(plan)
         plan = [(rows, n, None) for rows, n in plan]
         if backend.jit and not data.host and data.valid is not None:  # bucketed data
             plan = padded_plan([(rows, n) for rows, n, _ in plan], b)
         if not data.host:
             # The batch rows travel to the device once per epoch (m integers); the batches
             # themselves are gathered from X when used.
-            plan = [(backend.asarray(rows, copy=False), n, None if mask is None else
+            plan = [(rows if isinstance(rows, InOrder) else backend.asarray(rows, copy=False), n,
+                     None if mask is None else
                      (backend.asarray(mask, data.dtype.name), mask.sum(axis=1)))
                     for rows, n, mask in plan]  # fmt: skip
         carry, losses, correct, sizes = _chunks_of_batches(data, batches, carry, plan, decay,

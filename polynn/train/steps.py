@@ -184,12 +184,18 @@ def runners(backend: Backend, activation: Any, output: str, optimizer: Any, dtyp
         w = None if w is None else split(w, 1)
         return step(carry, split(Xa, 1), split(T, 1), decay, w, examples)
 
+    def view_or_gather(A, rows, axis, gather):
+        if isinstance(rows, slice):  # in-order batches on an eager backend: a view
+            return A[rows, ...] if axis == 0 else A[:, rows]
+        return gather(A, rows, axis=axis)
+
     if not host:
         def take(A, rows, axis):  # data on the backend (inside the compiled step on JAX)
-            return namespace(A).take(A, rows, axis=axis)
+            return view_or_gather(A, rows, axis, namespace(A).take)
     else:
         def take(A, rows, axis):  # host data: gather on the host, then move and cast
-            return backend.asarray(np.take(A, rows, axis=axis), dtype.name, copy=False)
+            return backend.asarray(view_or_gather(A, rows, axis, np.take), dtype.name,
+                                   copy=False)
 
     def batch_body(carry, index, X, T, order, decay, weights, mask=None, ids=None):
         # The only copy of the data an epoch makes is this batch-sized one.
