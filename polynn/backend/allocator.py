@@ -25,12 +25,13 @@ import functools
 import os
 import sys
 
+from polynn.backend.switches import switched_off
+
 MALLOC_ENV = "POLYNN_MALLOC"
 # glibc's mallopt parameters (malloc.h)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD = 256 * 2**20
 TRIM_THRESHOLD = 512 * 2**20
-_OFF = ("0", "off", "false", "no")
 _GLIBC_ENV = {M_MMAP_THRESHOLD: "MALLOC_MMAP_THRESHOLD_",
               M_TRIM_THRESHOLD: "MALLOC_TRIM_THRESHOLD_"}
 
@@ -51,7 +52,7 @@ def wanted_thresholds(environ=None) -> dict[int, int]:
         ``POLYNN_MALLOC=0``.
     """
     environ = os.environ if environ is None else environ
-    if environ.get(MALLOC_ENV, "").strip().lower() in _OFF or not sys.platform.startswith("linux"):
+    if switched_off(environ.get(MALLOC_ENV)) or not sys.platform.startswith("linux"):
         return {}
     return {parameter: value for parameter, value in ((M_MMAP_THRESHOLD, MMAP_THRESHOLD),
                                                       (M_TRIM_THRESHOLD, TRIM_THRESHOLD))

@@ -17,9 +17,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from polynn.backend.switches import switched_off
+
 CACHE_ENV = "POLYNN_JAX_CACHE"
 MIN_COMPILE_SECONDS = 0.0
-_OFF = ("0", "off", "false", "no")
 
 
 def jax_cache_dir(environ=None) -> Path | None:
@@ -39,7 +40,7 @@ def jax_cache_dir(environ=None) -> Path | None:
     """
     environ = os.environ if environ is None else environ
     value = environ.get(CACHE_ENV, "").strip()
-    if value.lower() in _OFF:
+    if switched_off(value):
         return None
     if value and value.lower() not in ("1", "on", "true", "yes"):
         return Path(value).expanduser()

@@ -184,18 +184,7 @@ def runners(backend: Backend, activation: Any, output: str, optimizer: Any, dtyp
         w = None if w is None else split(w, 1)
         return step(carry, split(Xa, 1), split(T, 1), decay, w, examples)
 
-    def view_or_gather(A, rows, axis, gather):
-        if isinstance(rows, slice):  # in-order batches on an eager backend: a view
-            return A[rows, ...] if axis == 0 else A[:, rows]
-        return gather(A, rows, axis=axis)
-
-    if not host:
-        def take(A, rows, axis):  # data on the backend (inside the compiled step on JAX)
-            return view_or_gather(A, rows, axis, namespace(A).take)
-    else:
-        def take(A, rows, axis):  # host data: gather on the host, then move and cast
-            return backend.asarray(view_or_gather(A, rows, axis, np.take), dtype.name,
-                                   copy=False)
+    take = _batch_taker(backend, dtype, host)
 
     def batch_body(carry, index, X, T, order, decay, weights, mask=None, ids=None):
         # The only copy of the data an epoch makes is this batch-sized one.
@@ -227,6 +216,23 @@ def runners(backend: Backend, activation: Any, output: str, optimizer: Any, dtyp
     batches = backend.repeat(batch_body, MAX_CHUNK_STEPS)
     return full, batches, backend.compile(
         lambda params, Xa, T: evaluate(params, split(Xa, 1), split(T, 1)))
+
+
+def _batch_taker(backend: Backend, dtype: Any, host: bool) -> Callable[..., Any]:
+    """``take(A, rows, axis)``: a batch's rows of ``A`` along ``axis`` as a backend array in
+    ``dtype``'s namespace. ``rows`` is a slice (in-order batches on an eager backend: a view)
+    or an index array (gathered: on the backend, inside the compiled step on JAX, or on the
+    host and then moved and cast when ``host``)."""
+
+    def view_or_gather(A, rows, axis, gather):
+        if isinstance(rows, slice):
+            return A[rows, ...] if axis == 0 else A[:, rows]
+        return gather(A, rows, axis=axis)
+
+    if not host:
+        return lambda A, rows, axis: view_or_gather(A, rows, axis, namespace(A).take)
+    return lambda A, rows, axis: backend.asarray(view_or_gather(A, rows, axis, np.take),
+                                                 dtype.name, copy=False)
 
 
 def owned(backend: Backend):
